@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Make a fresh virtualenv, install xpnet with its test extras plus the torch CPU build (backend and test oracle),
+# run exactly the test command README.md shows, then fail if a required backend ran no test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${XPNET_CI_VENV:-.ci-venv}"
+REPORT_DIR="${XPNET_CI_ARTIFACTS:-ci-artifacts}"
+PYTHON="${PYTHON:-python3}"
+
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+python -m pip install --quiet --upgrade pip
+# torch is pinned: the pinned version is the local CPU build; an unpinned one would pull GBs of CUDA packages.
+python -m pip install --quiet -e ".[test]" "torch==2.13.0"
+python -m pip list --format=freeze | grep -iE '^(numpy|array.api|torch|pytest|hypothesis)' || true
+
+mkdir -p "$REPORT_DIR"
+export XPNET_REQUIRE_BACKENDS="numpy,array_api_strict,torch"
+export PYTEST_ADDOPTS="--junitxml=$REPORT_DIR/junit.xml ${PYTEST_ADDOPTS:-}"
+
+# The test command from README.md (kept identical; ci/check_backends.py checks that it still is).
+python -m pytest
+
+python ci/check_backends.py "$REPORT_DIR/junit.xml" --require numpy,array_api_strict,torch --readme README.md

@@ -1,0 +1,55 @@
+"""Shared test helpers: moving data between NumPy and the backend under test, tolerances written once, and an
+``assert_close`` that checks namespace, shape and dtype before values so a failure says what differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xpnet._backend import asarray, backend_name, dtype_name, namespace, to_numpy
+
+# Written once: the tolerance of a comparison depends on the dtype of the arrays compared.
+TOL = {
+    "float64": {"rtol": 1e-9, "atol": 1e-11},
+    "float32": {"rtol": 1e-4, "atol": 1e-5},
+}
+# Gradient checks in float64: a relative error of 1e-8 or better (CS231n's notebooks expect ~1e-8 to 1e-10).
+GRAD_REL_ERROR = 1e-8
+
+
+def to_xp(a, xp, dtype=None):
+    """Host data (NumPy array, list, scalar) on backend ``xp`` (keeps NumPy's dtype unless ``dtype`` is given)."""
+    a = np.asarray(a)
+    return asarray(a, xp=xp, dtype=a.dtype if dtype is None else dtype)
+
+
+def to_np(a):
+    """A NumPy array of ``a`` (any backend)."""
+    return np.asarray(to_numpy(a))
+
+
+def rel_error(x, y) -> float:
+    """CS231n's max relative error, on the host."""
+    x, y = to_np(x).astype(np.float64), to_np(y).astype(np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+
+
+def assert_close(actual, expected, *, xp=None, rtol=None, atol=None, err_msg=""):
+    """Assert ``actual`` (a backend array) matches ``expected`` (NumPy or backend).
+
+    Checks, in order: namespace (if ``xp`` given), shape, dtype (when ``expected`` is a backend array or has a float
+    dtype), then values with the dtype's tolerances from ``TOL``.
+    """
+    if xp is not None:
+        got_ns = namespace(actual)
+        assert got_ns is xp, f"{err_msg} namespace: expected {backend_name(xp)}, got {backend_name(got_ns)}"
+    a = to_np(actual)
+    e = to_np(expected)
+    assert a.shape == e.shape, f"{err_msg} shape: expected {e.shape}, got {a.shape}"
+    name = dtype_name(actual.dtype) if hasattr(actual, "dtype") else a.dtype.name
+    if e.dtype.kind == "f":
+        assert name == e.dtype.name, f"{err_msg} dtype: expected {e.dtype.name}, got {name}"
+    tol = TOL.get(name, TOL["float64"])
+    np.testing.assert_allclose(
+        a, e, rtol=tol["rtol"] if rtol is None else rtol, atol=tol["atol"] if atol is None else atol, err_msg=err_msg
+    )

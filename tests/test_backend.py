@@ -1,0 +1,84 @@
+"""The backend module: namespaces, placement, host transfers and seeded random numbers on every backend."""
+
+import numpy as np
+import pytest
+
+from xpnet import _backend as B
+from helpers import to_np, to_xp
+
+
+def test_namespace_of_backend_arrays(xp):
+    x = to_xp(np.ones((2, 3)), xp)
+    assert B.namespace(x, None, 1.0) is xp
+
+
+def test_namespace_rejects_mixed_backends(xp, backend):
+    if backend == "numpy":
+        pytest.skip("needs a second backend besides numpy")
+    x = to_xp(np.ones(3), xp)
+    with pytest.raises(TypeError, match="different backends"):
+        B.namespace(x, np.ones(3))
+
+
+def test_namespace_rejects_non_arrays():
+    with pytest.raises(TypeError, match="expected an array"):
+        B.namespace([1.0, 2.0])
+
+
+def test_get_namespace_by_name_and_module(xp, backend):
+    assert B.get_namespace(backend) is xp
+    with pytest.raises(ValueError, match="xp must be one of"):
+        B.get_namespace("tensorflow")
+
+
+def test_asarray_like_keeps_device_and_dtype(xp):
+    ref = to_xp(np.zeros(2, dtype=np.float32), xp)
+    y = B.asarray(np.arange(4), like=ref, dtype="float32")
+    assert B.namespace(y) is xp
+    assert B.device(y) == B.device(ref)
+    assert y.dtype == xp.float32
+    np.testing.assert_array_equal(to_np(y), np.arange(4, dtype=np.float32))
+
+
+def test_to_numpy_roundtrip(xp):
+    a = np.random.default_rng(0).standard_normal((3, 4))
+    np.testing.assert_array_equal(B.to_numpy(to_xp(a, xp)), a)
+
+
+def test_resolve_dtype_accepts_numpy_names_and_native(xp):
+    assert B.resolve_dtype(xp, np.float32) == xp.float32
+    assert B.resolve_dtype(xp, "float64") == xp.float64
+    assert B.resolve_dtype(xp, xp.float32) == xp.float32
+    assert B.dtype_name(xp.float32) == "float32"
+
+
+def test_max_float_dtype_is_float64_on_cpu(xp):
+    assert B.max_float_dtype(xp) == xp.float64
+
+
+def test_seeded_random_is_identical_on_every_backend(xp):
+    like = to_xp(np.zeros(1), xp)
+    u = B.random_uniform((5, 4), like=like, seed=7)
+    n = B.random_normal((5, 4), like=like, seed=7)
+    np.testing.assert_array_equal(to_np(u), np.random.default_rng(7).random((5, 4)))
+    np.testing.assert_array_equal(to_np(n), np.random.default_rng(7).standard_normal((5, 4)))
+
+
+def test_unseeded_random_follows_numpy_global_seed(xp):
+    like = to_xp(np.zeros(1), xp)
+    np.random.seed(231)
+    a = to_np(B.random_uniform((3,), like=like))
+    np.random.seed(231)
+    b = to_np(B.random_uniform((3,), like=like))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_pad_zero_pads_each_axis(xp):
+    x = to_xp(np.ones((1, 1, 2, 2)), xp)
+    y = B.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)), xp=xp)
+    assert y.shape == (1, 1, 5, 3)
+    assert float(xp.sum(y)) == 4.0
+
+
+def test_sync_is_a_noop_on_cpu(xp):
+    B.sync(to_xp(np.ones(2), xp))

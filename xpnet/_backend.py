@@ -1,0 +1,237 @@
+"""The one module that talks to ``array_api_compat`` and ``array_api_extra``.
+
+Everything else in xpnet gets its array namespace from its inputs (``xp = namespace(x, w)``) and calls only
+functions of the Array API standard on it, plus the few helpers here. Keeping the compatibility layer behind this
+module means a new backend, or a change in array-api-compat, touches one file.
+
+Random numbers: the standard has none, so xpnet draws them on the host with NumPy (a local ``Generator`` when a seed
+is given, NumPy's global state otherwise, as CS231n code expects after ``np.random.seed(231)``) and transfers them
+once. A seeded dropout mask is therefore identical on every backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as _compat
+import array_api_extra as _xpx
+import numpy as np
+
+__all__ = [
+    "namespace",
+    "get_namespace",
+    "backend_name",
+    "is_array",
+    "device",
+    "to_device",
+    "to_numpy",
+    "asarray",
+    "resolve_dtype",
+    "dtype_name",
+    "max_float_dtype",
+    "host_uniform",
+    "host_normal",
+    "random_uniform",
+    "random_normal",
+    "pad",
+    "sync",
+]
+
+_SCALARS = (bool, int, float, complex)
+
+
+def is_array(x: Any) -> bool:
+    """True for an array of any supported backend (NumPy, CuPy, torch, array_api_strict, ...)."""
+    return _compat.is_array_api_obj(x) and not isinstance(x, np.generic)
+
+
+def _describe(x: Any) -> str:
+    t = type(x)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def namespace(*arrays: Any):
+    """Array API namespace shared by ``arrays`` (``None`` and Python scalars are ignored).
+
+    Raises ``TypeError`` naming the backends when the arrays come from different libraries, and when an input is
+    not an array at all (a list, a NumPy scalar...).
+    """
+    arrays = tuple(a for a in arrays if a is not None and not isinstance(a, _SCALARS))
+    for a in arrays:
+        if not is_array(a):
+            raise TypeError(f"expected an array (NumPy, CuPy, torch, ...), got {_describe(a)}")
+    if not arrays:
+        raise TypeError("expected at least one array to take the array namespace from, got none")
+    try:
+        return _compat.array_namespace(*arrays)
+    except TypeError:
+        kinds = sorted({_describe(a) for a in arrays})
+        raise TypeError(
+            f"arrays come from different backends ({', '.join(kinds)}); move them to one backend first, "
+            "for example with xpnet.to_numpy(...) or xp.asarray(...)"
+        ) from None
+
+
+_MODULE_NAMES = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array_api_strict": "array_api_strict"}
+
+
+def get_namespace(xp: Any = None):
+    """Array API namespace for ``xp``: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace.
+
+    ``None`` means NumPy. The result is the array-api-compat wrapped namespace, so ``xp.asarray``, ``xp.matmul``,
+    ``xp.permute_dims`` ... behave as the standard says on every backend.
+    """
+    if xp is None:
+        xp = "numpy"
+    if isinstance(xp, str):
+        if xp not in _MODULE_NAMES:
+            raise ValueError(f"xp must be one of {sorted(_MODULE_NAMES)} (or the module itself), got {xp!r}")
+        try:
+            xp = importlib.import_module(_MODULE_NAMES[xp])
+        except ImportError as err:
+            raise ValueError(f"backend {xp!r} is not installed: {err}") from None
+    if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
+        raise TypeError(f"xp must be an array module or namespace such as numpy or cupy, got {_describe(xp)}")
+    return _compat.array_namespace(xp.asarray(0.0))
+
+
+def backend_name(xp: Any) -> str:
+    """Short name of a namespace's library: 'numpy', 'cupy', 'torch', 'array_api_strict', ..."""
+    if _compat.is_numpy_namespace(xp):
+        return "numpy"
+    if _compat.is_cupy_namespace(xp):
+        return "cupy"
+    if _compat.is_torch_namespace(xp):
+        return "torch"
+    if _compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return xp.__name__.split(".")[-1]
+
+
+def device(x: Any):
+    """The device an array lives on (works for NumPy arrays too, which have no ``.device`` before NumPy 2)."""
+    return _compat.device(x)
+
+
+def to_device(x: Any, dev: Any):
+    """Move ``x`` to device ``dev`` of its own backend."""
+    return _compat.to_device(x, dev)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy (or view) of an array of any backend; NumPy inputs and Python scalars pass through.
+
+    CuPy arrays come back with ``.get()``, torch tensors with ``.detach().cpu().numpy()``, others through DLPack.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (np.generic, *_SCALARS)):
+        return np.asarray(x)
+    if _compat.is_cupy_array(x):
+        return x.get()
+    if _compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if not is_array(x):
+        raise TypeError(f"to_numpy expects an array, got {_describe(x)}")
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x)
+
+
+def resolve_dtype(xp: Any, dtype: Any):
+    """The dtype of namespace ``xp`` meant by ``dtype``: a NumPy dtype or type, a name ('float32'), or a dtype of
+    ``xp`` itself. ``None`` stays ``None``."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, (str, np.dtype)) or (isinstance(dtype, type) and issubclass(dtype, (np.generic, *_SCALARS))):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"dtype must be a dtype or a dtype name such as 'float32', got {dtype!r}") from None
+        if not hasattr(xp, name):
+            raise TypeError(f"dtype {name!r} is not available on backend {backend_name(xp)}")
+        return getattr(xp, name)
+    return dtype
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32', 'float64', 'int64'... for a dtype of any backend (used for portable checkpoints)."""
+    text = str(dtype)
+    return text.rsplit(".", 1)[-1].removesuffix("'>")
+
+
+def asarray(obj: Any, *, like: Any = None, xp: Any = None, device: Any = None, dtype: Any = None):
+    """Put host data (a NumPy array, list or scalar) on a backend in one transfer.
+
+    The target is the namespace and device of the array ``like``, or the namespace ``xp`` (a module, name or
+    namespace) and ``device``. ``dtype`` may be a NumPy dtype, a name or a dtype of the target backend.
+    """
+    if like is not None:
+        xp = namespace(like)
+        device = _compat.device(like) if device is None else device
+    else:
+        xp = get_namespace(xp)
+    dtype = resolve_dtype(xp, dtype)
+    if is_array(obj) and not isinstance(obj, np.ndarray) and namespace(obj) is not xp:
+        obj = to_numpy(obj)  # another backend's array (a CuPy checkpoint loaded into torch) goes via the host once
+    if isinstance(obj, np.ndarray) and not obj.flags.writeable:
+        obj = obj.copy()
+    return xp.asarray(obj, dtype=dtype, device=device)
+
+
+def max_float_dtype(xp: Any, dev: Any = None):
+    """float64 where the device supports it (every CPU and CUDA device), float32 otherwise (e.g. Apple MPS)."""
+    floats = xp.__array_namespace_info__().dtypes(device=dev, kind="real floating")
+    return floats.get("float64", floats.get("float32"))
+
+
+def _host_rng(seed: int | np.random.Generator | None):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random  # the global state, so np.random.seed(...) reproduces a run as in CS231n
+    return np.random.default_rng(seed)
+
+
+def host_uniform(shape: tuple[int, ...], seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Uniform [0, 1) float64 NumPy array drawn from a seeded Generator, or NumPy's global state if no seed."""
+    rng = _host_rng(seed)
+    return rng.random(shape) if rng is not np.random else np.random.random_sample(shape)
+
+
+def host_normal(shape: tuple[int, ...], seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Standard normal float64 NumPy array drawn from a seeded Generator, or NumPy's global state if no seed."""
+    rng = _host_rng(seed)
+    return rng.standard_normal(shape)
+
+
+def random_uniform(shape, *, like: Any, seed: int | np.random.Generator | None = None, dtype: Any = None):
+    """Uniform [0, 1) array on ``like``'s backend and device (drawn on the host, one transfer)."""
+    return asarray(host_uniform(tuple(shape), seed), like=like, dtype=like.dtype if dtype is None else dtype)
+
+
+def random_normal(shape, *, like: Any, seed: int | np.random.Generator | None = None, dtype: Any = None):
+    """Standard normal array on ``like``'s backend and device (drawn on the host, one transfer)."""
+    return asarray(host_normal(tuple(shape), seed), like=like, dtype=like.dtype if dtype is None else dtype)
+
+
+def pad(x: Any, pad_width, *, xp: Any):
+    """Zero padding (``array_api_extra.pad``): ``pad_width`` is an int or one ``(before, after)`` pair per axis."""
+    return _xpx.pad(x, pad_width, mode="constant", constant_values=0, xp=xp)
+
+
+def sync(x: Any = None) -> None:
+    """Wait for queued device work (CuPy, torch CUDA) so that a timer measures it; a no-op on CPU backends."""
+    if x is None:
+        return
+    if _compat.is_cupy_array(x):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+    elif _compat.is_torch_array(x) and x.device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(x.device)
