@@ -82,3 +82,19 @@ def test_pad_zero_pads_each_axis(xp):
 
 def test_sync_is_a_noop_on_cpu(xp):
     B.sync(to_xp(np.ones(2), xp))
+
+
+def test_save_load_npz_roundtrip_is_portable(xp, tmp_path):
+    a = to_xp(np.arange(6.0).reshape(2, 3), xp)
+    path = tmp_path / "sub" / "ckpt.npz"
+    B.save_npz(path, {"W1": a, "t": 3}, {"epoch": 2, "name": "x"})
+    arrays, meta = B.load_npz(path)
+    assert meta == {"epoch": 2, "name": "x"}
+    np.testing.assert_array_equal(arrays["W1"], np.arange(6.0).reshape(2, 3))
+    assert int(arrays["t"]) == 3
+    assert [p.name for p in path.parent.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_load_npz_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        B.load_npz(tmp_path / "nope.npz")

@@ -12,6 +12,9 @@ once. A seeded dropout mask is therefore identical on every backend.
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import tempfile
 from types import ModuleType
 from typing import Any
 
@@ -37,6 +40,8 @@ __all__ = [
     "random_normal",
     "pad",
     "sync",
+    "save_npz",
+    "load_npz",
 ]
 
 _SCALARS = (bool, int, float, complex)
@@ -235,3 +240,44 @@ def sync(x: Any = None) -> None:
         import torch
 
         torch.cuda.synchronize(x.device)
+
+
+_META_KEY = "__xpnet_meta__"
+
+
+def save_npz(path, arrays: dict, meta: dict | None = None) -> None:
+    """Write ``arrays`` (any backend; copied to the host) and a JSON-able ``meta`` dict to one ``.npz`` file.
+
+    Portable: plain NumPy arrays and a JSON string, no pickle, so a file written from CuPy loads on NumPy or torch.
+    Atomic: written to a temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
+    mid-write never leaves a truncated checkpoint behind.
+    """
+    path = os.fspath(path)
+    host = {name: np.ascontiguousarray(to_numpy(a)) for name, a in arrays.items()}
+    if _META_KEY in host:
+        raise ValueError(f"array name {_META_KEY!r} is reserved")
+    host[_META_KEY] = np.asarray(json.dumps(meta or {}))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **host)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_npz(path) -> tuple[dict, dict]:
+    """Read a file written by :func:`save_npz`: ``(arrays as NumPy arrays, meta dict)``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != _META_KEY}
+        meta = json.loads(str(data[_META_KEY])) if _META_KEY in data.files else {}
+    return arrays, meta
