@@ -253,7 +253,7 @@ def save_npz(path, arrays: dict, meta: dict | None = None) -> None:
     mid-write never leaves a truncated checkpoint behind.
     """
     path = os.fspath(path)
-    host = {name: np.ascontiguousarray(to_numpy(a)) for name, a in arrays.items()}
+    host = {name: np.asarray(to_numpy(a)) for name, a in arrays.items()}
     if _META_KEY in host:
         raise ValueError(f"array name {_META_KEY!r} is reserved")
     host[_META_KEY] = np.asarray(json.dumps(meta or {}))
