@@ -56,3 +56,10 @@ def test_directional_check_catches_a_wrong_gradient(xp):
 def test_non_array_input_is_a_type_error():
     with pytest.raises(TypeError, match="expected an array"):
         eval_numerical_gradient(lambda a: 0.0, [1.0, 2.0], verbose=False)
+
+
+def test_array_gradient_of_a_function_returning_its_input(xp):
+    # f(x) = x returns the probed array itself; without a copy both probes would see the same values.
+    x = _x(xp)
+    df = to_xp(np.ones((3, 4)), xp)
+    assert rel_error(eval_numerical_gradient_array(lambda a: a, x, df), np.ones((3, 4))) < 1e-8

@@ -90,8 +90,10 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
     _check_array(x)
     xp = namespace(x, df)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    # f may return x itself or a view of it (test-mode dropout, reshapes): copy, as CS231n's f(x).copy() does.
+    run = lambda a: xp.asarray(f(a), copy=True)  # noqa: E731
     for ix in np.ndindex(*x.shape):
-        plus, minus = _probe(x, ix, h, f)
+        plus, minus = _probe(x, ix, h, run)
         grad[ix] = float(xp.sum((plus - minus) * df)) / (2 * h)
     return xp.asarray(grad, dtype=x.dtype, device=device(x))
 
@@ -114,7 +116,7 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
 
         def run(_):
             out = f(*inputs)
-            return xp.asarray(output.vals, copy=True) if blobs else out
+            return xp.asarray(output.vals if blobs else out, copy=True)
 
         for ix in np.ndindex(*x.shape):
             plus, minus = _probe(x, ix, h, run)

@@ -1,1 +1,67 @@
-__all__: list[str] = []
+"""Fully connected (affine) layer: ``out = x.reshape(N, D) @ w + b``."""
+
+from __future__ import annotations
+
+import math
+
+from .._backend import namespace
+
+__all__ = ["affine_forward", "affine_backward"]
+
+
+def affine_forward(x, w, b):
+    """Affine layer forward pass.
+
+    Parameters
+    ----------
+    x : array of shape (N, d_1, ..., d_k); each sample is flattened to D = d_1 * ... * d_k values.
+    w : weights of shape (D, M).
+    b : biases of shape (M,).
+
+    Returns
+    -------
+    out : array of shape (N, M).
+    cache : opaque, for :func:`affine_backward`.
+    """
+    xp = namespace(x, w, b)
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (N, d_1, ..., d_k) with at least 2 dimensions, got {tuple(x.shape)}")
+    D = math.prod(x.shape[1:])
+    if w.ndim != 2 or w.shape[0] != D:
+        raise ValueError(
+            f"w must have shape (D, M) with D={D} to match x of shape {tuple(x.shape)}, got {tuple(w.shape)}"
+        )
+    if tuple(b.shape) != (w.shape[1],):
+        raise ValueError(
+            f"b must have shape (M,) = ({w.shape[1]},) to match w of shape {tuple(w.shape)}, got {tuple(b.shape)}"
+        )
+    out = xp.reshape(x, (x.shape[0], D)) @ w + b
+    # b is not kept: db is the sum of dout and needs nothing from the forward pass.
+    return out, (x, w)
+
+
+def affine_backward(dout, cache):
+    """Affine layer backward pass.
+
+    Parameters
+    ----------
+    dout : upstream gradient of shape (N, M).
+    cache : from :func:`affine_forward`.
+
+    Returns
+    -------
+    dx : gradient of shape (N, d_1, ..., d_k), x's shape.
+    dw : gradient of shape (D, M).
+    db : gradient of shape (M,).
+    """
+    x, w = cache
+    xp = namespace(dout, x, w)
+    expected = (x.shape[0], w.shape[1])
+    if tuple(dout.shape) != expected:
+        raise ValueError(f"dout must have the forward output's shape (N, M) = {expected}, got {tuple(dout.shape)}")
+    x2 = xp.reshape(x, (x.shape[0], w.shape[0]))
+    dx = xp.reshape(dout @ w.T, x.shape)
+    dw = x2.T @ dout
+    db = xp.sum(dout, axis=0)
+    return dx, dw, db
+

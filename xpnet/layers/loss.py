@@ -1,1 +1,89 @@
-__all__: list[str] = []
+"""Classification losses: softmax (cross-entropy) and multiclass SVM (hinge), averaged over the batch."""
+
+from __future__ import annotations
+
+from .._backend import device, namespace
+
+__all__ = ["softmax_loss", "svm_loss"]
+
+
+def softmax_loss(x, y):
+    """Softmax (cross-entropy) loss and its gradient.
+
+    Parameters
+    ----------
+    x : scores of shape (N, C), real floating point.
+    y : integer labels of shape (N,), with values in [0, C).
+
+    Returns
+    -------
+    loss : 0-d array of x's backend and dtype, the mean over the batch (``float(loss)`` gives a Python float).
+    dx : gradient of the loss with respect to x, shape (N, C).
+    """
+    xp = namespace(x, y)
+    N, C, y = _check_scores_and_labels(x, y, xp=xp)
+    # Shifting by the row max leaves the softmax unchanged and keeps exp from overflowing on large scores.
+    shifted = x - xp.max(x, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    loss = xp.asarray(-xp.sum(_pick(log_probs, y, xp=xp)) / N)  # NumPy reductions give scalars; keep a 0-d array
+    probs = xp.exp(log_probs)
+    dx = xp.where(_one_hot(y, C, xp=xp), probs - 1.0, probs) / N
+    return loss, dx
+
+
+def svm_loss(x, y):
+    """Multiclass SVM (hinge) loss with margin 1, summed over classes and averaged over the batch, and its gradient.
+
+    Parameters
+    ----------
+    x : scores of shape (N, C), real floating point.
+    y : integer labels of shape (N,), with values in [0, C).
+
+    Returns
+    -------
+    loss : 0-d array of x's backend and dtype.
+    dx : gradient of the loss with respect to x, shape (N, C).
+    """
+    xp = namespace(x, y)
+    N, C, y = _check_scores_and_labels(x, y, xp=xp)
+    correct = _one_hot(y, C, xp=xp)
+    margins = x - _pick(x, y, xp=xp) + 1.0
+    violated = (margins > 0) & ~correct
+    loss = xp.asarray(xp.sum(xp.where(violated, margins, 0.0)) / N)
+    # Each violated margin pushes its class's score up and the correct class's score down.
+    violated_f = xp.astype(violated, x.dtype)
+    n_violated = xp.sum(violated_f, axis=1, keepdims=True)
+    dx = (violated_f - xp.where(correct, n_violated, 0.0)) / N
+    return loss, dx
+
+
+def _pick(x, y, *, xp):
+    """x[i, y[i]] for each row i, as an (N, 1) column."""
+    return xp.take_along_axis(x, xp.reshape(y, (-1, 1)), axis=1)
+
+
+def _one_hot(y, C, *, xp):
+    """Boolean (N, C) array, True at (i, y[i])."""
+    return xp.arange(C, dtype=y.dtype, device=device(y))[None, :] == y[:, None]
+
+
+def _check_scores_and_labels(x, y, *, xp):
+    """``(N, C, y as int64)`` after checking x's shape and dtype and y's shape, dtype and range (one host sync)."""
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"x must hold real floating-point scores, got dtype {x.dtype}")
+    N, C = x.shape
+    if N == 0 or C == 0:
+        raise ValueError(f"x must have at least one sample and one class, got shape {tuple(x.shape)}")
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if tuple(y.shape) != (N,):
+        raise ValueError(f"y must have shape (N,) = ({N},), one label per row of x, got {tuple(y.shape)}")
+    # int64 whatever the labels' integer type: torch indexes with int64 only, and C may not fit in y's type.
+    y = xp.astype(y, xp.int64, copy=False)
+    if bool(xp.any((y < 0) | (y >= C))):
+        raise ValueError(
+            f"y must hold labels in [0, C) = [0, {C}), got values from {int(xp.min(y))} to {int(xp.max(y))}"
+        )
+    return N, C, y

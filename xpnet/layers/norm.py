@@ -1,1 +1,331 @@
-__all__: list[str] = []
+"""Batch, layer, spatial batch and group normalization: one computation over different axes.
+
+Each layer computes ``out = gamma * xhat + beta``, where ``xhat`` is its input standardised (zero mean, unit biased
+variance) over some axes of a view of it, and ``gamma``/``beta`` scale and shift axis 1 (features or channels):
+
+=================  ============  =================  =========
+layer              x             view               axes
+=================  ============  =================  =========
+batchnorm          (N, D)        (N, D)             (0,)
+spatial batchnorm  (N, C, H, W)  (N, C, H, W)       (0, 2, 3)
+layernorm          (N, D)        (N, D)             (1,)
+spatial groupnorm  (N, C, H, W)  (N, G, C/G, H, W)  (2, 3, 4)
+=================  ============  =================  =========
+
+``_norm_forward`` and ``_norm_backward`` do the work; the public functions check their inputs and pick the axes.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, MutableMapping
+
+from .._backend import device, namespace
+
+__all__ = [
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward",
+    "layernorm_forward",
+    "layernorm_backward",
+    "spatial_groupnorm_forward",
+    "spatial_groupnorm_backward",
+]
+
+_MODES = ("train", "test")
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization forward pass.
+
+    In train mode ``x`` is standardised with the batch's mean and biased variance per feature, and the running
+    statistics in ``bn_param`` are updated: ``running = momentum * running + (1 - momentum) * batch``. In test mode
+    the running statistics are used instead.
+
+    Parameters
+    ----------
+    x : array of shape (N, D).
+    gamma, beta : scale and shift, of shape (D,).
+    bn_param : dict with ``'mode'`` ('train' or 'test', required), optional ``'eps'`` (default 1e-5) and
+        ``'momentum'`` (default 0.9). ``'running_mean'`` and ``'running_var'`` (shape (D,)) are read from it and
+        written back; they start as zeros on x's device and dtype.
+
+    Returns
+    -------
+    out : array of shape (N, D).
+    cache : opaque, for :func:`batchnorm_backward` or :func:`batchnorm_backward_alt`.
+    """
+    _check_ndim(x, 2, "(N, D)")
+    return _batchnorm(x, gamma, beta, bn_param, axes=(0,))
+
+
+def batchnorm_backward(dout, cache):
+    """Batch normalization backward pass, back through the computational graph node by node (as in CS231n).
+
+    Parameters
+    ----------
+    dout : upstream gradient of shape (N, D).
+    cache : from :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    """
+    return _norm_backward(dout, cache, _normalize_backward_graph)
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Batch normalization backward pass in closed form; same results as :func:`batchnorm_backward`, faster.
+
+    ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` with ``dxhat = dout * gamma`` and means
+    over the batch.
+
+    Returns
+    -------
+    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    """
+    return _norm_backward(dout, cache)
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Spatial batch normalization forward pass: statistics per channel over the batch and both spatial axes.
+
+    Parameters
+    ----------
+    x : array of shape (N, C, H, W).
+    gamma, beta : scale and shift, of shape (C,) (or (1, C, 1, 1)).
+    bn_param : as for :func:`batchnorm_forward`; running statistics of shape (C,).
+
+    Returns
+    -------
+    out : array of shape (N, C, H, W).
+    cache : opaque, for :func:`spatial_batchnorm_backward`.
+    """
+    _check_ndim(x, 4, "(N, C, H, W)")
+    return _batchnorm(x, gamma, beta, bn_param, axes=(0, 2, 3))
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Spatial batch normalization backward pass.
+
+    Returns
+    -------
+    dx : (N, C, H, W); dgamma, dbeta : gamma's and beta's shape.
+    """
+    return _norm_backward(dout, cache)
+
+
+def layernorm_forward(x, gamma, beta, ln_param=None):
+    """Layer normalization forward pass: each sample standardised over its D features (same in train and test).
+
+    Parameters
+    ----------
+    x : array of shape (N, D).
+    gamma, beta : scale and shift, of shape (D,).
+    ln_param : dict with optional ``'eps'`` (default 1e-5); other keys (such as ``'mode'``) are ignored.
+
+    Returns
+    -------
+    out : array of shape (N, D).
+    cache : opaque, for :func:`layernorm_backward`.
+    """
+    xp = namespace(x, gamma, beta)
+    _check_ndim(x, 2, "(N, D)")
+    _check_scale_shift(x, gamma, beta)
+    out, cache, _, _ = _norm_forward(x, gamma, beta, (1,), _eps(ln_param, "ln_param"), xp=xp)
+    return out, cache
+
+
+def layernorm_backward(dout, cache):
+    """Layer normalization backward pass.
+
+    Returns
+    -------
+    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    """
+    return _norm_backward(dout, cache)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param=None):
+    """Spatial group normalization forward pass: each sample's channels split into G groups of C/G channels,
+    each group standardised over its channels and both spatial axes.
+
+    Parameters
+    ----------
+    x : array of shape (N, C, H, W).
+    gamma, beta : scale and shift per channel, of shape (1, C, 1, 1) as in the 2022 assignment, or (C,).
+    G : number of groups; must divide C.
+    gn_param : dict with optional ``'eps'`` (default 1e-5).
+
+    Returns
+    -------
+    out : array of shape (N, C, H, W).
+    cache : opaque, for :func:`spatial_groupnorm_backward`.
+    """
+    xp = namespace(x, gamma, beta)
+    _check_ndim(x, 4, "(N, C, H, W)")
+    _check_scale_shift(x, gamma, beta)
+    N, C, H, W = x.shape
+    try:
+        G = operator.index(G)
+    except TypeError:
+        raise TypeError(f"G must be an integer number of groups, got {type(G).__name__}") from None
+    if G < 1 or C % G:
+        raise ValueError(f"G must be a positive divisor of the number of channels C={C}, got G={G}")
+    view = (N, G, C // G, H, W)
+    out, cache, _, _ = _norm_forward(x, gamma, beta, (2, 3, 4), _eps(gn_param, "gn_param"), xp=xp, view=view)
+    return out, cache
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Spatial group normalization backward pass.
+
+    Returns
+    -------
+    dx : (N, C, H, W); dgamma, dbeta : gamma's and beta's shape ((1, C, 1, 1) or (C,)).
+    """
+    return _norm_backward(dout, cache)
+
+
+def _normalize(x, axes, eps, *, xp):
+    """``x`` standardised over ``axes`` with the biased variance: ``(xhat, inv_std, mean, var)``, stats keepdims."""
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    centred = x - mean
+    var = xp.mean(centred * centred, axis=axes, keepdims=True)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    return centred * inv_std, inv_std, mean, var
+
+
+def _normalize_backward(dxhat, xhat, inv_std, axes, *, xp):
+    """Gradient through ``xhat = _normalize(x, axes)[0]`` (mean and variance depending on x), in closed form."""
+    mean_dxhat = xp.mean(dxhat, axis=axes, keepdims=True)
+    mean_dxhat_xhat = xp.mean(dxhat * xhat, axis=axes, keepdims=True)
+    return inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+
+
+def _normalize_backward_graph(dxhat, xhat, inv_std, axes, *, xp):
+    """The same gradient as :func:`_normalize_backward`, back through the graph ``mu = mean(x)``,
+    ``xmu = x - mu``, ``var = mean(xmu**2)``, ``inv_std = 1 / sqrt(var + eps)``, ``xhat = xmu * inv_std``."""
+    m = math.prod(xhat.shape[a] for a in axes)
+    xmu = xhat / inv_std
+    dinv_std = xp.sum(dxhat * xmu, axis=axes, keepdims=True)
+    dxmu = dxhat * inv_std
+    dvar = -0.5 * inv_std**3 * dinv_std
+    dxmu = dxmu + (2.0 / m) * xmu * dvar  # xmu reaches the output through var as well
+    dmu = -xp.sum(dxmu, axis=axes, keepdims=True)
+    return dxmu + dmu / m
+
+
+def _norm_forward(x, gamma, beta, axes, eps, *, xp, view=None, stats=None):
+    """``out = gamma * xhat + beta`` with ``xhat`` = x reshaped to ``view`` and standardised over ``axes``.
+
+    ``stats = (mean, var)`` (shape (C,)) standardises with those constants instead (batchnorm at test time).
+    Returns ``out, cache, mean, var``.
+    """
+    v = x if view is None else xp.reshape(x, view)
+    if stats is None:
+        xhat, inv_std, mean, var = _normalize(v, axes, eps, xp=xp)
+    else:
+        mean, var = (_on_axis1(s, x.ndim, xp=xp) for s in stats)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        xhat = (v - mean) * inv_std
+        axes = None  # constant statistics: the backward pass must not differentiate through them
+    if view is not None:
+        xhat = xp.reshape(xhat, x.shape)
+    out = _on_axis1(gamma, x.ndim, xp=xp) * xhat + _on_axis1(beta, x.ndim, xp=xp)
+    # Kept: xhat, inv_std and gamma, all that backward needs. Not kept: x, the mean and beta (dbeta is a sum of dout).
+    return out, (xhat, inv_std, gamma, axes, view), mean, var
+
+
+def _norm_backward(dout, cache, normalize_backward=_normalize_backward):
+    """``dx, dgamma, dbeta`` for a cache of :func:`_norm_forward`; ``normalize_backward`` is the closed form or the
+    graph form of the gradient through the standardisation."""
+    xhat, inv_std, gamma, axes, view = cache
+    xp = namespace(dout, xhat, inv_std, gamma)
+    if tuple(dout.shape) != tuple(xhat.shape):
+        raise ValueError(f"dout must have the forward output's shape {tuple(xhat.shape)}, got {tuple(dout.shape)}")
+    batch_and_spatial = (0, *range(2, dout.ndim))
+    dgamma = xp.reshape(xp.sum(dout * xhat, axis=batch_and_spatial), gamma.shape)
+    dbeta = xp.reshape(xp.sum(dout, axis=batch_and_spatial), gamma.shape)
+    dxhat = dout * _on_axis1(gamma, dout.ndim, xp=xp)
+    if axes is None:
+        return dxhat * inv_std, dgamma, dbeta
+    if view is None:
+        return normalize_backward(dxhat, xhat, inv_std, axes, xp=xp), dgamma, dbeta
+    dx = normalize_backward(xp.reshape(dxhat, view), xp.reshape(xhat, view), inv_std, axes, xp=xp)
+    return xp.reshape(dx, dout.shape), dgamma, dbeta
+
+
+def _batchnorm(x, gamma, beta, bn_param, axes):
+    """Batch normalization over ``axes`` of x (channels on axis 1) in bn_param's mode, updating its running stats."""
+    mode, eps, momentum = _bn_settings(bn_param)
+    C = x.shape[1]
+    running_mean, running_var = bn_param.get("running_mean"), bn_param.get("running_var")
+    xp = namespace(x, gamma, beta, running_mean, running_var)
+    _check_scale_shift(x, gamma, beta)
+    if running_mean is None:
+        running_mean = xp.zeros((C,), dtype=x.dtype, device=device(x))
+    if running_var is None:
+        running_var = xp.zeros((C,), dtype=x.dtype, device=device(x))
+    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+        if tuple(stat.shape) != (C,):
+            raise ValueError(f"bn_param[{name!r}] must have shape ({C},) to match x, got {tuple(stat.shape)}")
+    if mode == "test":
+        out, cache, _, _ = _norm_forward(x, gamma, beta, axes, eps, xp=xp, stats=(running_mean, running_var))
+        return out, cache
+    out, cache, mean, var = _norm_forward(x, gamma, beta, axes, eps, xp=xp)
+    bn_param["running_mean"] = momentum * running_mean + (1.0 - momentum) * xp.reshape(mean, (C,))
+    bn_param["running_var"] = momentum * running_var + (1.0 - momentum) * xp.reshape(var, (C,))
+    return out, cache
+
+
+def _on_axis1(a, ndim, *, xp):
+    """A per-channel array ((C,) or (1, C, 1, 1)) shaped (1, C, 1, ...) to broadcast on axis 1 of ndim-D arrays."""
+    return xp.reshape(a, (1, -1) + (1,) * (ndim - 2))
+
+
+def _check_ndim(x, ndim, shape_text):
+    namespace(x)  # a non-array gets namespace's TypeError naming its type, not an AttributeError on .ndim
+    if x.ndim != ndim:
+        raise ValueError(f"x must have shape {shape_text}, got {tuple(x.shape)}")
+
+
+def _check_scale_shift(x, gamma, beta):
+    C = x.shape[1]
+    allowed = [(C,)] + ([(1, C) + (1,) * (x.ndim - 2)] if x.ndim > 2 else [])
+    if tuple(gamma.shape) not in allowed:
+        expected = " or ".join(str(s) for s in allowed)
+        raise ValueError(
+            f"gamma must have shape {expected} to match x of shape {tuple(x.shape)}, got {tuple(gamma.shape)}"
+        )
+    if tuple(beta.shape) != tuple(gamma.shape):
+        raise ValueError(f"beta must have gamma's shape {tuple(gamma.shape)}, got {tuple(beta.shape)}")
+
+
+def _eps(param, name):
+    if param is None:
+        return 1e-5
+    if not isinstance(param, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
+    eps = float(param.get("eps", 1e-5))
+    if not eps >= 0.0:
+        raise ValueError(f"{name}['eps'] must be a non-negative number, got {eps}")
+    return eps
+
+
+def _bn_settings(bn_param):
+    """``(mode, eps, momentum)`` from bn_param, checked."""
+    if not isinstance(bn_param, MutableMapping):
+        raise TypeError(
+            f"bn_param must be a dict (the running statistics are written back to it), got {type(bn_param).__name__}"
+        )
+    mode = bn_param.get("mode")
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    momentum = float(bn_param.get("momentum", 0.9))
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"bn_param['momentum'] must be in [0, 1], got {momentum}")
+    return mode, _eps(bn_param, "bn_param"), momentum

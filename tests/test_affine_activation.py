@@ -1,0 +1,93 @@
+"""Affine and ReLU layers: CS231n's notebook values, numerical gradients, torch autograd, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from xpnet.gradient_check import eval_numerical_gradient_array
+from xpnet.layers import affine_backward, affine_forward, relu_backward, relu_forward
+from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+
+
+def _randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def test_affine_forward_matches_the_notebook(xp):
+    x = np.linspace(-0.1, 0.5, num=240).reshape(2, 4, 5, 6)
+    w = np.linspace(-0.2, 0.3, num=360).reshape(120, 3)
+    b = np.linspace(-0.3, 0.1, num=3)
+    out, _ = affine_forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp))
+    expected = np.array([[1.49834967, 1.70660132, 1.91485297], [3.25553199, 3.5141327, 3.77273342]])
+    assert_close(out, expected, xp=xp, rtol=1e-8, atol=0)
+
+
+def test_affine_gradients_match_numerical(xp):
+    x, w, b = (to_xp(a, xp) for a in (_randn(3, 2, 3), _randn(6, 4, seed=1), _randn(4, seed=2)))
+    dout = to_xp(_randn(3, 4, seed=3), xp)
+    _, cache = affine_forward(x, w, b)
+    dx, dw, db = affine_backward(dout, cache)
+    assert tuple(dx.shape) == (3, 2, 3)
+    assert rel_error(dx, eval_numerical_gradient_array(lambda a: affine_forward(a, w, b)[0], x, dout)) < GRAD_REL_ERROR
+    assert rel_error(dw, eval_numerical_gradient_array(lambda a: affine_forward(x, a, b)[0], w, dout)) < GRAD_REL_ERROR
+    assert rel_error(db, eval_numerical_gradient_array(lambda a: affine_forward(x, w, a)[0], b, dout)) < GRAD_REL_ERROR
+
+
+def test_relu_forward_matches_the_notebook(xp):
+    out, _ = relu_forward(to_xp(np.linspace(-0.5, 0.5, num=12).reshape(3, 4), xp))
+    expected = [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.04545455, 0.13636364], [0.22727273, 0.31818182, 0.40909091, 0.5]]
+    assert_close(out, np.array(expected), xp=xp, rtol=1e-7, atol=0)
+
+
+def test_relu_gradient_matches_numerical(xp):
+    x = to_xp(_randn(5, 6), xp)
+    dout = to_xp(_randn(5, 6, seed=1), xp)
+    dx = relu_backward(dout, relu_forward(x)[1])
+    assert rel_error(dx, eval_numerical_gradient_array(lambda a: relu_forward(a)[0], x, dout)) < GRAD_REL_ERROR
+    assert_close(relu_backward(dout, x), dx, xp=xp)  # CS231n's cache, the input itself, gives the same gradient
+
+
+def test_affine_relu_match_torch_autograd(xp):
+    x, w, b, dout = _randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2), _randn(4, 3, seed=3)
+    a, fc_cache = affine_forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp))
+    out, relu_cache = relu_forward(a)
+    dx, dw, db = affine_backward(relu_backward(to_xp(dout, xp), relu_cache), fc_cache)
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x, w, b))
+    tout = torch.relu(torch.nn.functional.linear(tx.reshape(4, 10), tw.T, tb))
+    tout.backward(torch.tensor(dout))
+    assert_close(out, tout.detach().numpy(), xp=xp)
+    for got, ref in ((dx, tx), (dw, tw), (db, tb)):
+        assert_close(got, ref.grad.numpy(), xp=xp)
+
+
+def test_float32_stays_float32(xp):
+    x, w, b = (to_xp(a, xp, dtype="float32") for a in (_randn(2, 3, 2), _randn(6, 4), _randn(4)))
+    out, cache = affine_forward(x, w, b)
+    out, relu_cache = relu_forward(out)
+    assert out.dtype == xp.float32
+    dx, dw, db = affine_backward(relu_backward(out, relu_cache), cache)
+    assert (dx.dtype, dw.dtype, db.dtype) == (xp.float32,) * 3
+    assert np.all(to_np(out) >= 0)
+
+
+def test_affine_bad_input_names_the_argument(xp):
+    x, w, b = to_xp(_randn(2, 3), xp), to_xp(_randn(3, 4), xp), to_xp(_randn(4), xp)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, d_1"):
+        affine_forward(to_xp(_randn(3), xp), w, b)
+    with pytest.raises(ValueError, match=r"w must have shape \(D, M\) with D=3.*got \(4, 4\)"):
+        affine_forward(x, to_xp(_randn(4, 4), xp), b)
+    with pytest.raises(ValueError, match=r"b must have shape \(M,\) = \(4,\).*got \(3,\)"):
+        affine_forward(x, w, to_xp(_randn(3), xp))
+    _, cache = affine_forward(x, w, b)
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(N, M\) = \(2, 4\)"):
+        affine_backward(to_xp(_randn(2, 3), xp), cache)
+    with pytest.raises(ValueError, match="dout must have the forward output's shape"):
+        relu_backward(to_xp(_randn(3, 2), xp), relu_forward(x)[1])
+
+
+def test_mixing_backends_is_a_type_error():
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="different backends"):
+        affine_forward(x, np.zeros((3, 4)), np.zeros(4))
+    with pytest.raises(TypeError, match="expected an array"):
+        relu_forward([1.0, -1.0])

@@ -1,0 +1,101 @@
+"""Softmax and SVM losses: numerical gradients, torch's cross_entropy and multi_margin_loss in float64, stability
+on huge logits, the 0-d loss contract and bad labels."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xpnet._backend import namespace
+from xpnet.gradient_check import eval_numerical_gradient
+from xpnet.layers import softmax_loss, svm_loss
+from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+
+LOSSES = [softmax_loss, svm_loss]
+
+
+def _scores(N=6, C=5, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return scale * rng.standard_normal((N, C)), rng.integers(C, size=N)
+
+
+@pytest.mark.parametrize("loss_fn", LOSSES)
+def test_gradient_matches_numerical(xp, loss_fn):
+    x_np, y_np = _scores()
+    x, y = to_xp(x_np, xp), to_xp(y_np, xp)
+    loss, dx = loss_fn(x, y)
+    dx_num = eval_numerical_gradient(lambda a: loss_fn(a, y)[0], x, verbose=False)
+    assert rel_error(dx, dx_num) < GRAD_REL_ERROR
+
+
+def _torch_reference(loss_fn, x_np, y_np):
+    tx = torch.tensor(x_np, requires_grad=True)
+    ty = torch.tensor(y_np)
+    if loss_fn is softmax_loss:
+        loss = F.cross_entropy(tx, ty)
+    else:
+        # torch divides each row's hinge sum by C as well as by N; CS231n's SVM divides by N only.
+        loss = F.multi_margin_loss(tx, ty, margin=1.0) * x_np.shape[1]
+    loss.backward()
+    return loss.item(), tx.grad.numpy()
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4], ids=["unit", "huge"])
+@pytest.mark.parametrize("loss_fn", LOSSES)
+def test_matches_torch(xp, loss_fn, scale):
+    x_np, y_np = _scores(N=8, C=4, scale=scale, seed=1)
+    loss, dx = loss_fn(to_xp(x_np, xp), to_xp(y_np, xp))  # filterwarnings=error turns any overflow into a failure
+    ref_loss, ref_dx = _torch_reference(loss_fn, x_np, y_np)
+    assert math.isfinite(float(loss))
+    assert float(loss) == pytest.approx(ref_loss, rel=1e-12)
+    assert_close(dx, ref_dx, xp=xp)
+
+
+def test_softmax_loss_of_small_logits_is_log_of_classes(xp):
+    x_np, y_np = _scores(N=50, C=10, scale=1e-3)
+    loss, _ = softmax_loss(to_xp(x_np, xp), to_xp(y_np, xp))
+    assert float(loss) == pytest.approx(math.log(10), abs=0.01)
+
+
+@pytest.mark.parametrize("loss_fn", LOSSES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loss_is_a_0d_array_of_x_backend_and_dtype(xp, loss_fn, dtype):
+    x_np, y_np = _scores()
+    x = to_xp(x_np, xp, dtype=dtype)
+    loss, dx = loss_fn(x, to_xp(y_np.astype(np.int32), xp))  # int32 labels work too (torch indexes with int64)
+    assert namespace(loss) is xp and loss.ndim == 0
+    assert loss.dtype == x.dtype and dx.dtype == x.dtype
+    assert tuple(dx.shape) == (6, 5)
+    assert float(loss) > 0 and isinstance(float(loss), float)
+
+
+def test_svm_loss_is_zero_with_wide_margins(xp):
+    x_np = np.zeros((3, 4))
+    y_np = np.array([0, 3, 1])
+    x_np[np.arange(3), y_np] = 2.0  # every correct score beats the others by more than the margin
+    loss, dx = svm_loss(to_xp(x_np, xp), to_xp(y_np, xp))
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(to_np(dx), 0.0)
+
+
+@pytest.mark.parametrize("loss_fn", LOSSES)
+def test_bad_input_names_the_argument(xp, loss_fn):
+    x = to_xp(np.zeros((3, 4)), xp)
+    with pytest.raises(TypeError, match="y must hold integer class labels, got dtype"):
+        loss_fn(x, to_xp(np.zeros(3), xp))
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\) = \(3,\), one label per row of x, got \(2,\)"):
+        loss_fn(x, to_xp(np.zeros(2, dtype=np.int64), xp))
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\) = \(3,\).*got \(3, 1\)"):
+        loss_fn(x, to_xp(np.zeros((3, 1), dtype=np.int64), xp))
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, C\) = \[0, 4\), got values from 0 to 4"):
+        loss_fn(x, to_xp(np.array([0, 4, 1]), xp))
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, C\) = \[0, 4\), got values from -1 to 1"):
+        loss_fn(x, to_xp(np.array([0, -1, 1]), xp))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, C\), got \(4,\)"):
+        loss_fn(to_xp(np.zeros(4), xp), to_xp(np.zeros(4, dtype=np.int64), xp))
+    with pytest.raises(TypeError, match="x must hold real floating-point scores"):
+        loss_fn(to_xp(np.zeros((3, 4), dtype=np.int64), xp), to_xp(np.zeros(3, dtype=np.int64), xp))
+    with pytest.raises(TypeError, match="different backends"):
+        loss_fn(torch.zeros(3, 4, dtype=torch.float64), np.zeros(3, dtype=np.int64))
