@@ -36,6 +36,10 @@ __all__ = [
     "max_float_dtype",
     "host_uniform",
     "host_normal",
+    "host_rng",
+    "host_integers",
+    "rng_state",
+    "rng_from_state",
     "random_uniform",
     "random_normal",
     "pad",
@@ -211,6 +215,63 @@ def host_normal(shape: tuple[int, ...], seed: int | np.random.Generator | None =
     """Standard normal float64 NumPy array drawn from a seeded Generator, or NumPy's global state if no seed."""
     rng = _host_rng(seed)
     return rng.standard_normal(shape)
+
+
+def host_rng(seed: int | np.random.Generator | None = None) -> np.random.Generator | None:
+    """A NumPy ``Generator`` for ``seed`` (an int, or a Generator passed through); ``None`` stays ``None``, meaning
+    NumPy's global state in :func:`host_integers`, :func:`rng_state` and the ``seed=`` of the other helpers."""
+    return None if seed is None else _host_rng(seed)
+
+
+def host_integers(high: int, size: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """``size`` int64 indices drawn uniformly from ``range(high)`` with replacement.
+
+    With no seed this is ``np.random.choice(high, size)`` on NumPy's global state, the call CS231n's Solver makes,
+    so minibatches after ``np.random.seed(231)`` are CS231n's.
+    """
+    rng = _host_rng(seed)
+    return np.asarray(rng.choice(high, size), dtype=np.int64)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with NumPy arrays and scalars turned into JSON-able values (arrays become tagged lists)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": obj.dtype.name}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _unplain(obj: Any) -> Any:
+    """Inverse of :func:`_plain`."""
+    if isinstance(obj, dict):
+        if "__ndarray__" in obj:
+            return np.asarray(obj["__ndarray__"], dtype=obj["dtype"])
+        return {k: _unplain(v) for k, v in obj.items()}
+    return obj
+
+
+def rng_state(rng: np.random.Generator | None = None) -> dict:
+    """The state of ``rng`` (NumPy's global state if ``None``) as a JSON-able dict, for checkpoints."""
+    if rng is None:
+        return {"global": True, "state": _plain(np.random.get_state(legacy=False))}
+    return {"global": False, "state": _plain(rng.bit_generator.state)}
+
+
+def rng_from_state(state: dict) -> np.random.Generator | None:
+    """Undo :func:`rng_state`: a new ``Generator`` in that state, or ``None`` after setting NumPy's global state."""
+    inner = _unplain(state["state"])
+    if state["global"]:
+        np.random.set_state(inner)
+        return None
+    bit_generator = getattr(np.random, inner["bit_generator"], None)
+    if bit_generator is None:
+        raise ValueError(f"unknown NumPy bit generator {inner['bit_generator']!r} in a saved random state")
+    rng = np.random.Generator(bit_generator())
+    rng.bit_generator.state = inner
+    return rng
 
 
 def random_uniform(shape, *, like: Any, seed: int | np.random.Generator | None = None, dtype: Any = None):

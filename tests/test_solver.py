@@ -1,0 +1,434 @@
+"""Solver: CS231n's behaviour on every backend, checkpoints, exact resume, cross-backend resume, divergence."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import load_backend
+from tests.helpers import to_np, to_xp
+from xpnet import optim
+from xpnet._backend import (
+    device,
+    host_integers,
+    host_rng,
+    load_npz,
+    namespace,
+    random_uniform,
+    rng_from_state,
+    rng_state,
+)
+from xpnet.solver import NonFiniteLossError, Solver
+
+D, H, C = 6, 16, 3
+N_TRAIN, N_VAL, BATCH = 200, 60, 20  # 10 iterations per epoch
+
+
+def make_data(seed: int = 0) -> dict:
+    """Three well separated Gaussian blobs: a working model reaches ~100% accuracy within an epoch or two."""
+    rng = np.random.default_rng(seed)
+    centers = 3.0 * rng.standard_normal((C, D))
+    data = {}
+    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
+        y = rng.integers(0, C, n)
+        data[f"X_{split}"], data[f"y_{split}"] = centers[y] + rng.standard_normal((n, D)), y
+    return data
+
+
+DATA = make_data()
+
+
+class TinyNet:
+    """affine - batchnorm - relu - [dropout] - affine - softmax, written with Array API calls only.
+
+    Like CS231n's models: weights drawn from NumPy's global state, running statistics in ``bn_params`` dicts,
+    unseeded dropout masks from the global state, test mode when ``y`` is None.
+    """
+
+    def __init__(self, xp, keep: float = 1.0, weight_scale: float = 0.5):
+        self.params = {
+            "W1": to_xp(weight_scale * np.random.randn(D, H), xp),
+            "b1": to_xp(np.zeros(H), xp),
+            "gamma1": to_xp(np.ones(H), xp),
+            "beta1": to_xp(np.zeros(H), xp),
+            "W2": to_xp(weight_scale * np.random.randn(H, C), xp),
+            "b2": to_xp(np.zeros(C), xp),
+        }
+        self.bn_params = [{"mode": "train", "running_mean": to_xp(np.zeros(H), xp), "running_var": to_xp(np.ones(H), xp)}]
+        self.keep = keep
+
+    def loss(self, X, y=None):
+        p, bn = self.params, self.bn_params[0]
+        xp = namespace(X, *p.values())
+        h = X @ p["W1"] + p["b1"]
+        if y is None:
+            mu, var = bn["running_mean"], bn["running_var"]
+        else:
+            mu, var = xp.mean(h, axis=0), xp.var(h, axis=0)
+            bn["running_mean"] = 0.9 * bn["running_mean"] + 0.1 * mu
+            bn["running_var"] = 0.9 * bn["running_var"] + 0.1 * var
+        inv_std = 1.0 / xp.sqrt(var + 1e-5)
+        xhat = (h - mu) * inv_std
+        a = p["gamma1"] * xhat + p["beta1"]
+        relu = xp.astype(a > 0, a.dtype)
+        r = a * relu
+        drop = None
+        if y is not None and self.keep < 1:
+            drop = xp.astype(random_uniform(r.shape, like=r) < self.keep, r.dtype) / self.keep
+            r = r * drop
+        scores = r @ p["W2"] + p["b2"]
+        if y is None:
+            return scores
+
+        n = X.shape[0]
+        shifted = scores - xp.max(scores, axis=1, keepdims=True)
+        log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        classes = xp.arange(C, dtype=y.dtype, device=device(y))
+        onehot = xp.astype(xp.expand_dims(y, axis=1) == xp.expand_dims(classes, axis=0), scores.dtype)
+        loss = -xp.sum(onehot * log_probs) / n
+        dscores = (xp.exp(log_probs) - onehot) / n
+        grads = {"W2": xp.matrix_transpose(r) @ dscores, "b2": xp.sum(dscores, axis=0)}
+        dr = dscores @ xp.matrix_transpose(p["W2"])
+        da = (dr if drop is None else dr * drop) * relu
+        grads["gamma1"], grads["beta1"] = xp.sum(da * xhat, axis=0), xp.sum(da, axis=0)
+        dxhat = da * p["gamma1"]
+        dh = inv_std / n * (n * dxhat - xp.sum(dxhat, axis=0) - xhat * xp.sum(dxhat * xhat, axis=0))
+        grads["W1"], grads["b1"] = xp.matrix_transpose(X) @ dh, xp.sum(dh, axis=0)
+        return loss, grads
+
+
+class StatefulNet(TinyNet):
+    """TinyNet exposing its running statistics through the get_state / set_state contract."""
+
+    def get_state(self) -> dict:
+        return {k: self.bn_params[0][k] for k in ("running_mean", "running_var")}
+
+    def set_state(self, state: dict) -> None:
+        self.bn_params[0].update(state)
+
+
+def make_solver(model, **kwargs) -> Solver:
+    settings = {"update_rule": "adam", "optim_config": {"learning_rate": 1e-2}, "batch_size": BATCH}
+    settings.update(verbose=False, seed=0, num_epochs=2)
+    settings.update(kwargs)
+    return Solver(model, DATA, **settings)
+
+
+def snapshot(solver: Solver) -> dict:
+    """Everything a resumed run must reproduce, as NumPy arrays / Python values."""
+    model = solver.model
+    out = {f"param {k}": to_np(v) for k, v in model.params.items()}
+    out.update({f"state {k}": to_np(v) for k, v in model.get_state().items()})
+    for name, config in solver.optim_configs.items():
+        for key, value in config.items():
+            out[f"optim {name} {key}"] = value if isinstance(value, (int, float)) else to_np(value)
+    out["loss_history"] = np.asarray(solver.loss_history)
+    out["train_acc_history"] = np.asarray(solver.train_acc_history)
+    out["val_acc_history"] = np.asarray(solver.val_acc_history)
+    out["best_val_acc"] = solver.best_val_acc
+    out["epoch"] = solver.epoch
+    return out
+
+
+def assert_same_run(actual: dict, expected: dict, **tol) -> None:
+    assert sorted(actual) == sorted(expected)
+    for key in expected:
+        if tol:
+            np.testing.assert_allclose(actual[key], expected[key], err_msg=key, **tol)
+        else:
+            np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
+
+
+def test_trains_to_good_accuracy_with_cs231n_histories(xp):
+    np.random.seed(0)
+    solver = make_solver(TinyNet(xp), num_epochs=3)
+    assert namespace(solver.X_train) is xp and namespace(solver.y_val) is xp, "data must move to the model's backend"
+    assert solver.X_train.dtype == xp.float64 and solver.y_train.dtype == xp.int64
+    solver.train()
+    assert solver.epoch == 3
+    assert len(solver.loss_history) == 3 * N_TRAIN // BATCH
+    assert all(type(v) is float for v in solver.loss_history)
+    # One accuracy check after the first iteration, then one per epoch.
+    assert len(solver.train_acc_history) == len(solver.val_acc_history) == 4
+    assert all(type(v) is float for v in solver.train_acc_history + solver.val_acc_history)
+    assert solver.best_val_acc >= 0.95
+    assert np.mean(solver.loss_history[-5:]) < 0.5 * np.mean(solver.loss_history[:3])
+    for name, config in solver.optim_configs.items():
+        assert config["t"] == 30 and namespace(config["m"]) is xp, name
+
+
+def test_best_params_restored_at_the_end(xp):
+    """An update rule that zeroes the weights after two epochs: the good params of epoch 2 must come back."""
+
+    def rule(w, dw, config):
+        config["calls"] = config.get("calls", 0) + 1
+        if config["calls"] > 2 * N_TRAIN // BATCH:
+            return w * 0.0, config
+        return optim.adam(w, dw, config)
+
+    np.random.seed(0)
+    solver = make_solver(TinyNet(xp), update_rule=rule, num_epochs=3)
+    solver.train()
+    assert solver.val_acc_history[-1] < 0.5 <= solver.best_val_acc, "the sabotaged last epoch must look bad"
+    assert solver.best_val_acc == max(solver.val_acc_history)
+    for name, value in solver.model.params.items():
+        np.testing.assert_array_equal(to_np(value), to_np(solver.best_params[name]), err_msg=name)
+    assert solver.check_accuracy(DATA["X_val"], DATA["y_val"]) == solver.best_val_acc
+
+
+def test_lr_decay_applied_once_per_epoch(xp, tmp_path):
+    np.random.seed(0)
+    solver = make_solver(
+        TinyNet(xp),
+        update_rule="sgd_momentum",
+        optim_config={"learning_rate": 0.1},
+        lr_decay=0.5,
+        num_epochs=3,
+        checkpoint_name=str(tmp_path / "run"),
+    )
+    solver.train()
+    for epoch in (1, 2, 3):
+        _, meta = load_npz(tmp_path / f"run_epoch_{epoch}.npz")
+        assert meta["tree"]["optim_configs"]["W1"]["learning_rate"] == pytest.approx(0.1 * 0.5**epoch, rel=1e-15)
+    for name, config in solver.optim_configs.items():
+        assert config["learning_rate"] == pytest.approx(0.0125, rel=1e-15), name
+        assert namespace(config["velocity"]) is xp
+
+
+def test_check_accuracy_in_batches_in_test_mode(xp):
+    np.random.seed(0)
+    model = TinyNet(xp, keep=0.5)
+    solver = make_solver(model, num_epochs=1)
+    solver.train()
+    X, y = DATA["X_val"], DATA["y_val"]
+    before = np.random.get_state(legacy=False)
+    acc = solver.check_accuracy(X, y, batch_size=7)  # NumPy input, batches that do not divide N
+    assert type(acc) is float
+    expected = float(np.mean(np.argmax(to_np(model.loss(to_xp(X, xp))), axis=1) == y))
+    assert acc == expected == solver.check_accuracy(to_xp(X, xp), to_xp(y, xp))
+    after = np.random.get_state(legacy=False)
+    np.testing.assert_array_equal(after["state"]["key"], before["state"]["key"])
+    assert after["state"]["pos"] == before["state"]["pos"], "test mode must draw no dropout masks"
+    # Subsampling draws from the Solver's own sampler: re-seeding it repeats the draw.
+    solver._rng = host_rng(5)
+    first = solver.check_accuracy(X, y, num_samples=11)
+    solver._rng = host_rng(5)
+    assert solver.check_accuracy(X, y, num_samples=11) == first
+
+
+def test_seed_makes_runs_reproducible(xp):
+    runs = []
+    for seed in (0, 0, 1):
+        np.random.seed(0)
+        solver = make_solver(TinyNet(xp, keep=0.8), seed=seed, num_epochs=1)
+        solver.train()
+        runs.append(solver.loss_history)
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2], "a different sampler seed must draw different minibatches"
+    # Without a seed the sampler is NumPy's global state, as in CS231n: np.random.seed(231) repeats a run.
+    unseeded = []
+    for _ in range(2):
+        np.random.seed(231)
+        solver = make_solver(TinyNet(xp, keep=0.8), seed=None, num_epochs=1)
+        solver.train()
+        unseeded.append(solver.loss_history)
+    assert unseeded[0] == unseeded[1]
+
+
+def test_checkpoints_are_written_atomically_with_epoch_names(xp, tmp_path):
+    np.random.seed(0)
+    solver = make_solver(StatefulNet(xp), num_epochs=2, checkpoint_name=str(tmp_path / "ckpt"))
+    solver.train()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt_epoch_1.npz", "ckpt_epoch_2.npz"], "no temporary files left"
+    arrays, meta = load_npz(tmp_path / "ckpt_epoch_1.npz")
+    assert (meta["epoch"], meta["iteration"], meta["update_rule"]) == (1, N_TRAIN // BATCH, "adam")
+    assert meta["tree"]["optim_configs"]["W1"]["t"] == N_TRAIN // BATCH
+    assert len(meta["loss_history"]) == N_TRAIN // BATCH and len(meta["val_acc_history"]) == 2
+    expected = {"params/W1", "best_params/W1", "optim/W1/m", "optim/W1/v", "model_state/running_mean"}
+    assert expected <= set(arrays)
+    solver.save_checkpoint(tmp_path / "manual.npz")
+    arrays, meta = load_npz(tmp_path / "manual.npz")
+    np.testing.assert_array_equal(arrays["params/W2"], to_np(solver.model.params["W2"]))
+    assert meta["epoch"] == 2 and meta["best_val_acc"] == solver.best_val_acc
+    json.dumps(meta)  # the metadata is plain JSON
+
+
+@pytest.mark.parametrize("seed", [0, None], ids=["seeded", "global-state"])
+def test_resume_repeats_the_uninterrupted_run_exactly(xp, tmp_path, seed):
+    """Batchnorm running stats, dropout masks from the global state, adam state, lr decay and subsampled
+    accuracy checks all continue exactly where a run that stopped after epoch 2 left them."""
+    kwargs = {"lr_decay": 0.9, "num_train_samples": 50, "seed": seed}
+    np.random.seed(0)
+    full = make_solver(StatefulNet(xp, keep=0.7), num_epochs=4, **kwargs)
+    full.train()
+
+    np.random.seed(0)
+    stopped = make_solver(StatefulNet(xp, keep=0.7), num_epochs=2, checkpoint_name=str(tmp_path / "run"), **kwargs)
+    stopped.train()
+    np.random.seed(12345)  # whatever happened in between: the checkpoint's random states are restored
+    resumed = make_solver(
+        StatefulNet(xp, keep=0.7),
+        num_epochs=4,
+        resume_from=tmp_path / "run_epoch_2.npz",
+        checkpoint_name=str(tmp_path / "run"),
+        **kwargs,
+    )
+    assert resumed.epoch == 2 and len(resumed.loss_history) == 2 * N_TRAIN // BATCH
+    resumed.train()
+    assert_same_run(snapshot(resumed), snapshot(full))
+    assert (tmp_path / "run_epoch_4.npz").exists()
+
+
+@pytest.mark.parametrize("source, target", [("numpy", "torch"), ("torch", "numpy"), ("numpy", "array_api_strict")])
+def test_checkpoint_resumes_on_another_backend(source, target, tmp_path):
+    xp_source, xp_target = load_backend(source), load_backend(target)
+    np.random.seed(0)
+    full = make_solver(StatefulNet(xp_source, keep=0.7), num_epochs=3)
+    full.train()
+    np.random.seed(0)
+    stopped = make_solver(StatefulNet(xp_source, keep=0.7), num_epochs=1, checkpoint_name=str(tmp_path / "run"))
+    stopped.train()
+    resumed = make_solver(StatefulNet(xp_target, keep=0.7), num_epochs=3, resume_from=tmp_path / "run_epoch_1.npz")
+    for name, config in resumed.optim_configs.items():
+        assert namespace(config["m"]) is xp_target, name
+    resumed.train()
+    assert namespace(resumed.model.params["W1"]) is xp_target
+    assert_same_run(snapshot(resumed), snapshot(full), rtol=1e-9, atol=1e-9)
+
+
+def test_bn_params_are_checkpointed_without_get_state(tmp_path):
+    np.random.seed(0)
+    solver = make_solver(TinyNet(np), num_epochs=1)
+    solver.train()
+    solver.save_checkpoint(tmp_path / "c.npz")
+    fresh = TinyNet(np)
+    make_solver(fresh, resume_from=tmp_path / "c.npz")
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(fresh.bn_params[0][key], solver.model.bn_params[0][key])
+    assert fresh.bn_params[0]["mode"] == "train"
+
+
+class PoisonedNet(TinyNet):
+    """Loss and gradients become NaN at training call ``at`` (1-based)."""
+
+    def __init__(self, xp, at: int):
+        super().__init__(xp)
+        self.at, self.calls = at, 0
+
+    def loss(self, X, y=None):
+        if y is None:
+            return super().loss(X)
+        self.calls += 1
+        loss, grads = super().loss(X, y)
+        if self.calls >= self.at:
+            loss, grads = loss * math.nan, {k: g * math.nan for k, g in grads.items()}
+        return loss, grads
+
+
+def test_non_finite_loss_stops_training_and_restores_best_params(xp):
+    np.random.seed(0)
+    solver = make_solver(PoisonedNet(xp, at=13), num_epochs=3, print_every=100)
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at iteration 13 / 30 \(epoch 2 / 3\)") as info:
+        solver.train()
+    assert isinstance(info.value, FloatingPointError)
+    assert (info.value.iteration, info.value.epoch) == (13, 2) and math.isnan(info.value.loss)
+    assert solver.best_params, "the checks after iteration 1 and epoch 1 kept best params"
+    for name, value in solver.model.params.items():
+        assert np.all(np.isfinite(to_np(value))), name
+        np.testing.assert_array_equal(to_np(value), to_np(solver.best_params[name]), err_msg=name)
+
+
+def test_non_finite_loss_before_any_check_restores_initial_params():
+    np.random.seed(0)
+    model = PoisonedNet(np, at=1)
+    initial = {k: v.copy() for k, v in model.params.items()}
+    solver = make_solver(model)
+    with pytest.raises(NonFiniteLossError, match=r"iteration 1 / 20 \(epoch 1 / 2\)"):
+        solver.train()
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(value, initial[name], err_msg=name)
+
+
+def test_verbose_prints_cs231n_lines_and_a_progress_bar(capsys):
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split(")")[0] for line in lines] == [
+        "(Iteration 1 / 10",
+        "(Epoch 0 / 1",
+        "(Iteration 6 / 10",
+        "(Epoch 1 / 1",
+    ]
+    assert lines[0].startswith("(Iteration 1 / 10) loss: ") and "; val_acc: " in lines[1]
+    assert "10/10" in err and "val_acc=" in err
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, verbose=False).train()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path):
+    model = TinyNet(np)
+    with pytest.raises(ValueError, match=r"Unrecognized arguments \['bogus', 'lr'\]"):
+        Solver(model, DATA, bogus=1, lr=0.1)
+    with pytest.raises(ValueError, match=r"Invalid update_rule 'adamw'; expected one of \['sgd', .*'adam'\]"):
+        Solver(model, DATA, update_rule="adamw")
+    with pytest.raises(ValueError, match=r"data is missing \['X_val', 'y_val'\]"):
+        Solver(model, {"X_train": DATA["X_train"], "y_train": DATA["y_train"]})
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        Solver(model, DATA, batch_size=0)
+    with pytest.raises(ValueError, match="y_train must hold integer class labels"):
+        Solver(model, {**DATA, "y_train": DATA["y_train"] * 1.0})
+    with pytest.raises(ValueError, match=r"y_val must have shape \(60,\)"):
+        Solver(model, {**DATA, "y_val": DATA["y_val"][:5]})
+
+    solver = make_solver(model, num_epochs=0)
+    solver.save_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="10 iterations per epoch, this Solver has 5"):
+        make_solver(TinyNet(np), batch_size=BATCH * 2, resume_from=tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="written with update_rule 'adam', this Solver uses 'sgd'"):
+        make_solver(TinyNet(np), update_rule="sgd", resume_from=tmp_path / "c.npz")
+    small = TinyNet(np)
+    small.params["W1"] = small.params["W1"][:, :3]
+    with pytest.raises(ValueError, match=r"param 'W1' has shape \(6, 16\), the model's is \(6, 3\)"):
+        make_solver(small, resume_from=tmp_path / "c.npz")
+
+
+def test_rng_state_helpers_round_trip_through_json():
+    rng = host_rng(3)
+    saved = json.loads(json.dumps(rng_state(rng)))
+    expected = host_integers(100, 5, rng)
+    np.testing.assert_array_equal(host_integers(100, 5, rng_from_state(saved)), expected)
+    np.random.seed(1)
+    saved = json.loads(json.dumps(rng_state(None)))
+    expected = host_integers(100, 5)
+    assert rng_from_state(saved) is None
+    np.testing.assert_array_equal(host_integers(100, 5), expected)
+    np.random.seed(231)
+    cs231n = np.random.choice(100, 5)
+    np.random.seed(231)
+    np.testing.assert_array_equal(host_integers(100, 5), cs231n)
+
+
+def test_fully_connected_net_checkpoints_through_get_state(xp, tmp_path):
+    """xpnet's own FullyConnectedNet (batchnorm + dropout) resumes exactly through its get_state/set_state."""
+    from xpnet.classifiers.fc_net import FullyConnectedNet
+
+    def build():
+        np.random.seed(0)
+        return FullyConnectedNet(
+            [8], input_dim=D, num_classes=C, normalization="batchnorm", dropout_keep_ratio=0.7, dtype="float64", xp=xp
+        )
+
+    full = make_solver(build(), num_epochs=2)
+    full.train()
+    make_solver(build(), num_epochs=1, checkpoint_name=str(tmp_path / "fc")).train()
+    resumed = make_solver(build(), num_epochs=2, resume_from=tmp_path / "fc_epoch_1.npz")
+    resumed.train()
+    assert sorted(resumed.model.get_state()) == ["bn1.running_mean", "bn1.running_var"]
+    assert_same_run(snapshot(resumed), snapshot(full))
+    assert resumed.check_accuracy(DATA["X_val"], DATA["y_val"]) == resumed.best_val_acc

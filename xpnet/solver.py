@@ -1,0 +1,541 @@
+"""CS231n's ``Solver`` on any Array API backend, with atomic checkpoints and exact resume.
+
+The training data is moved to the model's backend once, at construction; each minibatch is gathered there with
+``xp.take`` of an index array drawn on the host. Per-iteration losses stay on the device and are copied to the host
+in batches (every ``print_every`` iterations and at each epoch end), so a GPU run does not wait on the host at every
+step. A checkpoint holds everything the next iteration depends on (params, optimizer state, model state, both
+random states, histories, counters), so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from . import optim
+from ._backend import (
+    asarray,
+    backend_name,
+    host_integers,
+    host_rng,
+    is_array,
+    load_npz,
+    namespace,
+    rng_from_state,
+    rng_state,
+    save_npz,
+    to_numpy,
+)
+
+__all__ = ["Solver", "NonFiniteLossError"]
+
+_FORMAT = "xpnet.solver"
+_FORMAT_VERSION = 1
+_DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
+_DEFAULTS = {
+    "update_rule": "sgd",
+    "optim_config": None,
+    "lr_decay": 1.0,
+    "batch_size": 100,
+    "num_epochs": 10,
+    "num_train_samples": 1000,
+    "num_val_samples": None,
+    "checkpoint_name": None,
+    "print_every": 10,
+    "verbose": True,
+    "seed": None,
+    "resume_from": None,
+}
+_ARRAY_TAG = "__array__"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite during :meth:`Solver.train`.
+
+    ``iteration`` (1-based, counted over the whole run) and ``epoch`` (1-based, the epoch it fell in) say where;
+    ``loss`` is the value. When this is raised, the model already holds the best params (and non-trainable state)
+    seen so far, or the ones training started from if no accuracy check had run yet.
+    """
+
+    def __init__(self, message: str, *, iteration: int, epoch: int, loss: float):
+        super().__init__(message)
+        self.iteration = iteration
+        self.epoch = epoch
+        self.loss = loss
+
+
+def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
+    """``value`` if it is an int >= ``low`` (or None when ``optional``), else a ``ValueError`` naming ``name``."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        expected = f"an int >= {low}" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def _resolve_rule(rule: Any) -> Callable:
+    """The update rule function for a name in :mod:`xpnet.optim` or a callable."""
+    if isinstance(rule, str):
+        if rule not in optim.__all__:
+            raise ValueError(
+                f"Invalid update_rule {rule!r}; expected one of {list(optim.__all__)} "
+                "or a callable (w, dw, config) -> (next_w, config)"
+            )
+        return getattr(optim, rule)
+    if not callable(rule):
+        raise TypeError(f"update_rule must be a rule name or a callable, got {type(rule).__name__}")
+    return rule
+
+
+def _rule_name(rule: Callable) -> str:
+    """The name a checkpoint records for ``rule``, so resuming with another rule can be refused."""
+    return getattr(rule, "__name__", type(rule).__name__)
+
+
+def _pack(obj: Any, arrays: dict, path: str) -> Any:
+    """JSON skeleton of ``obj`` (nested dicts and lists of arrays and scalars); its arrays go into ``arrays``."""
+    if is_array(obj):
+        key = path if path not in arrays else f"{path}#{len(arrays)}"
+        arrays[key] = obj
+        return {_ARRAY_TAG: key}
+    if isinstance(obj, dict):
+        bad = [k for k in obj if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"cannot checkpoint {path}: dict keys must be strings, got {bad!r}")
+        return {k: _pack(v, arrays, f"{path}/{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_pack(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if getattr(obj, "shape", None) == () and hasattr(obj, "item"):  # a NumPy scalar such as np.float64
+        return obj.item()
+    raise TypeError(f"cannot checkpoint {path}: {type(obj).__name__} is neither an array nor a JSON scalar")
+
+
+def _unpack(skeleton: Any, arrays: dict, convert: Callable) -> Any:
+    """Inverse of :func:`_pack`; ``convert`` puts each stored NumPy array on the right backend."""
+    if isinstance(skeleton, dict):
+        if set(skeleton) == {_ARRAY_TAG}:
+            return convert(arrays[skeleton[_ARRAY_TAG]])
+        return {k: _unpack(v, arrays, convert) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [_unpack(v, arrays, convert) for v in skeleton]
+    return skeleton
+
+
+def _copy_tree(obj: Any) -> Any:
+    """``obj`` with every array (in nested dicts and lists) copied, so later updates cannot reach it."""
+    if is_array(obj):
+        return namespace(obj).asarray(obj, copy=True)
+    if isinstance(obj, dict):
+        return {k: _copy_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_copy_tree(v) for v in obj]
+    return obj
+
+
+def _onto(ref) -> Callable:
+    """Puts a stored NumPy array on ``ref``'s backend and device; floating arrays take ``ref``'s dtype."""
+    return lambda a: asarray(a, like=ref, dtype=ref.dtype if a.dtype.kind == "f" else None)
+
+
+def _host_floats(values: list) -> list[float]:
+    """Python floats of 0-d arrays (one stacked transfer when they share a backend) or scalars."""
+    if values and all(is_array(v) and v.ndim == 0 for v in values):
+        try:
+            xp = namespace(*values)
+            return [float(v) for v in to_numpy(xp.stack(values)).tolist()]
+        except TypeError:  # losses from several backends: convert one by one
+            pass
+    return [float(to_numpy(v)) if is_array(v) else float(v) for v in values]
+
+
+class Solver:
+    """Trains a classification model with minibatch stochastic gradient descent, as CS231n's ``Solver``.
+
+    Usage::
+
+        solver = Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-3},
+                        lr_decay=0.95, num_epochs=10, batch_size=100, print_every=100)
+        solver.train()
+
+    Parameters
+    ----------
+    model : object with ``params`` (dict name -> array, all on one backend) and ``loss(X, y=None)`` returning
+        scores of shape (N, C) when ``y`` is None (test mode) and ``(loss, grads)`` otherwise (a 0-d array or
+        float, and a dict with one gradient per param). Optional ``get_state()`` / ``set_state(d)`` expose
+        non-trainable arrays (batchnorm running statistics) for checkpoints; without them the arrays in
+        ``model.bn_params`` (a list of dicts, as in CS231n's models) are checkpointed.
+    data : dict with ``X_train`` (N_train, ...), ``y_train`` (N_train,) integer labels, ``X_val``, ``y_val``; NumPy
+        or any backend. Moved once to the model's backend and device, features cast to the first param's dtype.
+    update_rule : name of a rule in :mod:`xpnet.optim` (``'sgd'``, default) or a callable with that signature.
+    optim_config : dict of hyperparameters given to the update rule for every param (each param gets a copy).
+    lr_decay : every param's ``learning_rate`` is multiplied by this after each epoch (default 1.0).
+    batch_size : minibatch size (100). num_epochs : epochs to train in total (10).
+    num_train_samples : training points used to check training accuracy at each epoch (1000; None for all).
+    num_val_samples : validation points used to check validation accuracy (None: all).
+    checkpoint_name : if given, the whole training state is saved to ``f"{checkpoint_name}_epoch_{epoch}.npz"``
+        at the end of each epoch.
+    print_every : the loss is printed (and copied to the host) every this many iterations (10).
+    verbose : progress bar and CS231n's prints when True (default).
+    seed : an int (or NumPy ``Generator``) for the Solver's own minibatch sampler; None draws from NumPy's global
+        state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces CS231n's batches.
+    resume_from : path of a checkpoint written by this class: training continues where it stopped (params,
+        optimizer state, model state, histories, epoch, both random states) and ``train()`` runs the remaining
+        epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not from ``seed``, and NumPy's
+        global random state is set to the checkpoint's (unseeded dropout draws from it).
+
+    Attributes: ``loss_history`` (list of floats, one per iteration), ``train_acc_history`` and
+    ``val_acc_history`` (one per check: after the first iteration and at each epoch end), ``best_val_acc``,
+    ``best_params``, ``epoch``, ``optim_configs`` (param name -> its rule's config).
+
+    Beyond CS231n: the model's non-trainable state (batchnorm running statistics) is kept with the best params and
+    restored with them, so the restored model scores ``best_val_acc`` on the validation set again.
+    """
+
+    def __init__(self, model, data, **kwargs):
+        unknown = sorted(set(kwargs) - set(_DEFAULTS))
+        if unknown:
+            raise ValueError(f"Unrecognized arguments {unknown}; Solver accepts {sorted(_DEFAULTS)}")
+        settings = {**_DEFAULTS, **kwargs}
+        params = getattr(model, "params", None)
+        if not isinstance(params, dict) or not params:
+            raise TypeError(f"model.params must be a non-empty dict of arrays, got {params!r:.80}")
+        namespace(*params.values())  # one backend for all params, or a TypeError naming them
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict with keys {list(_DATA_KEYS)}, got {type(data).__name__}")
+        missing = [k for k in _DATA_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
+        optim_config = settings["optim_config"]
+        if optim_config is not None and not isinstance(optim_config, dict):
+            raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
+        lr_decay = settings["lr_decay"]
+        if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float)) or not lr_decay > 0:
+            raise ValueError(f"lr_decay must be a positive number, got {lr_decay!r}")
+
+        self.model = model
+        self.update_rule = _resolve_rule(settings["update_rule"])
+        self.optim_config = dict(optim_config or {})
+        self.lr_decay = float(lr_decay)
+        self.batch_size = _int_setting(settings["batch_size"], "batch_size", low=1)
+        self.num_epochs = _int_setting(settings["num_epochs"], "num_epochs", low=0)
+        self.num_train_samples = _int_setting(
+            settings["num_train_samples"], "num_train_samples", low=1, optional=True
+        )
+        self.num_val_samples = _int_setting(settings["num_val_samples"], "num_val_samples", low=1, optional=True)
+        self.checkpoint_name = settings["checkpoint_name"]
+        self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
+        self.verbose = bool(settings["verbose"])
+        self.seed = settings["seed"]
+        self.resume_from = settings["resume_from"]
+
+        self.X_train = self._features(data["X_train"], "X_train")
+        self.y_train = self._labels(data["y_train"], "y_train", self.X_train)
+        self.X_val = self._features(data["X_val"], "X_val")
+        self.y_val = self._labels(data["y_val"], "y_val", self.X_val)
+        if self.X_train.shape[0] == 0 or self.X_val.shape[0] == 0:
+            raise ValueError("X_train and X_val must hold at least one example each")
+
+        self._reset()
+        if self.resume_from is not None:
+            self._load_checkpoint(self.resume_from)
+
+    def _reference(self):
+        """The first param: its backend, device and dtype are where data goes."""
+        return next(iter(self.model.params.values()))
+
+    def _features(self, X, name: str):
+        ref = self._reference()
+        X = asarray(X, like=ref, dtype=ref.dtype)
+        if X.ndim < 1:
+            raise ValueError(f"{name} must have shape (N, ...), got a 0-d array")
+        return X
+
+    def _labels(self, y, name: str, X):
+        y = asarray(y, like=self._reference())
+        xp = namespace(y)
+        if not xp.isdtype(y.dtype, "integral"):
+            raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+        if tuple(y.shape) != (X.shape[0],):
+            raise ValueError(f"{name} must have shape ({X.shape[0]},) to match the features, got {tuple(y.shape)}")
+        return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
+
+    def _reset(self) -> None:
+        """Set up the book-keeping of a new run (CS231n's ``_reset``). Called by ``__init__``."""
+        self.epoch = 0
+        self.best_val_acc = 0
+        self.best_params = {}
+        self._best_model_state = None  # the model state that goes with best_params
+        self.loss_history = []
+        self.train_acc_history = []
+        self.val_acc_history = []
+        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+        self._iteration = 0
+        self._pending_losses = []  # device 0-d arrays not yet copied into loss_history
+        self._rng = host_rng(self.seed)
+
+    def _iterations_per_epoch(self) -> int:
+        return max(self.X_train.shape[0] // self.batch_size, 1)
+
+    def _draw(self, n: int, size: int):
+        """``size`` indices into ``range(n)`` with replacement, drawn on the host, on the data's backend."""
+        return asarray(host_integers(n, size, self._rng), like=self.X_train)
+
+    def _step(self) -> None:
+        """One gradient update of every param on a random minibatch (CS231n's ``_step``)."""
+        xp = namespace(self.X_train)
+        idx = self._draw(self.X_train.shape[0], self.batch_size)
+        loss, grads = self.model.loss(xp.take(self.X_train, idx, axis=0), xp.take(self.y_train, idx, axis=0))
+        self._pending_losses.append(loss)
+        for p, w in self.model.params.items():
+            if p not in grads:
+                raise ValueError(f"model.loss returned no gradient for param {p!r}; got grads for {sorted(grads)}")
+            self.model.params[p], self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
+        self._iteration += 1
+
+    def _flush_losses(self) -> int | None:
+        """Copy pending losses into ``loss_history`` in one transfer; index of the first non-finite one, if any."""
+        if not self._pending_losses:
+            return None
+        start = len(self.loss_history)
+        self.loss_history.extend(_host_floats(self._pending_losses))
+        self._pending_losses = []
+        for i in range(start, len(self.loss_history)):
+            if not math.isfinite(self.loss_history[i]):
+                return i
+        return None
+
+    def _diverged(self, index: int, fallback: tuple, num_iterations: int) -> NonFiniteLossError:
+        """Restore the best params and build the error for the non-finite ``loss_history[index]``."""
+        loss = self.loss_history[index]
+        iteration, epoch = index + 1, index // self._iterations_per_epoch() + 1
+        self._restore_best(fallback)
+        return NonFiniteLossError(
+            f"loss is {loss} at iteration {iteration} / {num_iterations} (epoch {epoch} / {self.num_epochs}); "
+            f"training stopped and model.params holds the best params so far (val acc {self.best_val_acc:f}). "
+            "Try a smaller learning_rate or weight_scale.",
+            iteration=iteration,
+            epoch=epoch,
+            loss=loss,
+        )
+
+    def _decay_learning_rates(self) -> None:
+        if self.lr_decay == 1.0:
+            return
+        for name, config in self.optim_configs.items():
+            if "learning_rate" not in config:
+                raise ValueError(
+                    f"lr_decay needs a 'learning_rate' in the optimizer config of param {name!r}; "
+                    "put one in optim_config"
+                )
+            config["learning_rate"] *= self.lr_decay
+
+    def _snapshot(self) -> tuple[dict, Any]:
+        """Copies of the params and of the model's non-trainable state."""
+        return _copy_tree(self.model.params), _copy_tree(self._model_state()[1])
+
+    def _restore_best(self, fallback: tuple | None = None) -> None:
+        """Put the best params and their model state into the model (``fallback`` if there are none yet)."""
+        if self.best_params:
+            params, state = self.best_params, self._best_model_state
+        elif fallback is not None:
+            params, state = fallback
+        else:
+            return
+        self.model.params.update(params)
+        if state is not None:
+            self._set_model_state(self._model_state()[0], _copy_tree(state))
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100) -> float:
+        """Fraction of ``X`` (N, ...) the model classifies as ``y`` (N,), computed in test mode in batches.
+
+        ``X`` and ``y`` may be NumPy or any backend (moved to the model's). With ``num_samples`` < N, that many
+        points are drawn with replacement by the Solver's sampler, as in CS231n. Returns a Python float.
+        """
+        X = self._features(X, "X")
+        y = self._labels(y, "y", X)
+        batch_size = _int_setting(batch_size, "batch_size", low=1)
+        num_samples = _int_setting(num_samples, "num_samples", low=1, optional=True)
+        xp = namespace(X)
+        N = X.shape[0]
+        if N == 0:
+            raise ValueError("X must hold at least one example, got 0")
+        if num_samples is not None and N > num_samples:
+            idx = self._draw(N, num_samples)
+            X, y, N = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), num_samples
+        y_pred = [
+            xp.argmax(self.model.loss(X[i : min(i + batch_size, N), ...]), axis=1) for i in range(0, N, batch_size)
+        ]
+        return float(xp.count_nonzero(xp.concat(y_pred) == y)) / N
+
+    def train(self) -> None:
+        """Train until ``num_epochs`` epochs are done (continuing a resumed or earlier run), then put the params
+        with the best validation accuracy into ``model.params``.
+
+        Raises :class:`NonFiniteLossError` (a ``FloatingPointError``) when the loss becomes NaN or infinite. Losses
+        are checked when they are copied to the host, every ``print_every`` iterations and at each epoch end, so
+        up to ``print_every`` further updates may run first; the best params are restored either way.
+        """
+        per_epoch = self._iterations_per_epoch()
+        num_iterations = self.num_epochs * per_epoch
+        fallback = None if self.best_params else self._snapshot()
+        postfix: dict[str, str] = {}
+        bar = tqdm(
+            total=num_iterations,
+            initial=min(self._iteration, num_iterations),
+            disable=not self.verbose,
+            unit="it",
+            dynamic_ncols=True,
+        )
+        try:
+            while self._iteration < num_iterations:
+                t = self._iteration
+                self._step()
+                epoch_end = (t + 1) % per_epoch == 0
+                if t % self.print_every == 0 or epoch_end:
+                    bad = self._flush_losses()
+                    if bad is not None:
+                        raise self._diverged(bad, fallback, num_iterations)
+                    postfix["loss"] = f"{self.loss_history[-1]:.4f}"
+                    if self.verbose and t % self.print_every == 0:
+                        tqdm.write(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
+                if epoch_end:
+                    self.epoch += 1
+                    self._decay_learning_rates()
+                # The last iteration is always an epoch end, so CS231n's "or last_it" is implied.
+                if t == 0 or epoch_end:
+                    self._check_and_keep_best(postfix)
+                if epoch_end:
+                    self._save_checkpoint()
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+        finally:
+            bar.close()
+        self._restore_best()
+
+    def _check_and_keep_best(self, postfix: dict) -> None:
+        """CS231n's accuracy check: record both accuracies, print them, keep the params if validation improved."""
+        train_acc = self.check_accuracy(self.X_train, self.y_train, num_samples=self.num_train_samples)
+        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        postfix.update(train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
+        if self.verbose:
+            tqdm.write(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; val_acc: {val_acc:f}")
+        if val_acc > self.best_val_acc:
+            self.best_val_acc = val_acc
+            self.best_params, self._best_model_state = self._snapshot()
+
+    def _save_checkpoint(self) -> None:
+        """CS231n's hook: the epoch's checkpoint file, if ``checkpoint_name`` is set."""
+        if self.checkpoint_name is not None:
+            self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+
+    def _model_state(self) -> tuple[str | None, Any]:
+        """How the model exposes its non-trainable arrays, and those arrays."""
+        if hasattr(self.model, "get_state") and hasattr(self.model, "set_state"):
+            return "get_state", self.model.get_state()
+        bn_params = getattr(self.model, "bn_params", None)
+        if isinstance(bn_params, (list, tuple)) and bn_params:
+            return "bn_params", [{k: v for k, v in d.items() if is_array(v)} for d in bn_params]
+        return None, None
+
+    def _set_model_state(self, kind: str | None, state: Any) -> None:
+        if kind == "get_state":
+            if not hasattr(self.model, "set_state"):
+                raise ValueError("the checkpoint holds model state, but the model has no set_state(state) method")
+            self.model.set_state(state)
+        elif kind == "bn_params":
+            bn_params = getattr(self.model, "bn_params", None)
+            if not isinstance(bn_params, (list, tuple)) or len(bn_params) != len(state):
+                raise ValueError(f"the checkpoint holds {len(state)} bn_params dicts; the model does not match")
+            for target, saved in zip(bn_params, state):
+                target.update(saved)
+
+    def save_checkpoint(self, path) -> None:
+        """Save the whole training state to ``path`` (a portable ``.npz``, written atomically).
+
+        The file holds params, every param's optimizer config (arrays and scalars such as ``t`` and the decayed
+        ``learning_rate``), best params and accuracy, histories, epoch and iteration counters, the sampler's and
+        NumPy's global random states, and the model's non-trainable state. ``Solver(..., resume_from=path)``
+        continues from it, on any backend.
+        """
+        self._flush_losses()
+        kind, state = self._model_state()
+        arrays: dict = {}
+        tree = {
+            "params": _pack(self.model.params, arrays, "params"),
+            "best_params": _pack(self.best_params, arrays, "best_params"),
+            "optim_configs": _pack(self.optim_configs, arrays, "optim"),
+            "model_state": _pack(state, arrays, "model_state"),
+            "best_model_state": _pack(self._best_model_state, arrays, "best_model_state"),
+        }
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "backend": backend_name(namespace(self._reference())),
+            "update_rule": _rule_name(self.update_rule),
+            "epoch": self.epoch,
+            "iteration": self._iteration,
+            "iterations_per_epoch": self._iterations_per_epoch(),
+            "best_val_acc": self.best_val_acc,
+            "loss_history": self.loss_history,
+            "train_acc_history": self.train_acc_history,
+            "val_acc_history": self.val_acc_history,
+            "sampler": None if self._rng is None else rng_state(self._rng),
+            "numpy_global_rng": rng_state(None),
+            "model_state_kind": kind,
+            "tree": tree,
+        }
+        save_npz(path, arrays, meta)
+
+    def _load_checkpoint(self, path) -> None:
+        arrays, meta = load_npz(path)
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path!s} is not an xpnet Solver checkpoint (written by Solver.save_checkpoint)")
+        if meta["version"] > _FORMAT_VERSION:
+            raise ValueError(
+                f"{path!s} has checkpoint version {meta['version']}; this xpnet reads up to {_FORMAT_VERSION}"
+            )
+        tree = meta["tree"]
+        params = self.model.params
+        if set(tree["params"]) != set(params):
+            raise ValueError(f"{path!s} holds params {sorted(tree['params'])}, the model has {sorted(params)}")
+        for name, tag in tree["params"].items():
+            shape = tuple(arrays[tag[_ARRAY_TAG]].shape)
+            if shape != tuple(params[name].shape):
+                raise ValueError(
+                    f"{path!s}: param {name!r} has shape {shape}, the model's is {tuple(params[name].shape)}"
+                )
+        rule = _rule_name(self.update_rule)
+        if meta["update_rule"] != rule:
+            raise ValueError(
+                f"{path!s} was written with update_rule {meta['update_rule']!r}, this Solver uses {rule!r}"
+            )
+        if meta["iterations_per_epoch"] != self._iterations_per_epoch():
+            raise ValueError(
+                f"{path!s} was written with {meta['iterations_per_epoch']} iterations per epoch, this Solver has "
+                f"{self._iterations_per_epoch()} (X_train size // batch_size); use the same data and batch_size"
+            )
+
+        new_params = {name: _unpack(tree["params"][name], arrays, _onto(params[name])) for name in params}
+        self.best_params = {k: _unpack(v, arrays, _onto(params[k])) for k, v in tree["best_params"].items()}
+        self.optim_configs = {k: _unpack(v, arrays, _onto(params[k])) for k, v in tree["optim_configs"].items()}
+        state = _unpack(tree["model_state"], arrays, _onto(self._reference()))
+        self._set_model_state(meta["model_state_kind"], state)
+        self._best_model_state = _unpack(tree["best_model_state"], arrays, _onto(self._reference()))
+        params.update(new_params)
+        self.epoch = meta["epoch"]
+        self._iteration = meta["iteration"]
+        self.best_val_acc = meta["best_val_acc"]
+        self.loss_history = list(meta["loss_history"])
+        self.train_acc_history = list(meta["train_acc_history"])
+        self.val_acc_history = list(meta["val_acc_history"])
+        self._pending_losses = []
+        self._rng = None if meta["sampler"] is None else rng_from_state(meta["sampler"])
+        rng_from_state(meta["numpy_global_rng"])
