@@ -1,0 +1,314 @@
+"""FullyConnectedNet and ThreeLayerConvNet on every backend: gradients (numerical and torch autograd), initial loss,
+overfitting a small set, CS231n-reproducible weights, portable save/load, and argument errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
+from xpnet.gradient_check import eval_numerical_gradient
+from helpers import assert_close, rel_error, to_np, to_xp
+
+N, D, H1, H2, C = 2, 15, 20, 30, 10
+NUMPY = get_namespace("numpy")
+
+
+def _fc_data(xp, n=N, d=D, seed=231):
+    rng = np.random.default_rng(seed)
+    return to_xp(rng.standard_normal((n, d)), xp), to_xp(rng.integers(C, size=n), xp)
+
+
+def _fc(xp, **kwargs):
+    kwargs = {"input_dim": D, "num_classes": C, "weight_scale": 5e-2, "dtype": "float64", "xp": xp, **kwargs}
+    return FullyConnectedNet([H1, H2], **kwargs)
+
+
+def _cnn(xp, **kwargs):
+    kwargs = {"input_dim": (2, 6, 6), "num_filters": 3, "filter_size": 3, "hidden_dim": 6, "dtype": "float64",
+              "weight_scale": 1e-1, "xp": xp, **kwargs}
+    return ThreeLayerConvNet(**kwargs)
+
+
+def _cnn_data(xp, n=2, shape=(2, 6, 6), seed=0):
+    rng = np.random.default_rng(seed)
+    return to_xp(rng.standard_normal((n, *shape)), xp), to_xp(rng.integers(C, size=n), xp)
+
+
+def _grad_error(numeric, analytic) -> float:
+    """CS231n's relative error with ``|numeric| + |analytic|`` floored at 1e-3 instead of 1e-8.
+
+    Centred differences at h=1e-5 on a loss of ~2 carry ~1e-11 of rounding noise: alone a relative error of 1e-5 on
+    a gradient entry of 1e-6, which small initial weights produce. The floor compares such entries absolutely.
+    """
+    n, a = to_np(numeric), to_np(analytic)
+    return float(np.max(np.abs(n - a) / np.maximum(1e-3, np.abs(n) + np.abs(a))))
+
+
+def _max_grad_error(model, X, y):
+    """Largest :func:`_grad_error` between the analytic and the numerical gradient over all params."""
+    loss, grads = model.loss(X, y)
+    assert sorted(grads) == sorted(model.params)
+    errors = {}
+    for name, param in model.params.items():
+        assert tuple(grads[name].shape) == tuple(param.shape), name
+        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, verbose=False)
+        errors[name] = _grad_error(numeric, grads[name])
+    return max(errors.values()), errors
+
+
+@pytest.mark.parametrize("reg", [0.0, 3.14])
+@pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
+def test_fc_gradients_match_numerical(xp, normalization, reg):
+    np.random.seed(231)
+    X, y = _fc_data(xp)
+    model = _fc(xp, reg=reg, normalization=normalization)
+    worst, errors = _max_grad_error(model, X, y)
+    # With N=2, batchnorm maps each feature to a smoothed sign of the difference of two samples: its large third
+    # derivative puts a truncation error of ~1e-6 into the centred difference (it grows 100x when h grows 10x).
+    # The torch autograd test below checks those gradients to 1e-9.
+    assert worst < (1e-5 if normalization == "batchnorm" else 1e-7), errors
+
+
+def test_fc_gradients_with_seeded_dropout(xp):
+    np.random.seed(231)
+    X, y = _fc_data(xp)
+    model = _fc(xp, dropout_keep_ratio=0.5, seed=123)
+    assert model.dropout_param == {"mode": "train", "p": 0.5, "seed": 123}
+    worst, errors = _max_grad_error(model, X, y)
+    assert worst < 1e-7, errors
+
+
+def _torch_fc_loss(params, X, y, normalization, reg, num_layers, eps=1e-5):
+    """The same network written with torch.nn.functional, for autograd as an independent reference."""
+    p = {k: torch.tensor(to_np(v), requires_grad=True) for k, v in params.items()}
+    h = torch.tensor(to_np(X))
+    for i in range(1, num_layers):
+        h = h @ p[f"W{i}"] + p[f"b{i}"]
+        if normalization == "batchnorm":
+            h = F.batch_norm(h, None, None, p[f"gamma{i}"], p[f"beta{i}"], training=True, eps=eps)
+        elif normalization == "layernorm":
+            h = F.layer_norm(h, h.shape[1:], p[f"gamma{i}"], p[f"beta{i}"], eps=eps)
+        h = F.relu(h)
+    scores = h @ p[f"W{num_layers}"] + p[f"b{num_layers}"]
+    loss = F.cross_entropy(scores, torch.tensor(to_np(y)))
+    loss = loss + 0.5 * reg * sum((p[f"W{i}"] ** 2).sum() for i in range(1, num_layers + 1))
+    loss.backward()
+    return loss.item(), {k: v.grad.numpy() for k, v in p.items()}
+
+
+@pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
+def test_fc_loss_and_gradients_match_torch_autograd(xp, normalization):
+    np.random.seed(0)
+    X, y = _fc_data(xp, n=6, seed=1)
+    model = _fc(xp, reg=0.7, normalization=normalization)
+    loss, grads = model.loss(X, y)
+    assert namespace(loss) is xp and tuple(loss.shape) == ()  # a 0-d array: no host sync inside loss()
+    expected_loss, expected = _torch_fc_loss(model.params, X, y, normalization, 0.7, model.num_layers)
+    assert float(loss) == pytest.approx(expected_loss, rel=1e-10)
+    for name, g in grads.items():
+        assert_close(g, expected[name], xp=xp, err_msg=name)
+
+
+def test_fc_regularization_adds_half_reg_sum_of_squared_weights(xp):
+    X, y = _fc_data(xp)
+    model = _fc(xp, normalization="layernorm")
+    plain = float(model.loss(X, y)[0])
+    model.reg = 0.25
+    penalty = 0.5 * 0.25 * sum(float(np.sum(to_np(model.params[f"W{i}"]) ** 2)) for i in (1, 2, 3))
+    assert float(model.loss(X, y)[0]) == pytest.approx(plain + penalty, rel=1e-12)
+
+
+@pytest.mark.parametrize("normalization", [None, "batchnorm"])
+def test_fc_initial_loss_is_log_num_classes_and_scores_shape(xp, normalization):
+    X, y = _fc_data(xp, n=20)
+    model = FullyConnectedNet([30], input_dim=D, num_classes=C, weight_scale=1e-3, normalization=normalization,
+                              xp=xp)
+    loss, _ = model.loss(X, y)
+    assert float(loss) == pytest.approx(math.log(C), abs=0.05)
+    scores = model.loss(X)
+    assert namespace(scores) is xp and tuple(scores.shape) == (20, C) and dtype_name(scores.dtype) == "float32"
+
+
+def test_cnn_gradients_match_numerical(xp):
+    np.random.seed(231)
+    X, y = _cnn_data(xp)
+    model = _cnn(xp, reg=0.5)
+    worst, errors = _max_grad_error(model, X, y)
+    assert worst < 1e-6, errors
+
+
+def test_cnn_initial_loss_any_input_size(xp):
+    X, y = _cnn_data(xp, n=8, shape=(1, 7, 9))
+    model = ThreeLayerConvNet(input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp)
+    assert tuple(model.params["W2"].shape) == (4 * 3 * 4, 12)  # the pool floors 7/2 and 9/2
+    loss, grads = model.loss(X, y)
+    assert float(loss) == pytest.approx(math.log(C), abs=0.05)
+    assert all(dtype_name(g.dtype) == "float32" for g in grads.values())
+    assert tuple(model.loss(X).shape) == (8, C)
+
+
+def _adam_fit(model, X, y, steps, lr):
+    """A tiny full-batch Adam loop (the Solver is tested elsewhere); returns the training accuracy."""
+    xp = model.xp
+    m = {k: xp.zeros_like(v) for k, v in model.params.items()}
+    v = {k: xp.zeros_like(p) for k, p in model.params.items()}
+    for t in range(1, steps + 1):
+        _, grads = model.loss(X, y)
+        for k, g in grads.items():
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            step = lr * (m[k] / (1 - 0.9**t)) / (xp.sqrt(v[k] / (1 - 0.999**t)) + 1e-8)
+            model.params[k] = model.params[k] - step
+    return float(np.mean(np.argmax(to_np(model.loss(X)), axis=1) == to_np(y)))
+
+
+@pytest.mark.parametrize("normalization", [None, "batchnorm"])
+def test_fc_overfits_fifty_samples(xp, normalization):
+    np.random.seed(0)
+    rng = np.random.default_rng(1)
+    # float64 inputs into a float32 model: loss() casts them.
+    X, y = to_xp(rng.standard_normal((50, 20)), xp), to_xp(rng.integers(C, size=50), xp)
+    model = FullyConnectedNet([64], input_dim=20, num_classes=C, normalization=normalization, weight_scale=1e-1,
+                              xp=xp)
+    assert _adam_fit(model, X, y, steps=150, lr=1e-2) == 1.0
+
+
+def test_cnn_overfits_fifty_samples(xp):
+    np.random.seed(0)
+    X, y = _cnn_data(xp, n=50, shape=(1, 8, 8), seed=2)
+    model = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=64, weight_scale=1e-1,
+                              xp=xp)
+    assert _adam_fit(model, X, y, steps=100, lr=1e-2) == 1.0
+
+
+def test_weights_reproduce_cs231n_global_seed(xp):
+    np.random.seed(231)
+    model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, weight_scale=5e-2, normalization="batchnorm",
+                              xp=xp)
+    np.random.seed(231)
+    expected = {f"W{i}": np.random.randn(a, b) * 5e-2 for i, (a, b) in enumerate([(D, H1), (H1, H2), (H2, C)], 1)}
+    for name, w in expected.items():
+        assert_close(model.params[name], w.astype(np.float32), xp=xp, rtol=0, atol=0, err_msg=name)
+    assert np.all(to_np(model.params["gamma2"]) == 1) and np.all(to_np(model.params["b3"]) == 0)
+    assert model.bn_params == [{"mode": "train"}, {"mode": "train"}]
+
+    np.random.seed(231)
+    cnn = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, xp=xp)
+    np.random.seed(231)
+    for name, shape in [("W1", (4, 3, 3, 3)), ("W2", (4 * 4 * 4, 5)), ("W3", (5, C))]:
+        w = 1e-3 * np.random.randn(*shape)
+        assert_close(cnn.params[name], w.astype(np.float32), xp=xp, rtol=0, atol=0, err_msg=name)
+
+
+def _trained_bn_model(xp):
+    model = _fc(xp, normalization="batchnorm", dropout_keep_ratio=0.75, seed=5, reg=0.1)
+    X, y = _fc_data(xp, n=6)
+    model.loss(X, y)  # one training pass creates the running statistics
+    return model, X
+
+
+@pytest.mark.parametrize("target", ["to_backend", "from_backend"])
+def test_save_load_across_backends(xp, tmp_path, target):
+    source_xp, dest_xp = (NUMPY, xp) if target == "to_backend" else (xp, NUMPY)
+    model, X = _trained_bn_model(source_xp)
+    state = model.get_state()
+    assert sorted(state) == ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"]
+    model.save(tmp_path / "fc.npz")
+
+    loaded = load_model(tmp_path / "fc.npz", xp=dest_xp)
+    assert type(loaded) is FullyConnectedNet and loaded.config() == model.config()
+    assert loaded.xp is dest_xp and dtype_name(loaded.dtype) == "float64"
+    for name, p in model.params.items():
+        assert_close(loaded.params[name], to_np(p), xp=dest_xp, rtol=0, atol=0, err_msg=name)
+    for name, s in loaded.get_state().items():
+        assert_close(s, to_np(state[name]), xp=dest_xp, rtol=0, atol=0, err_msg=name)
+    X_dest = to_xp(to_np(X), dest_xp)
+    assert_close(loaded.loss(X_dest), to_np(model.loss(X)), xp=dest_xp)
+
+
+def test_cnn_save_load_and_class_checks(xp, tmp_path):
+    model = _cnn(xp)
+    model.save(tmp_path / "cnn.npz")
+    loaded = ThreeLayerConvNet.load(tmp_path / "cnn.npz", xp=xp)
+    assert loaded.config() == model.config() and loaded.get_state() == {}
+    X, _ = _cnn_data(xp)
+    assert_close(loaded.loss(X), to_np(model.loss(X)), xp=xp, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="holds a ThreeLayerConvNet, not a FullyConnectedNet"):
+        FullyConnectedNet.load(tmp_path / "cnn.npz")
+    save_npz(tmp_path / "other.npz", {"W1": to_np(model.params["W1"])}, {"epoch": 3})
+    with pytest.raises(ValueError, match="not an xpnet model file"):
+        load_model(tmp_path / "other.npz")
+
+
+def test_load_draws_no_random_numbers(tmp_path):
+    _fc("numpy").save(tmp_path / "fc.npz")
+    before = np.random.get_state()[1].copy()
+    load_model(tmp_path / "fc.npz", xp="numpy")
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_set_state_restores_and_rejects_unknown_names(xp):
+    model, X = _trained_bn_model(xp)
+    saved = model.get_state()
+    model.loss(X * 3.0, to_xp(np.arange(6) % C, xp))  # moves the running statistics
+    assert rel_error(model.get_state()["bn1.running_mean"], saved["bn1.running_mean"]) > 1e-3
+    model.set_state(saved)
+    for name, s in model.get_state().items():
+        assert_close(s, to_np(saved[name]), xp=xp, rtol=0, atol=0, err_msg=name)
+    model.set_state({})
+    assert model.get_state() == {} and "running_mean" not in model.bn_params[0]
+    with pytest.raises(ValueError, match="bn9.running_mean"):
+        model.set_state({"bn9.running_mean": saved["bn1.running_mean"]})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"hidden_dims": []}, TypeError, "hidden_dims must be a non-empty list"),
+        ({"hidden_dims": [10, 0]}, ValueError, r"hidden_dims\[1\] must be a positive int, got 0"),
+        ({"hidden_dims": [10.5]}, TypeError, r"hidden_dims\[0\] must be a positive int"),
+        ({"input_dim": -3}, ValueError, "input_dim must be a positive int"),
+        ({"normalization": "groupnorm"}, ValueError, "normalization must be None, 'batchnorm' or 'layernorm'"),
+        ({"dropout_keep_ratio": 0}, ValueError, r"dropout_keep_ratio must be in \(0, 1\]"),
+        ({"reg": -1.0}, ValueError, r"reg must be in \[0, inf\)"),
+        ({"weight_scale": "big"}, TypeError, "weight_scale must be a real number"),
+        ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
+        ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"xp": "jax"}, ValueError, "xp must be one of"),
+    ],
+)
+def test_fc_bad_arguments(kwargs, error, match):
+    kwargs = {"hidden_dims": [10], **kwargs}
+    with pytest.raises(error, match=match):
+        FullyConnectedNet(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"filter_size": 4}, ValueError, "filter_size must be odd"),
+        ({"input_dim": (3, 32)}, TypeError, r"input_dim must be a \(C, H, W\) tuple"),
+        ({"input_dim": (1, 1, 8)}, ValueError, "H >= 2 and W >= 2"),
+        ({"num_filters": 0}, ValueError, "num_filters must be a positive int"),
+    ],
+)
+def test_cnn_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ThreeLayerConvNet(**kwargs)
+
+
+def test_loss_rejects_inputs_of_another_backend_or_shape(xp):
+    model = _fc(xp)
+    with pytest.raises(TypeError, match=f"model's backend \\({backend_name(xp)}\\)"):
+        model.loss([[0.0] * D] * 2)
+    other = torch.zeros((2, D), dtype=torch.float64) if backend_name(xp) != "torch" else np.zeros((2, D))
+    with pytest.raises(TypeError, match="X must be an array of the model's backend"):
+        model.loss(other)
+    with pytest.raises(ValueError, match="15 features per row"):
+        model.loss(to_xp(np.zeros((2, D + 1)), xp))
+    with pytest.raises(ValueError, match=r"input_dim \(2, 6, 6\)"):
+        _cnn(xp).loss(to_xp(np.zeros((2, 2, 6, 5)), xp))

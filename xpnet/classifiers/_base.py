@@ -1,0 +1,216 @@
+"""What every xpnet model shares: backend and dtype set-up, non-trainable state, and portable save/load.
+
+A model keeps its trainable arrays in ``model.params`` (CS231n's contract: names such as ``'W1'``, ``'gamma1'``) and
+its non-trainable arrays (batchnorm running statistics) in the layer dicts CS231n uses (``model.bn_params``);
+``get_state`` / ``set_state`` expose the latter by stable names so the Solver can checkpoint them. ``save`` writes
+both, plus the constructor configuration, to one ``.npz`` that any backend can load.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from .._backend import (
+    asarray,
+    backend_name,
+    dtype_name,
+    get_namespace,
+    host_normal,
+    is_array,
+    load_npz,
+    namespace,
+    resolve_dtype,
+    save_npz,
+)
+from .._backend import device as _device_of
+
+__all__ = ["Model", "load_model"]
+
+_FORMAT = "xpnet.model"
+_FORMAT_VERSION = 1
+_PARAMS_PREFIX = "params."
+_STATE_PREFIX = "state."
+
+_REGISTRY: dict[str, type[Model]] = {}
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an int, or a ``TypeError`` / ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def real_in(value: Any, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
+    """``value`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``), or an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if too_low or value > high or math.isnan(value):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value:g}")
+    return value
+
+
+class Model:
+    """Base of the xpnet classifiers.
+
+    Subclasses implement ``_configure(**config, xp, device)`` (validate arguments and set attributes, drawing no
+    random numbers), ``_param_specs()`` (name -> (shape, init) in CS231n's draw order, init one of ``'normal'``,
+    ``'zeros'``, ``'ones'``), ``config()`` and ``loss(X, y=None)``; models with non-trainable arrays override
+    ``_state_slots()``.
+    """
+
+    xp: Any
+    device: Any
+    dtype: Any
+    params: dict
+    weight_scale: float
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def _set_backend(self, xp: Any, device: Any, dtype: Any) -> None:
+        """Resolve ``xp`` (module, name or namespace), ``device`` and a real floating ``dtype``."""
+        self.xp = get_namespace(xp)
+        self.device = device
+        dt = resolve_dtype(self.xp, dtype)
+        if dt is None or not self.xp.isdtype(dt, "real floating"):
+            raise ValueError(f"dtype must be a real floating dtype such as 'float32' or 'float64', got {dtype!r}")
+        self.dtype = dt
+
+    def _init_params(self) -> None:
+        """Draw the weights on the host from NumPy's global state in CS231n's order (so ``np.random.seed(231)``
+        reproduces CS231n's weights), one transfer per weight; biases and norm parameters are made in place."""
+        self.params = {}
+        for name, (shape, init) in self._param_specs().items():
+            if init == "normal":
+                host = host_normal(shape) * self.weight_scale
+                self.params[name] = asarray(host, xp=self.xp, device=self.device, dtype=self.dtype)
+            else:
+                fill = self.xp.zeros if init == "zeros" else self.xp.ones
+                self.params[name] = fill(shape, dtype=self.dtype, device=self.device)
+        self.device = _device_of(next(iter(self.params.values())))
+
+    def _param_specs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """The constructor arguments (JSON-able) that rebuild this model's architecture and settings."""
+        raise NotImplementedError
+
+    def _input(self, X, name: str = "X"):
+        """``X`` cast to the model's dtype; a ``TypeError`` if it lives on another backend."""
+        if not is_array(X) or namespace(X) is not self.xp:
+            got = backend_name(namespace(X)) if is_array(X) else type(X).__name__
+            raise TypeError(
+                f"{name} must be an array of the model's backend ({backend_name(self.xp)}), got {got}; "
+                f"move it with xpnet.asarray({name}, like=model.params['W1'])"
+            )
+        return X if X.dtype == self.dtype else self.xp.astype(X, self.dtype)
+
+    def _own(self, value, name: str):
+        """A fresh copy of ``value`` (any backend, or NumPy) on the model's backend, device and dtype."""
+        if not is_array(value):
+            raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+        return self.xp.asarray(asarray(value, xp=self.xp, device=self.device, dtype=self.dtype), copy=True)
+
+    def _state_slots(self) -> list[tuple[str, dict, tuple[str, ...]]]:
+        """``(prefix, layer dict, keys)`` for each layer dict holding non-trainable arrays."""
+        return []
+
+    def get_state(self) -> dict:
+        """Copies of the non-trainable arrays (e.g. ``'bn1.running_mean'``), for checkpoints.
+
+        Only arrays that exist are returned: batchnorm running statistics appear after the first training pass.
+        """
+        state = {}
+        for prefix, slot, keys in self._state_slots():
+            for key in keys:
+                if key in slot:
+                    state[f"{prefix}.{key}"] = self.xp.asarray(slot[key], copy=True)
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Make :meth:`get_state` equal ``state`` (arrays of any backend are copied onto the model's).
+
+        Names the model does not have raise ``ValueError``; state arrays the model has but ``state`` lacks are
+        dropped, so restoring a checkpoint taken before the first training pass restores that too.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays as returned by get_state(), got {type(state).__name__}")
+        slots = {f"{prefix}.{key}": (slot, key) for prefix, slot, keys in self._state_slots() for key in keys}
+        unknown = sorted(set(state) - set(slots))
+        if unknown:
+            raise ValueError(f"state names {unknown} are not state of this model; expected some of {sorted(slots)}")
+        for name, (slot, key) in slots.items():
+            if name in state:
+                slot[key] = self._own(state[name], f"state[{name!r}]")
+            else:
+                slot.pop(key, None)
+
+    def save(self, path) -> None:
+        """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically)."""
+        arrays = {f"{_PARAMS_PREFIX}{k}": v for k, v in self.params.items()}
+        arrays.update({f"{_STATE_PREFIX}{k}": v for k, v in self.get_state().items()})
+        meta = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "class": type(self).__name__,
+            "config": self.config(),
+        }
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path, *, xp: Any = None, device: Any = None):
+        """A model saved by :meth:`save`, on backend ``xp`` (module, name or namespace; NumPy by default).
+
+        Raises ``ValueError`` if the file holds another model class, or no model. Draws no random numbers.
+        """
+        arrays, meta = load_npz(path)
+        name = meta.get("class") if meta.get("format") == _FORMAT else None
+        if name is None:
+            raise ValueError(f"{path!s} is not an xpnet model file (no model class in its metadata)")
+        if name not in _REGISTRY:
+            raise ValueError(f"{path!s} holds a model of unknown class {name!r}; known: {sorted(_REGISTRY)}")
+        target = _REGISTRY[name]
+        if cls is not Model and target is not cls:
+            raise ValueError(
+                f"{path!s} holds a {name}, not a {cls.__name__}; load it with {name}.load(...) or "
+                "xpnet.classifiers.load_model(...)"
+            )
+        return target._from_saved(arrays, meta["config"], xp=xp, device=device, path=path)
+
+    @classmethod
+    def _from_saved(cls, arrays: dict, config: dict, *, xp: Any, device: Any, path):
+        model = cls.__new__(cls)
+        model._configure(**config, xp=xp, device=device)
+        params = {k[len(_PARAMS_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_PARAMS_PREFIX)}
+        state = {k[len(_STATE_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_STATE_PREFIX)}
+        specs = model._param_specs()
+        if set(params) != set(specs):
+            raise ValueError(
+                f"{path!s} holds params {sorted(params)}, but a {cls.__name__} with its config has {sorted(specs)}"
+            )
+        model.params = {}
+        for name, (shape, _) in specs.items():
+            if tuple(params[name].shape) != tuple(shape):
+                raise ValueError(f"{path!s}: param {name!r} has shape {params[name].shape}, expected {shape}")
+            model.params[name] = model._own(params[name], name)
+        model.device = _device_of(model.params[next(iter(specs))])
+        model.set_state(state)
+        return model
+
+    def _config_dtype(self) -> str:
+        return dtype_name(self.dtype)
+
+
+def load_model(path, *, xp: Any = None, device: Any = None) -> Model:
+    """Load any xpnet model saved with ``model.save(path)``, on backend ``xp`` (NumPy by default) and ``device``."""
+    return Model.load(path, xp=xp, device=device)

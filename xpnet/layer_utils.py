@@ -1,0 +1,205 @@
+"""Sandwich layers: the layer sequences the CS231n models repeat, each a forward above its backward.
+
+Every ``*_forward`` returns ``(out, cache)`` where ``cache`` is the tuple of the inner layers' caches, and every
+``*_backward(dout, cache)`` returns the gradients of the inputs in the order the forward takes them, as in CS231n.
+The namespace comes from the inputs through the inner layers, so these work on every backend.
+"""
+
+from __future__ import annotations
+
+from .fast_layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
+from .layers import (
+    affine_backward,
+    affine_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+    relu_backward,
+    relu_forward,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
+
+__all__ = [
+    "affine_relu_forward",
+    "affine_relu_backward",
+    "affine_bn_relu_forward",
+    "affine_bn_relu_backward",
+    "affine_ln_relu_forward",
+    "affine_ln_relu_backward",
+    "conv_relu_forward",
+    "conv_relu_backward",
+    "conv_relu_pool_forward",
+    "conv_relu_pool_backward",
+    "conv_bn_relu_forward",
+    "conv_bn_relu_backward",
+]
+
+
+def affine_relu_forward(x, w, b):
+    """Affine transform followed by a ReLU.
+
+    Parameters
+    ----------
+    x : (N, d_1, ..., d_k) input, flattened to (N, D) by the affine layer.
+    w : (D, M) weights.
+    b : (M,) biases.
+
+    Returns
+    -------
+    out : (N, M) output.
+    cache : ``(fc_cache, relu_cache)`` for :func:`affine_relu_backward`.
+    """
+    a, fc_cache = affine_forward(x, w, b)
+    out, relu_cache = relu_forward(a)
+    return out, (fc_cache, relu_cache)
+
+
+def affine_relu_backward(dout, cache):
+    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)`` with the shapes of ``x``, ``w``, ``b``."""
+    fc_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return affine_backward(da, fc_cache)
+
+
+def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
+    """Affine - batch normalization - ReLU.
+
+    Parameters
+    ----------
+    x : (N, d_1, ..., d_k) input; w : (D, M); b : (M,).
+    gamma, beta : (M,) scale and shift of the batch normalization.
+    bn_param : dict for :func:`xpnet.layers.batchnorm_forward` (``'mode'``, ``'eps'``, ``'momentum'``, running
+        statistics, updated in place in train mode).
+
+    Returns
+    -------
+    out : (N, M) output.
+    cache : ``(fc_cache, bn_cache, relu_cache)`` for :func:`affine_bn_relu_backward`.
+    """
+    a, fc_cache = affine_forward(x, w, b)
+    an, bn_cache = batchnorm_forward(a, gamma, beta, bn_param)
+    out, relu_cache = relu_forward(an)
+    return out, (fc_cache, bn_cache, relu_cache)
+
+
+def affine_bn_relu_backward(dout, cache):
+    """Backward pass of :func:`affine_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+    fc_cache, bn_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = batchnorm_backward(dan, bn_cache)
+    dx, dw, db = affine_backward(da, fc_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
+def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
+    """Affine - layer normalization - ReLU.
+
+    Parameters
+    ----------
+    x : (N, d_1, ..., d_k) input; w : (D, M); b : (M,).
+    gamma, beta : (M,) scale and shift of the layer normalization.
+    ln_param : dict for :func:`xpnet.layers.layernorm_forward` (``'eps'``).
+
+    Returns
+    -------
+    out : (N, M) output.
+    cache : ``(fc_cache, ln_cache, relu_cache)`` for :func:`affine_ln_relu_backward`.
+    """
+    a, fc_cache = affine_forward(x, w, b)
+    an, ln_cache = layernorm_forward(a, gamma, beta, ln_param)
+    out, relu_cache = relu_forward(an)
+    return out, (fc_cache, ln_cache, relu_cache)
+
+
+def affine_ln_relu_backward(dout, cache):
+    """Backward pass of :func:`affine_ln_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+    fc_cache, ln_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = layernorm_backward(dan, ln_cache)
+    dx, dw, db = affine_backward(da, fc_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
+def conv_relu_forward(x, w, b, conv_param):
+    """Convolution followed by a ReLU.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
+    conv_param : dict with ``'stride'`` and ``'pad'``.
+
+    Returns
+    -------
+    out : (N, F, H', W') output.
+    cache : ``(conv_cache, relu_cache)`` for :func:`conv_relu_backward`.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    out, relu_cache = relu_forward(a)
+    return out, (conv_cache, relu_cache)
+
+
+def conv_relu_backward(dout, cache):
+    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``."""
+    conv_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
+    """Convolution - ReLU - max pooling.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
+    conv_param : dict with ``'stride'`` and ``'pad'``.
+    pool_param : dict with ``'pool_height'``, ``'pool_width'`` and ``'stride'``.
+
+    Returns
+    -------
+    out : (N, F, H'', W'') pooled output.
+    cache : ``(conv_cache, relu_cache, pool_cache)`` for :func:`conv_relu_pool_backward`.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    s, relu_cache = relu_forward(a)
+    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    return out, (conv_cache, relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(dout, cache):
+    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``."""
+    conv_cache, relu_cache, pool_cache = cache
+    ds = max_pool_backward_fast(dout, pool_cache)
+    da = relu_backward(ds, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
+    """Convolution - spatial batch normalization - ReLU.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
+    gamma, beta : (F,) per-channel scale and shift.
+    conv_param : dict with ``'stride'`` and ``'pad'``.
+    bn_param : dict for :func:`xpnet.layers.spatial_batchnorm_forward`.
+
+    Returns
+    -------
+    out : (N, F, H', W') output.
+    cache : ``(conv_cache, bn_cache, relu_cache)`` for :func:`conv_bn_relu_backward`.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
+    out, relu_cache = relu_forward(an)
+    return out, (conv_cache, bn_cache, relu_cache)
+
+
+def conv_bn_relu_backward(dout, cache):
+    """Backward pass of :func:`conv_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+    conv_cache, bn_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta

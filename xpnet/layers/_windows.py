@@ -1,0 +1,69 @@
+"""Sliding-window geometry shared by convolution and pooling: the one place that gathers and scatters windows.
+
+A KH×KW window sliding with stride ``s`` over the last two axes of an array is read as KH·KW shifted strided
+slices, one per kernel offset ``(i, j)``: ``x[..., i : i + s·(H'-1) + 1 : s, j : j + s·(W'-1) + 1 : s]``, each of
+shape ``(..., H', W')``. Python loops run over the KH·KW offsets only, never over the batch or output pixels, and
+slice stops never pass the end of the array (array_api_strict rejects out-of-bounds slices). Offsets are numbered
+``k = i·KW + j`` (row-major within the window), which is what "first argmax of a window" refers to in pooling.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from .._backend import device
+
+__all__ = ["check_int", "conv_output_size", "gather_windows", "scatter_windows"]
+
+
+def check_int(value, name: str, *, minimum: int) -> int:
+    """``value`` as a Python int, or a ValueError/TypeError naming ``name`` (bools and floats are refused)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: int = 0, *, what: str = "filter", axis: str = "height"):
+    """Output length ``1 + (size + 2·pad - kernel) // stride`` along one axis, floored as in torch.
+
+    Raises ValueError when the window (``what``: "filter", "pool window") does not fit in the padded input.
+    """
+    padded = size + 2 * pad
+    if kernel > padded:
+        where = f"the padded input {axis} {size} + 2*{pad} = {padded}" if pad else f"the input {axis} {size}"
+        raise ValueError(f"{what} {axis} {kernel} is larger than {where}")
+    return 1 + (padded - kernel) // stride
+
+
+def _offsets(kh: int, kw: int, stride: int, out_h: int, out_w: int):
+    """The KH·KW (row slice, column slice) pairs, in window order k = i·KW + j; stops stay in bounds."""
+    span_h, span_w = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+    return [(slice(i, i + span_h, stride), slice(j, j + span_w, stride)) for i in range(kh) for j in range(kw)]
+
+
+def gather_windows(x, kh: int, kw: int, stride: int, out_h: int, out_w: int, *, axis: int, xp):
+    """Stack the KH·KW shifted strided slices of ``x`` (..., H, W) along a new axis ``axis``.
+
+    With ``x`` of shape (A, B, H, W) and ``axis=2`` the result is (A, B, KH·KW, H', W'); with ``axis=1`` it is
+    (A, KH·KW, B, H', W'). The result is a fresh contiguous array, so reshaping it (for im2col) copies nothing.
+    """
+    return xp.stack([x[..., rows, columns] for rows, columns in _offsets(kh, kw, stride, out_h, out_w)], axis=axis)
+
+
+def scatter_windows(cols, shape, kh: int, kw: int, stride: int, *, axis: int, xp):
+    """Adjoint of :func:`gather_windows`: sum window values back into a zero array of ``shape`` (..., H, W).
+
+    ``cols`` has the layout ``gather_windows`` returns for the same ``axis``; overlapping windows accumulate.
+    """
+    out_h, out_w = cols.shape[-2], cols.shape[-1]
+    out = xp.zeros(shape, dtype=cols.dtype, device=device(cols))
+    lead = (slice(None),) * (axis % cols.ndim)
+    for k, (rows, columns) in enumerate(_offsets(kh, kw, stride, out_h, out_w)):
+        out[..., rows, columns] += cols[(*lead, k, ...)]
+    return out
