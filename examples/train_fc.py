@@ -16,9 +16,9 @@ from xpnet.classifiers import FullyConnectedNet
 
 def main(argv=None):
     parser = make_parser(__doc__.splitlines()[0], epochs=30, batch_size=50, lr=2e-3, lr_decay=0.9)
-    parser.add_argument("--hidden-dims", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--hidden-dims", type=int, nargs="+", default=[512, 256])
     parser.add_argument("--normalization", choices=("none", "batchnorm", "layernorm"), default="batchnorm")
-    parser.add_argument("--dropout-keep", type=float, default=0.8, help="keep probability; 1 disables dropout")
+    parser.add_argument("--dropout-keep", type=float, default=0.7, help="keep probability; 1 disables dropout")
     parser.add_argument("--weight-scale", type=float, default=None, help="default: He initialization sqrt(2/fan_in)")
     args = parser.parse_args(argv)
     xp, device, data = start(args)
@@ -32,7 +32,6 @@ def main(argv=None):
         reg=1e-3 if args.reg is None else args.reg,
         weight_scale=math.sqrt(2.0 / input_dim) if args.weight_scale is None else args.weight_scale,
         dtype=args.dtype,
-        seed=args.seed,
         xp=xp,
         device=device,
     )

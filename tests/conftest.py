@@ -37,6 +37,11 @@ def _load(name: str):
             import array_api_strict
 
             array_api_strict.set_array_api_strict_flags(api_version=STRICT_API_VERSION)
+        if name == "torch":
+            import torch
+
+            # The tests use tiny arrays: on 2 cores, torch's thread pool costs more than it saves (ms per matmul).
+            torch.set_num_threads(1)
         if name == "cupy":
             import cupy
 

@@ -150,6 +150,9 @@ def test_get_CIFAR10_data_missing_directory(tmp_path, monkeypatch):
         get_CIFAR10_data(cifar10_dir=missing)
     for text in (str(missing), CIFAR10_URL, "XPNET_CIFAR10_DIR", "cifar10_dir"):
         assert text in str(info.value)
+    missing.mkdir()
+    with pytest.raises(FileNotFoundError, match="give the folder inside it instead"):
+        get_CIFAR10_data(cifar10_dir=tmp_path)
     monkeypatch.delenv("XPNET_CIFAR10_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match="XPNET_CIFAR10_DIR is not set"):
         get_CIFAR10_data()
@@ -163,6 +166,8 @@ def test_get_CIFAR10_data_rejects_counts_beyond_the_data(cifar):
         get_CIFAR10_data(10, 10, 21, cifar10_dir=root)
     with pytest.raises(ValueError, match="num_validation must be a non-negative integer, got -1"):
         get_CIFAR10_data(10, -1, 5, cifar10_dir=root)
+    with pytest.raises(ValueError, match="num_training must be an integer >= 1, got 0"):
+        get_CIFAR10_data(0, 10, 5, cifar10_dir=root)
 
 
 def test_digits_shapes_dtypes_and_labels():
@@ -214,5 +219,7 @@ def test_digits_num_training_and_dtype():
         get_digits_data(100, 100, num_training=1598)
     with pytest.raises(ValueError, match="num_validation \\+ num_test must leave training images"):
         get_digits_data(1000, 797)
+    with pytest.raises(ValueError, match="num_training must be an integer >= 1, got 0"):
+        get_digits_data(num_training=0)
     with pytest.raises(ValueError, match="num_test must be a non-negative integer, got 2.5"):
         get_digits_data(10, 2.5)

@@ -85,7 +85,12 @@ def test_sandwich_gradients_match_numerical(xp, name):
     for i, (x, g) in enumerate(zip(inputs, grads)):
         assert tuple(g.shape) == tuple(x.shape), f"gradient {i} of {name}"
         numeric = eval_numerical_gradient_array(lambda _: forward(*inputs, *extra)[0], x, dout)
-        assert rel_error(numeric, g) < GRAD_REL_ERROR, f"gradient {i} of {name}"
+        if "bn" in name and i == 2:
+            # Batchnorm subtracts the batch mean, so the bias before it gets exactly zero gradient; relative error
+            # is meaningless there, the numerical one is rounding noise (~1e-11).
+            assert np.max(np.abs(to_np(g))) < 1e-12 and np.max(np.abs(to_np(numeric))) < 1e-9, name
+        else:
+            assert rel_error(numeric, g) < GRAD_REL_ERROR, f"gradient {i} of {name}"
 
 
 def test_affine_relu_is_the_composition(xp):

@@ -103,8 +103,8 @@ def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
 
 def test_tiling_windows_take_the_reshape_path(xp, monkeypatch):
     calls = []
-    real = pool_module.gather_windows
-    monkeypatch.setattr(pool_module, "gather_windows", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = pool_module.window_views
+    monkeypatch.setattr(pool_module, "window_views", lambda *a, **k: calls.append(1) or real(*a, **k))
     x = to_xp(_randn(2, 3, 4, 6), xp)
     out, cache = max_pool_forward_fast(x, _param(2, 2, 2))
     max_pool_backward_fast(xp.ones_like(out), cache)

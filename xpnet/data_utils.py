@@ -1,6 +1,6 @@
 """Data sets as CS231n prepares them: CIFAR-10 from its python pickles, and the small digits set shipped with xpnet.
 
-Everything here returns NumPy arrays on the host; the Solver moves each minibatch to the model's backend.
+Everything here returns NumPy arrays on the host; the Solver moves them to the model's backend once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "get_digits_data"]
+__all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "load_digits", "get_digits_data"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ENV = "XPNET_CIFAR10_DIR"
@@ -67,6 +67,9 @@ def load_CIFAR10(ROOT):
     root = os.fspath(ROOT)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist; {_CIFAR10_HOWTO}")
+    inner = os.path.join(root, "cifar-10-batches-py")
+    if not os.path.exists(os.path.join(root, "data_batch_1")) and os.path.isdir(inner):
+        raise FileNotFoundError(f"{root!r} holds no data_batch_1; give the folder inside it instead: {inner!r}")
     batches = [load_CIFAR_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
     X_train = np.concatenate([X for X, _ in batches])
     y_train = np.concatenate([y for _, y in batches])
@@ -74,9 +77,10 @@ def load_CIFAR10(ROOT):
     return X_train, y_train, X_test, y_test
 
 
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+def _check_count(name, value, *, low=0):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        what = "a non-negative integer" if low == 0 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -123,7 +127,7 @@ def get_CIFAR10_data(
         raise FileNotFoundError(
             f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
         )
-    num_training = _check_count("num_training", num_training)
+    num_training = _check_count("num_training", num_training, low=1)
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
@@ -156,7 +160,7 @@ def load_digits():
     images : uint8 array of shape (1797, 8, 8), values 0..16
     labels : int64 array of shape (1797,), values 0..9
     """
-    with resources.files(__package__).joinpath("datasets", "digits.npz").open("rb") as f:
+    with (resources.files(__package__) / "datasets" / "digits.npz").open("rb") as f:
         with np.load(f, allow_pickle=False) as data:
             return data["images"], data["labels"]
 
@@ -185,7 +189,7 @@ def get_digits_data(
             f"num_validation + num_test must leave training images out of {n}, got {num_validation} + {num_test}"
         )
     if num_training is not None:
-        num_training = _check_count("num_training", num_training)
+        num_training = _check_count("num_training", num_training, low=1)
         if num_training > rest:
             raise ValueError(
                 f"num_training must be at most {rest} (the {n} digits less validation and test), got {num_training}"

@@ -115,14 +115,12 @@ class Model:
             )
         return X if X.dtype == self.dtype else self.xp.astype(X, self.dtype)
 
-    def _own(self, value, name: str):
+    def _own(self, value):
         """A fresh copy of ``value`` (any backend, or NumPy) on the model's backend, device and dtype."""
-        if not is_array(value):
-            raise TypeError(f"{name} must be an array, got {type(value).__name__}")
         return self.xp.asarray(asarray(value, xp=self.xp, device=self.device, dtype=self.dtype), copy=True)
 
-    def _state_slots(self) -> list[tuple[str, dict, tuple[str, ...]]]:
-        """``(prefix, layer dict, keys)`` for each layer dict holding non-trainable arrays."""
+    def _state_slots(self) -> list[tuple[str, dict, tuple[str, ...], tuple[int, ...]]]:
+        """``(prefix, layer dict, keys, shape)`` for each layer dict holding non-trainable arrays of that shape."""
         return []
 
     def get_state(self) -> dict:
@@ -131,7 +129,7 @@ class Model:
         Only arrays that exist are returned: batchnorm running statistics appear after the first training pass.
         """
         state = {}
-        for prefix, slot, keys in self._state_slots():
+        for prefix, slot, keys, _ in self._state_slots():
             for key in keys:
                 if key in slot:
                     state[f"{prefix}.{key}"] = self.xp.asarray(slot[key], copy=True)
@@ -145,13 +143,21 @@ class Model:
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays as returned by get_state(), got {type(state).__name__}")
-        slots = {f"{prefix}.{key}": (slot, key) for prefix, slot, keys in self._state_slots() for key in keys}
+        slots = {
+            f"{prefix}.{key}": (slot, key, shape) for prefix, slot, keys, shape in self._state_slots() for key in keys
+        }
         unknown = sorted(set(state) - set(slots))
         if unknown:
             raise ValueError(f"state names {unknown} are not state of this model; expected some of {sorted(slots)}")
-        for name, (slot, key) in slots.items():
+        for name, value in state.items():
+            shape = slots[name][2]
+            if not is_array(value):
+                raise TypeError(f"state[{name!r}] must be an array of shape {shape}, got {type(value).__name__}")
+            if tuple(value.shape) != shape:
+                raise ValueError(f"state[{name!r}] must have shape {shape}, got {tuple(value.shape)}")
+        for name, (slot, key, _) in slots.items():
             if name in state:
-                slot[key] = self._own(state[name], f"state[{name!r}]")
+                slot[key] = self._own(state[name])
             else:
                 slot.pop(key, None)
 
@@ -202,12 +208,13 @@ class Model:
         for name, (shape, _) in specs.items():
             if tuple(params[name].shape) != tuple(shape):
                 raise ValueError(f"{path!s}: param {name!r} has shape {params[name].shape}, expected {shape}")
-            model.params[name] = model._own(params[name], name)
+            model.params[name] = model._own(params[name])
         model.device = _device_of(model.params[next(iter(specs))])
         model.set_state(state)
         return model
 
     def _config_dtype(self) -> str:
+        """The dtype's name ('float32'), as saved in ``config()``."""
         return dtype_name(self.dtype)
 
 

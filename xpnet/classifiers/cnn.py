@@ -146,4 +146,5 @@ class ThreeLayerConvNet(Model):
             for w in ("W1", "W2", "W3"):
                 loss = loss + 0.5 * self.reg * self.xp.sum(p[w] * p[w])
                 grads[w] = grads[w] + self.reg * p[w]
-        return loss, grads
+        # NumPy turns arithmetic on 0-d arrays into scalars; the contract is a 0-d array on every backend.
+        return self.xp.asarray(loss), grads

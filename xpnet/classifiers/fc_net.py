@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,8 +103,9 @@ class FullyConnectedNet(Model):
         self.reg = real_in(reg, "reg", low=0.0)
         self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
         keep = real_in(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, low_open=True)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        seed = None if seed is None else int(seed)
         self._set_backend(xp, device, dtype)
         self.num_layers = len(self.hidden_dims) + 1
 
@@ -151,7 +153,8 @@ class FullyConnectedNet(Model):
     def _state_slots(self):
         if self.normalization != "batchnorm":
             return []
-        return [(f"bn{i + 1}", p, ("running_mean", "running_var")) for i, p in enumerate(self.bn_params)]
+        keys = ("running_mean", "running_var")
+        return [(f"bn{i + 1}", p, keys, (self.hidden_dims[i],)) for i, p in enumerate(self.bn_params)]
 
     def _hidden_forward(self, x, i: int):
         """Layer ``i``: affine - [norm] - relu - [dropout]; returns ``(out, (sandwich_cache, dropout_cache))``."""
@@ -193,7 +196,7 @@ class FullyConnectedNet(Model):
         X = self._input(X)
         if X.ndim < 2 or math.prod(X.shape[1:]) != self.input_dim:
             raise ValueError(
-                f"X must have shape (N, ...) with {self.input_dim} features per row (input_dim), got {X.shape}"
+                f"X must have shape (N, ...) with {self.input_dim} features per row (input_dim), got {tuple(X.shape)}"
             )
         mode = "test" if y is None else "train"
         if self.use_dropout:
@@ -223,4 +226,5 @@ class FullyConnectedNet(Model):
                 W = self.params[w]
                 loss = loss + 0.5 * self.reg * self.xp.sum(W * W)
                 grads[w] = grads[w] + self.reg * W
-        return loss, grads
+        # NumPy turns arithmetic on 0-d arrays into scalars; the contract is a 0-d array on every backend.
+        return self.xp.asarray(loss), grads

@@ -13,7 +13,7 @@ import operator
 
 from .._backend import device
 
-__all__ = ["check_int", "conv_output_size", "gather_windows", "scatter_windows"]
+__all__ = ["check_int", "conv_output_size", "window_views", "gather_windows", "scatter_windows"]
 
 
 def check_int(value, name: str, *, minimum: int) -> int:
@@ -47,23 +47,29 @@ def _offsets(kh: int, kw: int, stride: int, out_h: int, out_w: int):
     return [(slice(i, i + span_h, stride), slice(j, j + span_w, stride)) for i in range(kh) for j in range(kw)]
 
 
+def window_views(x, kh: int, kw: int, stride: int, out_h: int, out_w: int) -> list:
+    """The KH·KW shifted strided slices of ``x`` (..., H, W), each a (..., H', W') view, in window order."""
+    return [x[..., rows, columns] for rows, columns in _offsets(kh, kw, stride, out_h, out_w)]
+
+
 def gather_windows(x, kh: int, kw: int, stride: int, out_h: int, out_w: int, *, axis: int, xp):
     """Stack the KH·KW shifted strided slices of ``x`` (..., H, W) along a new axis ``axis``.
 
     With ``x`` of shape (A, B, H, W) and ``axis=2`` the result is (A, B, KH·KW, H', W'); with ``axis=1`` it is
     (A, KH·KW, B, H', W'). The result is a fresh contiguous array, so reshaping it (for im2col) copies nothing.
     """
-    return xp.stack([x[..., rows, columns] for rows, columns in _offsets(kh, kw, stride, out_h, out_w)], axis=axis)
+    return xp.stack(window_views(x, kh, kw, stride, out_h, out_w), axis=axis)
 
 
-def scatter_windows(cols, shape, kh: int, kw: int, stride: int, *, axis: int, xp):
-    """Adjoint of :func:`gather_windows`: sum window values back into a zero array of ``shape`` (..., H, W).
+def scatter_windows(windows, shape, kh: int, kw: int, stride: int, *, xp):
+    """Adjoint of :func:`window_views`: sum KH·KW window arrays (..., H', W') back into a zero array ``shape``.
 
-    ``cols`` has the layout ``gather_windows`` returns for the same ``axis``; overlapping windows accumulate.
+    ``windows`` is a sequence in window order (a list, or ``xp.unstack`` of a stacked array); overlapping windows
+    accumulate.
     """
-    out_h, out_w = cols.shape[-2], cols.shape[-1]
-    out = xp.zeros(shape, dtype=cols.dtype, device=device(cols))
-    lead = (slice(None),) * (axis % cols.ndim)
-    for k, (rows, columns) in enumerate(_offsets(kh, kw, stride, out_h, out_w)):
-        out[..., rows, columns] += cols[(*lead, k, ...)]
+    first = windows[0]
+    out_h, out_w = first.shape[-2], first.shape[-1]
+    out = xp.zeros(shape, dtype=first.dtype, device=device(first))
+    for window, (rows, columns) in zip(windows, _offsets(kh, kw, stride, out_h, out_w), strict=True):
+        out[..., rows, columns] += window
     return out

@@ -60,7 +60,7 @@ def conv_forward_naive(x, w, b, conv_param):
     s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
     N, F, HH, WW = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     x_pad = _pad_hw(x, p, xp=xp)
-    out = xp.zeros((N, F, out_h, out_w), dtype=xp.result_type(x, w), device=device(x))
+    out = xp.zeros((N, F, out_h, out_w), dtype=xp.result_type(x, w, b), device=device(x))
     for n in range(N):
         for i in range(out_h):
             for j in range(out_w):
@@ -129,8 +129,7 @@ def conv_forward_fast(x, w, b, conv_param):
     x_t = _pad_hw(xp.permute_dims(x, (1, 0, 2, 3)), p, xp=xp)  # (C, N, H + 2p, W + 2p)
     windows = gather_windows(x_t, HH, WW, s, out_h, out_w, axis=1, xp=xp)  # (C, HH·WW, N, H', W')
     x_cols = xp.reshape(windows, (C * HH * WW, N * out_h * out_w))
-    out = xp.matmul(xp.reshape(w, (F, C * HH * WW)), x_cols)
-    out += xp.reshape(b, (F, 1))  # in place: no second (F, N·H'·W') array
+    out = xp.matmul(xp.reshape(w, (F, C * HH * WW)), x_cols) + xp.reshape(b, (F, 1))
     out = xp.permute_dims(xp.reshape(out, (F, N, out_h, out_w)), (1, 0, 2, 3))
     return out, (x_cols, w, tuple(x.shape), conv_param)
 
@@ -175,7 +174,7 @@ def _dx_by_col2im(dout_2d, w, shape, s: int, p: int, *, xp):
     w_t = xp.reshape(xp.permute_dims(w, (1, 2, 3, 0)), (C * HH * WW, F))
     out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
     d_cols = xp.reshape(xp.matmul(w_t, dout_2d), (C, HH * WW, N, out_h, out_w))
-    dx_t = scatter_windows(d_cols, (C, N, H + 2 * p, W + 2 * p), HH, WW, s, axis=1, xp=xp)
+    dx_t = scatter_windows(xp.unstack(d_cols, axis=1), (C, N, H + 2 * p, W + 2 * p), HH, WW, s, xp=xp)
     return dx_t[:, :, p : p + H, p : p + W]
 
 

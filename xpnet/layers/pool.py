@@ -8,8 +8,10 @@ maximum in row-major order, as torch does, so tied inputs get a gradient of 1 at
 
 from __future__ import annotations
 
+import functools
+
 from .._backend import device, namespace
-from ._windows import check_int, conv_output_size, gather_windows, scatter_windows
+from ._windows import check_int, conv_output_size, scatter_windows, window_views
 
 __all__ = ["max_pool_forward_naive", "max_pool_backward_naive", "max_pool_forward_fast", "max_pool_backward_fast"]
 
@@ -89,20 +91,45 @@ def _tiles(x, ph: int, pw: int, s: int) -> bool:
     return ph == pw == s and x.shape[2] % ph == 0 and x.shape[3] % pw == 0
 
 
-def _route_to_first_max(windows, dout, *, xp):
-    """(N, C, K, H', W') windows and (N, C, H', W') dout -> dout at each window's first argmax, zeros elsewhere."""
-    k = windows.shape[2]
-    positions = xp.reshape(xp.arange(k, device=device(windows)), (1, 1, k, 1, 1))
-    first_max = positions == xp.argmax(windows, axis=2, keepdims=True)
-    return xp.where(first_max, xp.expand_dims(dout, axis=2), 0.0)
+def _windows(x, ph: int, pw: int, s: int, out_h: int, out_w: int, *, xp) -> list:
+    """The ph·pw (N, C, H', W') views whose elementwise maximum is the pooled output, in row-major window order.
+
+    Tiling windows are views of x reshaped to (N, C, H', ph, W', pw); other windows are strided slices.
+    """
+    if _tiles(x, ph, pw, s):
+        tiles = xp.reshape(x, (x.shape[0], x.shape[1], out_h, ph, out_w, pw))
+        return [tiles[:, :, :, i, :, j] for i in range(ph) for j in range(pw)]
+    return window_views(x, ph, pw, s, out_h, out_w)
+
+
+def _maximum(views, *, xp):
+    """Elementwise maximum of a list of equal-shape arrays (NumPy reduces a stacked window axis far slower)."""
+    return functools.reduce(xp.maximum, views)
+
+
+def _route_to_first_max(views, top, dout, *, xp) -> list:
+    """For each window position k, dout where views[k] is the window's FIRST maximum ``top``, zeros elsewhere.
+
+    A running mask of the windows already served replaces an argmax: ties send the whole gradient to the first
+    position in row-major order, as torch does. Measured with NumPy, an argmax over the stacked window axis plus
+    the one-hot took ~4x longer than these elementwise passes over views, and ``where`` ~10x longer than the
+    multiply by the 0/1 mask (exact for finite gradients).
+    """
+    served = xp.zeros(dout.shape, dtype=xp.bool, device=device(dout))
+    grads = []
+    for view in views:
+        first = (view == top) & ~served
+        served = served | first
+        grads.append(xp.astype(first, dout.dtype) * dout)
+    return grads
 
 
 def max_pool_forward_fast(x, pool_param):
     """Max pooling forward pass without Python loops over images or pixels.
 
-    When the windows tile the input (stride == pool_height == pool_width dividing H and W), x is viewed as
-    (N, C, H', ph, W', pw) and reduced without a copy; otherwise the ph·pw shifted strided slices are stacked
-    (overlapping or non-tiling windows).
+    When the windows tile the input (stride == pool_height == pool_width dividing H and W), the windows are
+    views of x reshaped to (N, C, H', ph, W', pw); otherwise (overlapping or non-tiling windows) they are the
+    ph·pw shifted strided slices of x. Either way the output is their elementwise maximum, with no copy of x.
 
     Parameters
     ----------
@@ -117,16 +144,14 @@ def max_pool_forward_fast(x, pool_param):
     """
     xp = namespace(x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
-    N, C = x.shape[0], x.shape[1]
-    if _tiles(x, ph, pw, s):
-        out = xp.max(xp.reshape(x, (N, C, out_h, ph, out_w, pw)), axis=(3, 5))
-    else:
-        out = xp.max(gather_windows(x, ph, pw, s, out_h, out_w, axis=2, xp=xp), axis=2)
-    return out, (x, pool_param)
+    return _maximum(_windows(x, ph, pw, s, out_h, out_w, xp=xp), xp=xp), (x, pool_param)
 
 
 def max_pool_backward_fast(dout, cache):
     """Max pooling backward pass: each window's gradient goes to its first maximum (row-major), as in torch.
+
+    Tiling windows do not overlap, so their gradients are written straight into the reshaped dx; other windows
+    are summed back with ``scatter_windows`` (overlapping windows add up).
 
     Parameters
     ----------
@@ -143,12 +168,11 @@ def max_pool_backward_fast(dout, cache):
     N, C = x.shape[0], x.shape[1]
     if tuple(dout.shape) != (N, C, out_h, out_w):
         raise ValueError(f"dout must have the forward output's shape {(N, C, out_h, out_w)}, got {tuple(dout.shape)}")
+    views = _windows(x, ph, pw, s, out_h, out_w, xp=xp)
+    grads = _route_to_first_max(views, _maximum(views, xp=xp), dout, xp=xp)
     if _tiles(x, ph, pw, s):
-        # Window offsets must be ordered row-major, (ph, pw), before the argmax, so that ties resolve as in the
-        # windowed path; the permute costs one copy of x.
-        tiles = xp.permute_dims(xp.reshape(x, (N, C, out_h, ph, out_w, pw)), (0, 1, 3, 5, 2, 4))
-        d_tiles = _route_to_first_max(xp.reshape(tiles, (N, C, ph * pw, out_h, out_w)), dout, xp=xp)
-        d_tiles = xp.permute_dims(xp.reshape(d_tiles, (N, C, ph, pw, out_h, out_w)), (0, 1, 4, 2, 5, 3))
-        return xp.reshape(d_tiles, tuple(x.shape))
-    windows = gather_windows(x, ph, pw, s, out_h, out_w, axis=2, xp=xp)
-    return scatter_windows(_route_to_first_max(windows, dout, xp=xp), tuple(x.shape), ph, pw, s, axis=2, xp=xp)
+        dx = xp.zeros((N, C, out_h, ph, out_w, pw), dtype=dout.dtype, device=device(dout))
+        for k, grad in enumerate(grads):
+            dx[:, :, :, k // pw, :, k % pw] = grad
+        return xp.reshape(dx, tuple(x.shape))
+    return scatter_windows(grads, tuple(x.shape), ph, pw, s, xp=xp)
