@@ -12,6 +12,8 @@ matmul each). The script times, interleaved round by round so that a noisy machi
 * ``torch``    torch.nn.functional.conv2d forward + autograd backward, float32, on the backend's device type.
 
 It prints medians over ``--repeats`` rounds (after one warm-up round) and the median of the per-round ratios.
+OpenBLAS (NumPy) and torch both use every core by default; ``OMP_NUM_THREADS=1`` in the environment makes both
+single-threaded, which gives steadier ratios on a machine shared with other jobs.
 """
 
 from __future__ import annotations
@@ -130,15 +132,21 @@ def main(argv=None) -> None:
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
-    xp = get_namespace(args.backend)
+    try:
+        xp = get_namespace(args.backend)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
     try:
         import torch
 
         threads = torch.get_num_threads()
     except ImportError:
         threads = None
-    print(f"backend {backend_name(xp)}, device {args.device or 'default'}, {os.cpu_count()} CPUs, "
-          f"torch threads {threads}, {args.repeats} rounds, float32")
+    print(
+        f"backend {backend_name(xp)}, device {args.device or 'default'}, {os.cpu_count()} CPUs, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {threads}, "
+        f"{args.repeats} rounds, float32"
+    )
     rng = np.random.default_rng(0)
     for x_shape, (F, HH, WW), stride, pad in GEOMETRIES:
         bench_geometry(xp, args.device, x_shape, (F, HH, WW), stride, pad, args.repeats, rng)

@@ -19,11 +19,11 @@ IMPLEMENTATIONS = {
 }
 
 # (x shape, w shape, stride, pad): square, non-square input and kernel, pad 0 and 2, a stride that does not
-# divide (H + 2p - HH = 5 with stride 2 floors to H' = 3, as torch does), and stride 1 with F <= C, where the
-# fast backward takes dx by a transposed convolution instead of col2im (pad 2 > WW - 1 crops dout there).
+# divide (H + 2p - HH = 5 with stride 2 floors to H' = 3, as torch does), and a pad wider than the kernel
+# (pad 2 > WW - 1: the outer output columns see only padding).
 GEOMETRIES = {
     "s1p1": ((2, 2, 4, 4), (3, 2, 3, 3), 1, 1),
-    "s1p2-fewer-filters": ((1, 3, 4, 5), (2, 3, 3, 2), 1, 2),
+    "s1p2-wide-pad": ((1, 3, 4, 5), (2, 3, 3, 2), 1, 2),
     "s2p0-nonsquare": ((2, 2, 5, 6), (2, 2, 3, 2), 2, 0),
     "s2p2-floor": ((1, 2, 4, 3), (2, 2, 3, 3), 2, 2),
 }
@@ -105,7 +105,13 @@ def test_conv_matches_torch_autograd(xp, impl, geometry):
         assert_close(got, ref, xp=xp, err_msg=name)
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 3),
     h=st.integers(1, 7), w=st.integers(1, 7), kh=st.integers(1, 4), kw=st.integers(1, 4),

@@ -4,6 +4,8 @@ overlapping and non-tiling windows, numerical gradients, ties routed to the firs
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import xpnet.fast_layers as fast_layers
 import xpnet.layers.pool as pool_module
@@ -99,6 +101,30 @@ def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(tx, (ph, pw), stride=s).sum().backward()
     assert_close(dx, tx.grad.numpy())
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    h=st.integers(1, 7), w=st.integers(1, 7), ph=st.integers(1, 3), pw=st.integers(1, 3),
+    stride=st.integers(1, 3), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_fast_matches_naive_with_ties_on_random_geometries(xp, h, w, ph, pw, stride, seed):
+    if ph > h or pw > w:
+        with pytest.raises(ValueError, match="is larger than the input"):
+            max_pool_forward_fast(to_xp(np.zeros((1, 1, h, w)), xp), _param(ph, pw, stride))
+        return
+    x = to_xp(np.random.default_rng(seed).integers(0, 3, size=(2, 2, h, w)).astype(np.float64), xp)
+    out, cache = max_pool_forward_fast(x, _param(ph, pw, stride))
+    ref_out, ref_cache = max_pool_forward_naive(x, _param(ph, pw, stride))
+    assert_close(out, ref_out, xp=xp)
+    dout = to_xp(_randn(*out.shape, seed=seed), xp)
+    assert_close(max_pool_backward_fast(dout, cache), max_pool_backward_naive(dout, ref_cache), xp=xp)
 
 
 def test_tiling_windows_take_the_reshape_path(xp, monkeypatch):

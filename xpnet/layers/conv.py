@@ -104,10 +104,9 @@ def conv_forward_fast(x, w, b, conv_param):
     """Convolution forward pass by im2col: one matmul for the whole batch.
 
     The padded input is gathered into columns of layout (C·HH·WW, N·H'·W') (channel-major: x is transposed to
-    (C, N, H, W) first), so the convolution is a single ``(F, C·HH·WW) @ (C·HH·WW, N·H'·W')`` product. Measured
-    with NumPy/OpenBLAS on 2 cores, this layout beat the batched (N, C·HH·WW, H'·W') one by 1.1-3x on
-    fwd+bwd (benchmarks/bench_conv.py): the backward weight gradient becomes one long-K matmul instead of N small
-    ones, and the matmuls see plain 2-D operands.
+    (C, N, H, W) first), so the convolution is a single ``(F, C·HH·WW) @ (C·HH·WW, N·H'·W')`` product. With
+    NumPy/OpenBLAS on 2 cores this layout ran forward+backward 5-20% faster than the batched
+    (N, C·HH·WW, H'·W') one (N matmuls per product, and a sum over N for dw); see benchmarks/README.md.
 
     Parameters
     ----------
@@ -155,39 +154,8 @@ def conv_backward_fast(dout, cache):
         raise ValueError(f"dout must have the forward output's shape {(N, F, out_h, out_w)}, got {tuple(dout.shape)}")
     dout_2d = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * out_h * out_w))
     db = xp.sum(dout_2d, axis=1)
-    # (x_cols @ dout_2d.T).T rather than dout_2d @ x_cols.T: OpenBLAS runs the first several times faster for
-    # this long-K shape.
-    dw = xp.reshape(xp.matrix_transpose(xp.matmul(x_cols, xp.matrix_transpose(dout_2d))), w.shape)
-    if s == 1 and F <= C:
-        dx_t = _dx_by_transposed_conv(dout_2d, w, (C, N, H, W), p, xp=xp)
-    else:
-        dx_t = _dx_by_col2im(dout_2d, w, (C, N, H, W), s, p, xp=xp)
-    return xp.permute_dims(dx_t, (1, 0, 2, 3)), dw, db
-
-
-def _dx_by_col2im(dout_2d, w, shape, s: int, p: int, *, xp):
-    """(F, N·H'·W') upstream gradient -> (C, N, H, W) input gradient: columns by one matmul, then col2im."""
-    C, N, H, W = shape
-    F, _, HH, WW = w.shape
-    # w as a C-contiguous (C·HH·WW, F) matrix (the reshape of a permuted array copies it): a transposed view is
-    # much slower as the left operand of this short-K matmul.
-    w_t = xp.reshape(xp.permute_dims(w, (1, 2, 3, 0)), (C * HH * WW, F))
-    out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
-    d_cols = xp.reshape(xp.matmul(w_t, dout_2d), (C, HH * WW, N, out_h, out_w))
+    w_2d = xp.reshape(w, (F, C * HH * WW))
+    dw = xp.reshape(xp.matmul(dout_2d, xp.matrix_transpose(x_cols)), w.shape)
+    d_cols = xp.reshape(xp.matmul(xp.matrix_transpose(w_2d), dout_2d), (C, HH * WW, N, out_h, out_w))
     dx_t = scatter_windows(xp.unstack(d_cols, axis=1), (C, N, H + 2 * p, W + 2 * p), HH, WW, s, xp=xp)
-    return dx_t[:, :, p : p + H, p : p + W]
-
-
-def _dx_by_transposed_conv(dout_2d, w, shape, p: int, *, xp):
-    """Stride-1 input gradient as a convolution: dout, zero-padded by HH-1 and WW-1, correlated with the flipped
-    filters. Its columns have F·HH·WW rows, no more than col2im's C·HH·WW when F <= C, and it replaces col2im's
-    HH·WW read-modify-write passes over dx with one well-shaped matmul (about 2x faster for 64 -> 64 channels)."""
-    C, N, H, W = shape
-    F, _, HH, WW = w.shape
-    d_t = xp.reshape(dout_2d, (F, N, H + 2 * p - HH + 1, W + 2 * p - WW + 1))
-    d_t = pad(d_t, ((0, 0), (0, 0), (HH - 1, HH - 1), (WW - 1, WW - 1)), xp=xp)
-    d_t = d_t[:, :, p : p + H + HH - 1, p : p + W + WW - 1]  # only the rows and columns that reach x, not its pad
-    windows = gather_windows(d_t, HH, WW, 1, H, W, axis=1, xp=xp)  # (F, HH·WW, N, H, W)
-    w_flip = xp.reshape(xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3)), (C, F * HH * WW))
-    dx_2d = xp.matmul(w_flip, xp.reshape(windows, (F * HH * WW, N * H * W)))
-    return xp.reshape(dx_2d, (C, N, H, W))
+    return xp.permute_dims(dx_t, (1, 0, 2, 3))[:, :, p : p + H, p : p + W], dw, db

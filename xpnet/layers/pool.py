@@ -111,9 +111,9 @@ def _route_to_first_max(views, top, dout, *, xp) -> list:
     """For each window position k, dout where views[k] is the window's FIRST maximum ``top``, zeros elsewhere.
 
     A running mask of the windows already served replaces an argmax: ties send the whole gradient to the first
-    position in row-major order, as torch does. Measured with NumPy, an argmax over the stacked window axis plus
-    the one-hot took ~4x longer than these elementwise passes over views, and ``where`` ~10x longer than the
-    multiply by the 0/1 mask (exact for finite gradients).
+    position in row-major order, as torch does. Measured with NumPy on (64, 32, 32, 32) inputs, an argmax over
+    stacked windows plus a one-hot took ~4x longer than these elementwise passes over views, and ``where`` in
+    place of the multiply by the 0/1 mask (exact for finite gradients) ~1.7x longer.
     """
     served = xp.zeros(dout.shape, dtype=xp.bool, device=device(dout))
     grads = []
