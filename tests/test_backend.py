@@ -98,3 +98,7 @@ def test_save_load_npz_roundtrip_is_portable(xp, tmp_path):
 def test_load_npz_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         B.load_npz(tmp_path / "nope.npz")
+
+
+def test_host_residency_follows_the_device(xp, backend):
+    assert B.is_host_resident(to_xp(np.ones(2), xp)) is (backend != "cupy")

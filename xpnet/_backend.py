@@ -44,6 +44,7 @@ __all__ = [
     "random_normal",
     "pad",
     "sync",
+    "is_host_resident",
     "save_npz",
     "load_npz",
 ]
@@ -287,6 +288,16 @@ def random_normal(shape, *, like: Any, seed: int | np.random.Generator | None = 
 def pad(x: Any, pad_width, *, xp: Any):
     """Zero padding (``array_api_extra.pad``): ``pad_width`` is an int or one ``(before, after)`` pair per axis."""
     return _xpx.pad(x, pad_width, mode="constant", constant_values=0, xp=xp)
+
+
+def is_host_resident(x: Any) -> bool:
+    """True when ``x`` lives in host memory (NumPy, array_api_strict, torch on CPU), so reading a value from it
+    costs no device synchronisation; False for CuPy arrays and torch tensors on an accelerator."""
+    if _compat.is_cupy_array(x):
+        return False
+    if _compat.is_torch_array(x):
+        return x.device.type == "cpu"
+    return True
 
 
 def sync(x: Any = None) -> None:

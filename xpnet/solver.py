@@ -263,6 +263,9 @@ class Solver:
             raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
         if tuple(y.shape) != (X.shape[0],):
             raise ValueError(f"{name} must have shape ({X.shape[0]},) to match the features, got {tuple(y.shape)}")
+        # Checked once here: on a GPU the loss does not re-check label ranges at every step.
+        if y.shape[0] and int(xp.min(y)) < 0:
+            raise ValueError(f"{name} must hold class labels >= 0, got a minimum of {int(xp.min(y))}")
         return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
 
     def _reset(self) -> None:

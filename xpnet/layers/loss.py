@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._backend import device, namespace
+from .._backend import device, is_host_resident, namespace
 
 __all__ = ["softmax_loss", "svm_loss"]
 
@@ -68,7 +68,7 @@ def _one_hot(y, C, *, xp):
 
 
 def _check_scores_and_labels(x, y, *, xp):
-    """``(N, C, y as int64)`` after checking x's shape and dtype and y's shape, dtype and range (one host sync)."""
+    """``(N, C, y as int64)`` after checking x's shape and dtype and y's shape, dtype and range."""
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
     if not xp.isdtype(x.dtype, "real floating"):
@@ -82,7 +82,9 @@ def _check_scores_and_labels(x, y, *, xp):
         raise ValueError(f"y must have shape (N,) = ({N},), one label per row of x, got {tuple(y.shape)}")
     # int64 whatever the labels' integer type: torch indexes with int64 only, and C may not fit in y's type.
     y = xp.astype(y, xp.int64, copy=False)
-    if bool(xp.any((y < 0) | (y >= C))):
+    # The range check reads a value back from the array: free in host memory, but on a GPU it would stall the
+    # pipeline at every training step, so there it is left out (the Solver checks its labels once, on the host).
+    if is_host_resident(y) and bool(xp.any((y < 0) | (y >= C))):
         raise ValueError(
             f"y must hold labels in [0, C) = [0, {C}), got values from {int(xp.min(y))} to {int(xp.max(y))}"
         )
