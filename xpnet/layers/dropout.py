@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 
-from .._backend import namespace, random_uniform
+from .._backend import asarray, host_uniform, namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -32,7 +32,9 @@ def dropout_forward(x, dropout_param):
     p, mode, seed = _settings(dropout_param)
     if mode == "test":
         return x, (None, p)
-    keep = random_uniform(x.shape, like=x, seed=seed) < p
+    # Drawn and compared on the host in float64, then moved as booleans: one small transfer, and the same mask on
+    # every backend and for every dtype of x.
+    keep = asarray(host_uniform(tuple(x.shape), seed) < p, like=x)
     # Only the boolean mask is kept (1 byte per element), not a scaled float mask or x.
     return xp.where(keep, x / p, 0.0), (keep, p)
 
