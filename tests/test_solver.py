@@ -385,6 +385,11 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         Solver(model, {**DATA, "y_train": DATA["y_train"] * 1.0})
     with pytest.raises(ValueError, match=r"y_val must have shape \(60,\)"):
         Solver(model, {**DATA, "y_val": DATA["y_val"][:5]})
+    with pytest.raises(ValueError, match=r"y_train must hold class labels >= 0, got values from -1 to 2"):
+        Solver(model, {**DATA, "y_train": np.where(DATA["y_train"] == 0, -1, DATA["y_train"])})
+    model.num_classes = C  # with num_classes (as xpnet's models have) the upper bound is checked too
+    with pytest.raises(ValueError, match=r"y_val must hold class labels in \[0, 3\), got values from 0 to 3"):
+        Solver(model, {**DATA, "y_val": np.where(DATA["y_val"] == 2, 3, DATA["y_val"])})
 
     solver = make_solver(model, num_epochs=0)
     solver.save_checkpoint(tmp_path / "c.npz")

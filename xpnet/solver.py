@@ -264,8 +264,12 @@ class Solver:
         if tuple(y.shape) != (X.shape[0],):
             raise ValueError(f"{name} must have shape ({X.shape[0]},) to match the features, got {tuple(y.shape)}")
         # Checked once here: on a GPU the loss does not re-check label ranges at every step.
-        if y.shape[0] and int(xp.min(y)) < 0:
-            raise ValueError(f"{name} must hold class labels >= 0, got a minimum of {int(xp.min(y))}")
+        if y.shape[0]:
+            low, high = int(xp.min(y)), int(xp.max(y))
+            num_classes = getattr(self.model, "num_classes", None)
+            if low < 0 or (isinstance(num_classes, int) and high >= num_classes):
+                expected = f"in [0, {num_classes})" if isinstance(num_classes, int) else ">= 0"
+                raise ValueError(f"{name} must hold class labels {expected}, got values from {low} to {high}")
         return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
 
     def _reset(self) -> None:
