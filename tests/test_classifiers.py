@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
+from xpnet.gradient_check import eval_numerical_gradient
 from helpers import assert_close, rel_error, to_np, to_xp
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
@@ -47,20 +48,6 @@ def _grad_error(numeric, analytic) -> float:
     return float(np.max(np.abs(n - a) / np.maximum(1e-3, np.abs(n) + np.abs(a))))
 
 
-def _numerical_at(f, x, indices, h=1e-5):
-    """Centred differences of ``f`` at the given entries of ``x`` (restored exactly after each probe)."""
-    grad = np.zeros(len(indices))
-    for k, ix in enumerate(indices):
-        old = float(x[ix])
-        x[ix] = old + h
-        plus = float(f())
-        x[ix] = old - h
-        minus = float(f())
-        x[ix] = old
-        grad[k] = (plus - minus) / (2 * h)
-    return grad
-
-
 def _max_grad_error(model, X, y):
     """Largest :func:`_grad_error` between analytic and numerical gradients over all params.
 
@@ -72,9 +59,8 @@ def _max_grad_error(model, X, y):
     for name, param in model.params.items():
         g = to_np(grads[name])
         assert g.shape == tuple(param.shape), name
-        indices = list(np.ndindex(*g.shape))
-        numeric = _numerical_at(lambda: model.loss(X, y)[0], param, indices)
-        errors[name] = _grad_error(numeric, np.array([g[ix] for ix in indices]))
+        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, verbose=False)
+        errors[name] = _grad_error(numeric, g)
     return max(errors.values()), errors
 
 

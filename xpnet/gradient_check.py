@@ -45,6 +45,17 @@ def _probe(x, ix: tuple[int, ...], h: float, f: Callable):
     return plus, minus
 
 
+def _centred_differences(x, h: float, evaluate: Callable, combine: Callable, on_entry: Callable | None = None):
+    """For each entry of ``x``: ``combine(evaluate at x + h, evaluate at x - h) / 2h``, as an array like ``x``."""
+    grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    for ix in np.ndindex(*x.shape):
+        plus, minus = _probe(x, ix, h, evaluate)
+        grad[ix] = combine(plus, minus) / (2 * h)
+        if on_entry is not None:
+            on_entry(ix, grad[ix])
+    return namespace(x).asarray(grad, dtype=x.dtype, device=device(x))
+
+
 def _check_array(x, name: str = "x") -> None:
     namespace(x)  # raises TypeError naming the type for non-arrays
     if not hasattr(x, "__setitem__"):
@@ -64,14 +75,9 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
     grad : array of ``x``'s shape, backend, device and dtype.
     """
     _check_array(x)
-    xp = namespace(x)
-    grad = np.zeros(tuple(x.shape), dtype=np.float64)
-    for ix in np.ndindex(*x.shape):
-        plus, minus = _probe(x, ix, h, lambda a: float(f(a)))
-        grad[ix] = (plus - minus) / (2 * h)
-        if verbose:
-            print(ix, grad[ix])
-    return xp.asarray(grad, dtype=x.dtype, device=device(x))
+    return _centred_differences(
+        x, h, lambda a: float(f(a)), lambda plus, minus: plus - minus, on_entry=print if verbose else None
+    )
 
 
 def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
@@ -89,13 +95,8 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
     """
     _check_array(x)
     xp = namespace(x, df)
-    grad = np.zeros(tuple(x.shape), dtype=np.float64)
     # f may return x itself or a view of it (test-mode dropout, reshapes): copy, as CS231n's f(x).copy() does.
-    run = lambda a: xp.asarray(f(a), copy=True)  # noqa: E731
-    for ix in np.ndindex(*x.shape):
-        plus, minus = _probe(x, ix, h, run)
-        grad[ix] = float(xp.sum((plus - minus) * df)) / (2 * h)
-    return xp.asarray(grad, dtype=x.dtype, device=device(x))
+    return _centred_differences(x, h, lambda a: xp.asarray(f(a), copy=True), _weighted_difference(df, xp=xp))
 
 
 def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: float = 1e-5):
@@ -111,18 +112,19 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
         x = inp.vals if hasattr(inp, "vals") else inp
         _check_array(x, "inputs")
         xp = namespace(x)
-        grad = np.zeros(tuple(x.shape), dtype=np.float64)
-        df = output.diffs if blobs else output
 
         def run(_):
             out = f(*inputs)
             return xp.asarray(output.vals if blobs else out, copy=True)
 
-        for ix in np.ndindex(*x.shape):
-            plus, minus = _probe(x, ix, h, run)
-            grad[ix] = float(xp.sum((plus - minus) * df)) / (2 * h)
-        grads.append(xp.asarray(grad, dtype=x.dtype, device=device(x)))
+        df = output.diffs if blobs else output
+        grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp)))
     return grads
+
+
+def _weighted_difference(df, *, xp) -> Callable:
+    """``sum((plus - minus) * df)`` as a float: the upstream-weighted change of an array-valued function."""
+    return lambda plus, minus: float(xp.sum((plus - minus) * df))
 
 
 def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: float = 1e-5, seed=None):
