@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from xpnet._backend import asarray, backend_name, dtype_name, namespace, to_numpy
 
@@ -53,3 +54,14 @@ def assert_close(actual, expected, *, xp=None, rtol=None, atol=None, err_msg="")
     np.testing.assert_allclose(
         a, e, rtol=tol["rtol"] if rtol is None else rtol, atol=tol["atol"] if atol is None else atol, err_msg=err_msg
     )
+
+
+# torch is the independent reference (torch.nn.functional + autograd). It is optional for users: without it the
+# reference comparisons skip. CI requires the torch backend, so there a missing torch fails instead.
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = F = None
+
+requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (the reference implementation)")

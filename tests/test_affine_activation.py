@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import affine_backward, affine_forward, relu_backward, relu_forward
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 
 def _randn(*shape, seed=0):
@@ -47,6 +46,7 @@ def test_relu_gradient_matches_numerical(xp):
     assert_close(relu_backward(dout, x), dx, xp=xp)  # CS231n's cache, the input itself, gives the same gradient
 
 
+@requires_torch
 def test_affine_relu_match_torch_autograd(xp):
     x, w, b, dout = _randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2), _randn(4, 3, seed=3)
     a, fc_cache = affine_forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp))
@@ -85,6 +85,7 @@ def test_affine_bad_input_names_the_argument(xp):
         relu_backward(to_xp(_randn(3, 2), xp), relu_forward(x)[1])
 
 
+@requires_torch
 def test_mixing_backends_is_a_type_error():
     x = torch.zeros(2, 3, dtype=torch.float64)
     with pytest.raises(TypeError, match="different backends"):

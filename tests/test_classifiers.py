@@ -5,13 +5,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
 from xpnet.gradient_check import eval_numerical_gradient
-from helpers import assert_close, rel_error, to_np, to_xp
+from helpers import F, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
 NUMPY = get_namespace("numpy")
@@ -104,6 +102,7 @@ def _torch_fc_loss(params, X, y, normalization, reg, num_layers, eps=1e-5):
     return loss.item(), {k: v.grad.numpy() for k, v in p.items()}
 
 
+@requires_torch
 @pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
 def test_fc_loss_and_gradients_match_torch_autograd(xp, normalization):
     np.random.seed(0)
@@ -274,6 +273,7 @@ def test_set_state_restores_and_rejects_unknown_names(xp):
         model.set_state({"bn2.running_var": saved["bn1.running_var"]})
 
 
+@requires_torch
 def test_backend_and_dtype_spellings():
     import array_api_strict
 
@@ -323,6 +323,7 @@ def test_cnn_bad_arguments(kwargs, error, match):
         ThreeLayerConvNet(**kwargs)
 
 
+@requires_torch
 def test_loss_rejects_inputs_of_another_backend_or_shape(xp):
     model = _fc(xp)
     with pytest.raises(TypeError, match=f"model's backend \\({backend_name(xp)}\\)"):

@@ -3,7 +3,6 @@ fast against naive over random geometries, torch autograd as an independent refe
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +10,7 @@ import xpnet.fast_layers as fast_layers
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
 from xpnet.layers._windows import conv_output_size, gather_windows, scatter_windows
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 IMPLEMENTATIONS = {
     "naive": (conv_forward_naive, conv_backward_naive),
@@ -90,6 +89,7 @@ def test_conv_gradients_match_numerical(xp, impl, geometry):
     assert rel_error(db, num_db) < GRAD_REL_ERROR
 
 
+@requires_torch
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_conv_matches_torch_autograd(xp, impl, geometry):
@@ -176,6 +176,7 @@ def test_bad_input_raises_naming_the_argument(xp, impl, x_shape, w_shape, F, con
         IMPLEMENTATIONS[impl][0](x, w, b, conv_param)
 
 
+@requires_torch
 def test_mixing_backends_is_a_type_error():
     x, w, b = np.zeros((1, 1, 3, 3)), torch.zeros((1, 1, 2, 2), dtype=torch.float64), np.zeros(1)
     with pytest.raises(TypeError, match="different backends"):

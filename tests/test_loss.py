@@ -5,13 +5,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient
 from xpnet.layers import softmax_loss, svm_loss
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import F, GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 LOSSES = [softmax_loss, svm_loss]
 
@@ -42,6 +40,7 @@ def _torch_reference(loss_fn, x_np, y_np):
     return loss.item(), tx.grad.numpy()
 
 
+@requires_torch
 @pytest.mark.parametrize("scale", [1.0, 1e4], ids=["unit", "huge"])
 @pytest.mark.parametrize("loss_fn", LOSSES)
 def test_matches_torch(xp, loss_fn, scale):
@@ -80,6 +79,7 @@ def test_svm_loss_is_zero_with_wide_margins(xp):
     np.testing.assert_array_equal(to_np(dx), 0.0)
 
 
+@requires_torch
 @pytest.mark.parametrize("loss_fn", LOSSES)
 def test_bad_input_names_the_argument(xp, loss_fn):
     x = to_xp(np.zeros((3, 4)), xp)

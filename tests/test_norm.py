@@ -3,8 +3,6 @@ float64, the notebook's statistics checks, dtypes and bad input."""
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import (
@@ -18,7 +16,7 @@ from xpnet.layers import (
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
 )
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import F, GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 EPS = 1e-5
 
@@ -96,6 +94,7 @@ def _torch_grads(out, dout, *tensors):
     return [t.grad.numpy() for t in tensors]
 
 
+@requires_torch
 @pytest.mark.parametrize("x_shape", [(6, 4), (3, 4, 2, 3)], ids=["batchnorm", "spatial"])
 def test_batchnorm_train_matches_torch(xp, x_shape):
     x, dout = _randn(*x_shape, scale=3.0, shift=2.0), _randn(*x_shape, seed=3)
@@ -121,6 +120,7 @@ def test_batchnorm_train_matches_torch(xp, x_shape):
     assert_close(bn_param["running_var"], 0.8 * rv0 + 0.2 * x.var(axis=axes), xp=xp)
 
 
+@requires_torch
 def test_batchnorm_test_mode_matches_torch_eval(xp):
     x, gamma, beta, dout = _randn(5, 3, scale=2.0), _randn(3, seed=1), _randn(3, seed=2), _randn(5, 3, seed=3)
     rm, rv = _randn(3, seed=4), _randn(3, seed=5) ** 2 + 0.5
@@ -135,6 +135,7 @@ def test_batchnorm_test_mode_matches_torch_eval(xp):
     assert_close(bn_param["running_mean"], rm, xp=xp)  # test mode leaves the running statistics alone
 
 
+@requires_torch
 def test_layernorm_matches_torch(xp):
     x, dout = _randn(4, 6, scale=2.0, shift=1.0), _randn(4, 6, seed=3)
     gamma, beta = _randn(6, seed=1), _randn(6, seed=2)
@@ -147,6 +148,7 @@ def test_layernorm_matches_torch(xp):
         assert_close(got, ref, xp=xp)
 
 
+@requires_torch
 def test_groupnorm_matches_torch(xp):
     x, dout = _randn(2, 6, 3, 2, scale=2.0), _randn(2, 6, 3, 2, seed=3)
     gamma, beta = _randn(6, seed=1), _randn(6, seed=2)
@@ -252,6 +254,7 @@ def test_bad_input_names_the_argument(xp):
         batchnorm_backward(to_xp(_randn(3, 4), xp), cache)
 
 
+@requires_torch
 def test_mixing_backends_is_a_type_error():
     x, g, b = torch.zeros(4, 3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), torch.zeros(3)
     with pytest.raises(TypeError, match="different backends"):

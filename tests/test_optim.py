@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from tests.helpers import assert_close, to_np, to_xp
+from helpers import assert_close, requires_torch, to_np, to_xp, torch
 from xpnet import optim
 from xpnet._backend import backend_name, namespace
 
@@ -106,6 +105,7 @@ TORCH_EQUIVALENTS = {
 }
 
 
+@requires_torch
 @pytest.mark.parametrize("rule", sorted(TORCH_EQUIVALENTS))
 def test_rule_matches_torch_optim_over_several_steps(xp, rule):
     """Five steps on a quadratic whose gradient changes with w, compared with torch.optim in float64."""
@@ -155,6 +155,7 @@ def test_cs231n_default_hyperparameters():
     assert (config["beta1"], config["beta2"], config["epsilon"], config["t"]) == (0.9, 0.999, 1e-8, 1)
 
 
+@requires_torch
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match=r"dw must have the shape of w \(2, 3\), got \(3, 2\)"):
         optim.sgd(np.ones((2, 3)), np.ones((3, 2)))

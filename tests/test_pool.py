@@ -3,7 +3,6 @@ overlapping and non-tiling windows, numerical gradients, ties routed to the firs
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,7 +10,7 @@ import xpnet.fast_layers as fast_layers
 import xpnet.layers.pool as pool_module
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import max_pool_backward_fast, max_pool_backward_naive, max_pool_forward_fast, max_pool_forward_naive
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
 IMPLEMENTATIONS = {
     "naive": (max_pool_forward_naive, max_pool_backward_naive),
@@ -50,6 +49,7 @@ def test_max_pool_forward_matches_the_notebook(xp, impl):
     assert_close(out, np.array(expected), xp=xp, rtol=1e-7, atol=1e-8)
 
 
+@requires_torch
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_max_pool_matches_torch_autograd(xp, impl, geometry):
@@ -80,6 +80,7 @@ def test_max_pool_gradient_matches_numerical(xp, impl, geometry):
     assert rel_error(dx, numeric) < GRAD_REL_ERROR
 
 
+@requires_torch
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
     x_shape, ph, pw, s = GEOMETRIES[geometry]

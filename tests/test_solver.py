@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import load_backend
-from tests.helpers import to_np, to_xp
+from conftest import load_backend
+from helpers import to_np, to_xp
 from xpnet import optim
 from xpnet._backend import (
     device,
