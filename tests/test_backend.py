@@ -102,3 +102,16 @@ def test_load_npz_missing_file_names_the_path(tmp_path):
 
 def test_host_residency_follows_the_device(xp, backend):
     assert B.is_host_resident(to_xp(np.ones(2), xp)) is (backend != "cupy")
+
+
+def test_namespace_names_the_argument_that_is_not_an_array(xp):
+    x = to_xp(np.ones(3), xp)
+    with pytest.raises(TypeError, match=r"w must be an array .*got builtins\.list"):
+        B.namespace(x=x, w=[1.0, 2.0])
+
+
+def test_namespace_names_the_arguments_on_mixed_backends(xp, backend):
+    if backend == "numpy":
+        pytest.skip("needs a second backend besides numpy")
+    with pytest.raises(TypeError, match=r"different backends \(x is .*, w is numpy\.ndarray\)"):
+        B.namespace(x=to_xp(np.ones(3), xp), w=np.ones(3))

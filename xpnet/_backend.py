@@ -62,25 +62,34 @@ def _describe(x: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def namespace(*arrays: Any):
-    """Array API namespace shared by ``arrays`` (``None`` and Python scalars are ignored).
+def namespace(*arrays: Any, **named: Any):
+    """Array API namespace shared by the arrays given (``None`` and Python scalars are ignored).
 
-    Raises ``TypeError`` naming the backends when the arrays come from different libraries, and when an input is
-    not an array at all (a list, a NumPy scalar...).
+    Arrays may be passed by position or by name; names make the errors say which argument is wrong::
+
+        xp = namespace(x=x, w=w, b=b)
+
+    Raises ``TypeError`` when an input is not an array at all (a list, a NumPy scalar...), naming it if it was
+    passed by name, and when the arrays come from different libraries, naming the backends (and the arguments).
     """
-    arrays = tuple(a for a in arrays if a is not None and not isinstance(a, _SCALARS))
-    for a in arrays:
+    items = [(None, a) for a in arrays] + list(named.items())
+    items = [(n, a) for n, a in items if a is not None and not isinstance(a, _SCALARS)]
+    for name, a in items:
         if not is_array(a):
-            raise TypeError(f"expected an array (NumPy, CuPy, torch, ...), got {_describe(a)}")
-    if not arrays:
+            who = f"{name} must be an array" if name else "expected an array"
+            raise TypeError(f"{who} (NumPy, CuPy, torch, ...), got {_describe(a)}")
+    if not items:
         raise TypeError("expected at least one array to take the array namespace from, got none")
     try:
-        return _compat.array_namespace(*arrays)
+        return _compat.array_namespace(*(a for _, a in items))
     except TypeError:
-        kinds = sorted({_describe(a) for a in arrays})
+        if any(n for n, _ in items):
+            kinds = ", ".join(f"{n or 'an array'} is {_describe(a)}" for n, a in items)
+        else:
+            kinds = ", ".join(sorted({_describe(a) for _, a in items}))
         raise TypeError(
-            f"arrays come from different backends ({', '.join(kinds)}); move them to one backend first, "
-            "for example with xpnet.to_numpy(...) or xp.asarray(...)"
+            f"arrays come from different backends ({kinds}); move them to one backend first, "
+            "for example with xpnet.to_numpy(...) or xpnet.asarray(..., like=...)"
         ) from None
 
 
