@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import assert_close, requires_torch, to_np, to_xp, torch
 from xpnet import optim
@@ -165,3 +169,107 @@ def test_bad_inputs_raise_clear_errors():
         optim.sgd_momentum(np.ones(2), np.ones(2), config={"velocity": np.zeros(3)})
     with pytest.raises(TypeError, match="different backends"):
         optim.sgd(np.ones(2), torch.ones(2, dtype=torch.float64))
+
+
+RULES = ["sgd", "sgd_momentum", "rmsprop", "adam"]
+ACCEPTED = {
+    "sgd": ["learning_rate"],
+    "sgd_momentum": ["learning_rate", "momentum", "velocity"],
+    "rmsprop": ["cache", "decay_rate", "epsilon", "learning_rate"],
+    "adam": ["beta1", "beta2", "epsilon", "learning_rate", "m", "t", "v"],
+}
+# hyperparameter -> values outside its range (NaN and both infinities are refused everywhere)
+OUT_OF_RANGE = {
+    "learning_rate": [-1e-3],
+    "momentum": [-0.1, 1.0, 1.5],
+    "decay_rate": [-0.1, 1.0],
+    "beta1": [-0.1, 1.0],
+    "beta2": [1.0, 2.0],
+    "epsilon": [0.0, -1e-8],
+}
+HYPER = {rule: [k for k in ACCEPTED[rule] if k in OUT_OF_RANGE] for rule in RULES}
+
+
+def _w(xp, shape=(2, 3), dtype="float64"):
+    return to_xp(np.ones(shape), xp, dtype=dtype)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_unknown_config_key_is_named_with_the_accepted_keys(xp, rule):
+    w = _w(xp)
+    config = {"learnin_rate": 1e-2}
+    with pytest.raises(ValueError, match=r"config has unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\)") as info:
+        getattr(optim, rule)(w, w, config)
+    assert str(ACCEPTED[rule]) in str(info.value)
+    assert config == {"learnin_rate": 1e-2}, "a refused config must not be filled in"
+
+
+@given(
+    case=st.sampled_from([(rule, key) for rule in RULES for key in HYPER[rule]]).flatmap(
+        lambda rk: st.tuples(
+            st.just(rk),
+            st.sampled_from([math.nan, math.inf, -math.inf, *OUT_OF_RANGE[rk[1]]])
+            | st.sampled_from(["0.01", None, True, [0.1], np.ones(1)]),
+        )
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_bad_hyperparameters_are_named(case):
+    (rule, key), value = case
+    w = np.ones(3)
+    expected = ValueError if isinstance(value, float) else TypeError
+    with pytest.raises(expected, match=rf"config\['{key}'\] must be a (real|finite) number"):
+        getattr(optim, rule)(w, w, {key: value})
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted(rule):
+    edges = {"learning_rate": 0, "momentum": 0.0, "decay_rate": 0.0, "beta1": 0.0, "beta2": np.float32(0.5),
+             "epsilon": 1e-300}
+    config = {k: edges[k] for k in HYPER[rule]}
+    next_w, _ = getattr(optim, rule)(np.ones(3), np.ones(3), config)
+    assert np.all(np.isfinite(next_w))
+
+
+@pytest.mark.parametrize("t, error", [(-1, ValueError), (1.0, TypeError), (True, TypeError), ("3", TypeError)])
+def test_adam_step_count_must_be_a_non_negative_int(t, error):
+    with pytest.raises(error, match=r"config\['t'\] \(adam's step count\) must be an int >= 0"):
+        optim.adam(np.ones(2), np.ones(2), {"t": t})
+    optim.adam(np.ones(2), np.ones(2), {"t": np.int64(3)})
+
+
+STATE_KEY = {"sgd_momentum": "velocity", "rmsprop": "cache", "adam": "m"}
+
+
+@requires_torch
+@pytest.mark.parametrize("rule", sorted(STATE_KEY))
+def test_state_on_another_backend_names_both_backends_and_the_key(xp, rule):
+    key = STATE_KEY[rule]
+    w = _w(xp)
+    other = torch.zeros((2, 3), dtype=torch.float64) if backend_name(xp) != "torch" else np.zeros((2, 3))
+    with pytest.raises(TypeError, match=rf"different backends \(w is .*, config\['{key}'\] is (torch|numpy)\."):
+        getattr(optim, rule)(w, w, {key: other})
+    with pytest.raises(TypeError, match=rf"config\['{key}'\] must be an array"):
+        getattr(optim, rule)(w, w, {key: [[0.0] * 3] * 2})
+
+
+@pytest.mark.parametrize("rule", sorted(STATE_KEY))
+def test_state_shape_and_dtype_must_match_w(xp, rule):
+    key = STATE_KEY[rule]
+    w = _w(xp, dtype="float32")
+    with pytest.raises(ValueError, match=rf"config\['{key}'\] must have the shape of w \(2, 3\), got \(3, 2\)"):
+        getattr(optim, rule)(w, w, {key: _w(xp, (3, 2), dtype="float32")})
+    config = {key: _w(xp, dtype="float64")}
+    with pytest.raises(TypeError, match=rf"config\['{key}'\] must have the dtype of w \(.*float32.*\), got .*float64"):
+        getattr(optim, rule)(w, w, config)
+    with pytest.raises(TypeError, match=r"dw must have the dtype of w \(.*float32.*\), got .*float64"):
+        getattr(optim, rule)(w, _w(xp, dtype="float64"))
+
+
+def test_state_on_another_device_is_named():
+    import array_api_strict as xps
+
+    w = xps.ones((2, 3), dtype=xps.float64)
+    other = xps.zeros((2, 3), dtype=xps.float64, device=xps.Device("device1"))
+    with pytest.raises(ValueError, match=r"config\['velocity'\] is on device .*device1.*, w on .*CPU_DEVICE"):
+        optim.sgd_momentum(w, w, {"velocity": other})
