@@ -2,7 +2,13 @@
 
 CS231n's versions iterate with ``np.nditer``, which CuPy and torch do not have. Here the indices are enumerated on
 the host (``np.ndindex``) and every probe writes one element through the backend's own ``__setitem__``; the original
-value is restored exactly after each probe (a float64 Python float holds any float32/float64 element exactly).
+value is restored exactly after each probe (a float64 Python float holds any float16/32/64 element exactly), also
+when ``f`` raises.
+
+What is refused, so that a check never returns a silently wrong answer: a non-floating ``x`` (an integer ``x``
+truncates the step), a step ``h`` that ``x``'s dtype cannot resolve (see :func:`eval_numerical_gradient`), an
+upstream or analytic gradient whose shape differs from what it is compared with (broadcasting would scale the
+result), and an ``f`` that does not return what the function expects. Each error names the argument.
 
 For large arrays and GPUs, :func:`directional_grad_check` compares the analytic gradient with a few random
 directional derivatives, each costing one pair of forward passes instead of one pair per element.
@@ -10,12 +16,14 @@ directional derivatives, each costing one pair of forward passes instead of one 
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from random import randrange
 
 import numpy as np
 
-from ._backend import device, namespace, random_normal, to_numpy
+from ._backend import _describe, device, dtype_name, is_array, namespace, random_normal, to_numpy
 
 __all__ = [
     "eval_numerical_gradient",
@@ -27,39 +35,161 @@ __all__ = [
 ]
 
 
+def _is_real_number(value) -> bool:
+    """A Python or NumPy real scalar, not a bool (``True`` as a step or a loss is a mistake, not a number)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _shape(a) -> tuple[int, ...]:
+    """The shape of an array; ``()`` for a scalar."""
+    return tuple(a.shape) if is_array(a) else ()
+
+
+def _check_same_shape(name: str, a, ref_name: str, ref) -> None:
+    if _shape(a) != _shape(ref):
+        raise ValueError(f"{name} must have {ref_name}'s shape {_shape(ref)}, got {_shape(a)}")
+
+
+def _check_step(h) -> float:
+    if not _is_real_number(h):
+        raise TypeError(f"h must be a positive real number, got {_describe(h)}")
+    h = float(h)
+    if not (math.isfinite(h) and h > 0):
+        raise ValueError(f"h must be a positive finite number, got {h!r}")
+    return h
+
+
+def _check_count(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 1, got {_describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
+    return int(value)
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {_describe(seed)}")
+    if seed < 0:
+        raise ValueError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {seed}")
+    return np.random.default_rng(int(seed))
+
+
+def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
+    """Validate ``x`` as an array to take finite differences on; returns its namespace.
+
+    ``x`` must have a real floating dtype, and ``h >= eps * max(1, max|x|)`` (``eps`` of ``x``'s dtype, the max over
+    the finite entries): below that, ``x + h`` rounds back to ``x`` somewhere, and the difference quotient is zero
+    or noise. The floor of 1 also refuses steps below the dtype's relative precision, where ``f``'s own rounding
+    swamps the difference. With ``writable``, ``x`` must accept the probes' writes.
+    """
+    xp = namespace(**{name: x})
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"{name} must be a real floating array (float32 or float64) to take steps of h on, "
+            f"got {dtype_name(x.dtype)}; use float64 for gradient checks"
+        )
+    if math.prod(x.shape) == 0:
+        return xp
+    if writable:
+        first = (0,) * x.ndim
+        try:
+            x[first] = x[first]
+        except (ValueError, RuntimeError, TypeError) as err:
+            hint = " (for a torch tensor that requires grad, pass x.detach())" if "grad" in str(err) else ""
+            raise ValueError(
+                f"{name} must be writable, as the gradient check writes each probe into it and restores it{hint}: "
+                f"{err}"
+            ) from None
+    eps = float(xp.finfo(x.dtype).eps)
+    largest = max(1.0, float(xp.max(xp.where(xp.isfinite(x), xp.abs(x), xp.zeros_like(x)))))
+    if h < eps * largest:
+        raise ValueError(
+            f"h={h:g} is below the resolution of {name}'s dtype {dtype_name(x.dtype)}: with eps={eps:.3g} and "
+            f"max(1, max|{name}|)={largest:.3g}, x + h rounds to x for steps below {eps * largest:.3g}; "
+            "use float64 or a larger h"
+        )
+    return xp
+
+
+def _check_analytic(x, analytic_grad):
+    """``analytic_grad`` on ``x``'s backend, with ``x``'s shape; returns the namespace."""
+    xp = namespace(x=x, analytic_grad=analytic_grad)
+    if not is_array(analytic_grad):
+        raise TypeError(f"analytic_grad must be an array of x's shape {_shape(x)}, got {_describe(analytic_grad)}")
+    _check_same_shape("analytic_grad", analytic_grad, "x", x)
+    if math.prod(x.shape) == 0:
+        raise ValueError(f"x is empty (shape {_shape(x)}); there is no entry to check")
+    return xp
+
+
+def _loss_value(out) -> float:
+    """``f``'s result as a float: ``f`` must return a real scalar or a 0-d array."""
+    if _is_real_number(out):
+        return float(out)
+    expected = "f must return a scalar (a Python float or a 0-d array)"
+    if not is_array(out):
+        raise TypeError(f"{expected}, got {_describe(out)}")
+    if _shape(out) != ():
+        raise ValueError(f"{expected}, got an array of shape {_shape(out)}")
+    return float(out)
+
+
+def _host_float64(a, name: str) -> np.ndarray:
+    if _is_real_number(a):
+        return np.asarray(float(a))
+    namespace(**{name: a})  # a TypeError naming the argument for lists, strings...
+    host = np.asarray(to_numpy(a))
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must have a real dtype, got {host.dtype.name}")
+    return host.astype(np.float64)
+
+
 def rel_error(x, y) -> float:
-    """Maximum relative error ``max(|x - y| / max(1e-8, |x| + |y|))`` of two arrays (any backends) or scalars."""
-    x = np.asarray(to_numpy(x), dtype=np.float64)
-    y = np.asarray(to_numpy(y), dtype=np.float64)
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+    """Maximum relative error ``max(|x - y| / max(1e-8, |x| + |y|))`` of two arrays (any backends) or scalars.
+
+    ``x`` and ``y`` must have the same shape (a scalar counts as 0-d): broadcasting would compare different
+    entries. A NaN in either gives NaN, never a small number.
+    """
+    a, b = _host_float64(x, "x"), _host_float64(y, "y")
+    if a.shape != b.shape:
+        raise ValueError(f"y must have x's shape {a.shape}, got {b.shape}")
+    if a.size == 0:
+        raise ValueError(f"x and y are empty (shape {a.shape}); there is no error to measure")
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN on purpose: the comparison failed
+        return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
 def _probe(x, ix: tuple[int, ...], h: float, f: Callable):
-    """Evaluate ``f`` at ``x[ix] + h`` and ``x[ix] - h``; ``x`` is left exactly as it was."""
+    """``f`` at ``x[ix] + h`` and ``x[ix] - h``, and the distance between the two values as stored in ``x``.
+
+    The stored values are read back because ``x[ix] ± h`` rounds to ``x``'s dtype: dividing by ``2h`` would be
+    off by that rounding (14% at 50 in float32 with h=1e-5). ``x`` is restored exactly even if ``f`` raises.
+    """
     old = float(x[ix])
-    x[ix] = old + h
-    plus = f(x)
-    x[ix] = old - h
-    minus = f(x)
-    x[ix] = old
-    return plus, minus
+    try:
+        x[ix] = old + h
+        up = float(x[ix])
+        plus = f(x)
+        x[ix] = old - h
+        down = float(x[ix])
+        minus = f(x)
+    finally:
+        x[ix] = old
+    return plus, minus, up - down
 
 
 def _centred_differences(x, h: float, evaluate: Callable, combine: Callable, on_entry: Callable | None = None):
-    """For each entry of ``x``: ``combine(evaluate at x + h, evaluate at x - h) / 2h``, as an array like ``x``."""
+    """For each entry of ``x``: ``combine(evaluate at x + h, evaluate at x - h) / step``, as an array like ``x``."""
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     for ix in np.ndindex(*x.shape):
-        plus, minus = _probe(x, ix, h, evaluate)
-        grad[ix] = combine(plus, minus) / (2 * h)
+        plus, minus, step = _probe(x, ix, h, evaluate)
+        grad[ix] = combine(plus, minus) / step
         if on_entry is not None:
             on_entry(ix, grad[ix])
     return namespace(x).asarray(grad, dtype=x.dtype, device=device(x))
-
-
-def _check_array(x, name: str = "x") -> None:
-    namespace(x)  # raises TypeError naming the type for non-arrays
-    if not hasattr(x, "__setitem__"):
-        raise TypeError(f"{name} must be a mutable array (gradient checking writes probes into it)")
 
 
 def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-5):
@@ -67,59 +197,24 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
 
     Parameters
     ----------
-    f : callable taking the array ``x`` and returning a scalar (Python float or 0-d array).
-    x : array of any backend, any shape; modified in place during the probes and restored exactly.
+    f : callable taking the array ``x`` and returning a scalar (Python float, NumPy scalar or 0-d array).
+    x : real floating array of any backend, any shape; modified in place during the probes and restored exactly.
+    verbose : print each entry's index and gradient, as CS231n does.
+    h : step, a positive finite number with ``h >= eps * max(1, max|x|)`` for ``eps`` of ``x``'s dtype
+        (float64: any h >= 2.2e-16 at |x| <= 1; float32 with the default 1e-5: |x| up to ~84; float16 needs
+        h >= 1e-3). A smaller h is refused with a ValueError: ``x + h`` would round back to ``x``.
 
     Returns
     -------
-    grad : array of ``x``'s shape, backend, device and dtype.
+    grad : array of ``x``'s shape, backend, device and dtype. Each entry is ``(f(x + s+) - f(x - s-)) / (s+ + s-)``
+        where ``s±`` are the steps actually stored in ``x``'s dtype (``h`` up to rounding). A NaN from ``f`` gives
+        NaN in that entry.
     """
-    _check_array(x)
+    h = _check_step(h)
+    _check_probed(x, h)
     return _centred_differences(
-        x, h, lambda a: float(f(a)), lambda plus, minus: plus - minus, on_entry=print if verbose else None
+        x, h, lambda a: _loss_value(f(a)), lambda plus, minus: plus - minus, on_entry=print if verbose else None
     )
-
-
-def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
-    """Numerical gradient of ``sum(f(x) * df)`` with respect to ``x``, for array-valued ``f``.
-
-    Parameters
-    ----------
-    f : callable taking ``x`` and returning an array of ``df``'s shape.
-    x : array, any shape (modified during probes, restored exactly).
-    df : upstream gradient, same shape as ``f(x)``.
-
-    Returns
-    -------
-    grad : array of ``x``'s shape on ``x``'s backend and device.
-    """
-    _check_array(x)
-    xp = namespace(x, df)
-    # f may return x itself or a view of it (test-mode dropout, reshapes): copy, as CS231n's f(x).copy() does.
-    return _centred_differences(x, h, lambda a: xp.asarray(f(a), copy=True), _weighted_difference(df, xp=xp))
-
-
-def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: float = 1e-5):
-    """Numerical gradients of a function over several inputs, as in CS231n (blob ``.vals`` / ``.diffs``).
-
-    ``f(*inputs)`` writes its result into ``output.vals`` (CS231n's ``Blob``); ``output.diffs`` is the upstream
-    gradient. Plain arrays are accepted too: then ``f(*inputs)`` returns the output and ``output`` is the upstream
-    gradient. Returns one gradient per input.
-    """
-    blobs = hasattr(output, "vals")
-    grads = []
-    for inp in inputs:
-        x = inp.vals if hasattr(inp, "vals") else inp
-        _check_array(x, "inputs")
-        xp = namespace(x)
-
-        def run(_):
-            out = f(*inputs)
-            return xp.asarray(output.vals if blobs else out, copy=True)
-
-        df = output.diffs if blobs else output
-        grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp)))
-    return grads
 
 
 def _weighted_difference(df, *, xp) -> Callable:
@@ -127,23 +222,119 @@ def _weighted_difference(df, *, xp) -> Callable:
     return lambda plus, minus: float(xp.sum((plus - minus) * df))
 
 
+def _array_output(out, name: str, df, df_name: str, *, xp, x):
+    """A copy of ``out`` (``f``'s result), checked to be an array on ``x``'s backend with ``df``'s shape.
+
+    The copy matters: ``f`` may return ``x`` itself or a view of it (test-mode dropout, reshapes), as CS231n's
+    ``f(x).copy()`` knows.
+    """
+    if not is_array(out) and not _is_real_number(out):
+        raise TypeError(f"{name} must return an array of {df_name}'s shape {_shape(df)}, got {_describe(out)}")
+    namespace(x=x, **{name: out})
+    _check_same_shape(name, out, df_name, df)
+    return xp.asarray(out, copy=True)
+
+
+def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
+    """Numerical gradient of ``sum(f(x) * df)`` with respect to ``x``, for array-valued ``f``.
+
+    Parameters
+    ----------
+    f : callable taking ``x`` and returning an array of ``df``'s shape (another shape is a ValueError: broadcasting
+        would scale the gradient).
+    x : real floating array, any shape (modified during probes, restored exactly); ``h`` as in
+        :func:`eval_numerical_gradient`.
+    df : upstream gradient, same shape and backend as ``f(x)``.
+
+    Returns
+    -------
+    grad : array of ``x``'s shape on ``x``'s backend and device.
+    """
+    h = _check_step(h)
+    _check_probed(x, h)
+    xp = namespace(x=x, df=df)
+
+    def evaluate(a):
+        return _array_output(f(a), "f(x)", df, "df", xp=xp, x=x)
+
+    return _centred_differences(x, h, evaluate, _weighted_difference(df, xp=xp))
+
+
+def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: float = 1e-5):
+    """Numerical gradients of a function over several inputs, as in CS231n (blob ``.vals`` / ``.diffs``).
+
+    ``f(*inputs)`` writes its result into ``output.vals`` (CS231n's ``Blob``); ``output.diffs`` is the upstream
+    gradient. Plain arrays are accepted too: then ``f(*inputs)`` returns the output and ``output`` is the upstream
+    gradient. Every input is checked as ``x`` in :func:`eval_numerical_gradient` before any is probed, and the
+    output must have the upstream gradient's shape.
+
+    Returns
+    -------
+    list of arrays : one gradient per input, of its shape, backend and dtype.
+    """
+    if is_array(inputs) or not isinstance(inputs, Sequence) or isinstance(inputs, str):
+        kind = "a single array; wrap it: [x]" if is_array(inputs) else _describe(inputs)
+        raise TypeError(f"inputs must be a list of arrays or blobs, got {kind}")
+    h = _check_step(h)
+    blobs = hasattr(output, "vals")
+    df = output.diffs if blobs else output
+    out_name, df_name = ("output.vals", "output.diffs") if blobs else ("f(*inputs)", "output")
+    probed = []
+    for i, inp in enumerate(inputs):
+        name = f"inputs[{i}].vals" if hasattr(inp, "vals") else f"inputs[{i}]"
+        x = inp.vals if hasattr(inp, "vals") else inp
+        _check_probed(x, h, name)
+        probed.append((x, namespace(**{name: x, df_name: df})))
+
+    grads = []
+    for x, xp in probed:
+
+        def run(_, xp=xp, x=x):
+            out = f(*inputs)
+            return _array_output(output.vals if blobs else out, out_name, df, df_name, xp=xp, x=x)
+
+        grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp)))
+    return grads
+
+
+def _relative(numeric: float, analytic: float) -> float:
+    """CS231n's ``|n - a| / (|n| + |a|)``, floored so that two zeros agree; NaN in, NaN out."""
+    if math.isnan(numeric) or math.isnan(analytic):
+        return math.nan
+    return abs(numeric - analytic) / max(1e-12, abs(numeric) + abs(analytic))
+
+
 def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: float = 1e-5, seed=None):
     """Compare ``analytic_grad`` with centred differences at ``num_checks`` random elements and print each.
 
-    Returns the list of relative errors (CS231n's version only prints them).
+    Parameters
+    ----------
+    f : callable taking ``x`` and returning a scalar.
+    x : real floating array, not empty (probed and restored exactly); ``h`` as in :func:`eval_numerical_gradient`.
+    analytic_grad : array of ``x``'s shape and backend.
+    num_checks : int >= 1.
+    seed : None (Python's ``random``, as CS231n), an int >= 0 or a NumPy ``Generator``.
+
+    Returns
+    -------
+    list of float : the relative error of each check (CS231n's version only prints them); NaN where ``f`` or
+        ``analytic_grad`` is NaN.
     """
-    _check_array(x)
-    rng = np.random.default_rng(seed) if seed is not None else None
+    h = _check_step(h)
+    num_checks = _check_count(num_checks, "num_checks")
+    rng = _check_seed(seed)
+    _check_probed(x, h)
+    _check_analytic(x, analytic_grad)
     errors = []
     for _ in range(num_checks):
         if rng is None:
             ix = tuple(randrange(n) for n in x.shape)
         else:
             ix = tuple(int(rng.integers(n)) for n in x.shape)
-        plus, minus = _probe(x, ix, h, lambda a: float(f(a)))
-        numeric = (plus - minus) / (2 * h)
+        plus, minus, step = _probe(x, ix, h, lambda a: _loss_value(f(a)))
+        numeric = (plus - minus) / step
         analytic = float(analytic_grad[ix])
-        err = abs(numeric - analytic) / max(1e-12, abs(numeric) + abs(analytic))
+        err = _relative(numeric, analytic)
         print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {err:e}")
         errors.append(err)
     return errors
@@ -153,23 +344,39 @@ def directional_grad_check(f: Callable, x, analytic_grad, num_directions: int = 
     """Check ``analytic_grad`` along random directions: a cheap gradient check for large arrays and GPUs.
 
     For each random direction ``v`` (unit norm), the centred difference ``(f(x + h v) - f(x - h v)) / 2h`` is
-    compared with ``sum(analytic_grad * v)``. Each direction costs two evaluations of ``f`` whatever the size of
-    ``x``; ``x`` is left unchanged.
+    compared with ``sum(analytic_grad * d) / 2h``, where ``d = (x + h v) - (x - h v)`` is the displacement actually
+    stored in ``x``'s dtype (``2 h v`` up to rounding). Each direction costs two evaluations of ``f`` whatever the
+    size of ``x``; ``x`` is never written.
+
+    ``x`` and ``h`` are checked as in :func:`eval_numerical_gradient`. Each entry moves by only ``h * v_i``
+    (``~h / sqrt(x.size)``), so in float32 a large ``x`` may barely move at all; a direction whose stored
+    displacement is shorter than ``h`` (half of the ``2h`` asked for) is refused with a ValueError rather than
+    compared, since ``f(x + h v) == f(x - h v)`` would agree with any gradient.
 
     Returns
     -------
     list of float : the relative error of each direction.
     """
-    xp = namespace(x, analytic_grad)
-    if tuple(analytic_grad.shape) != tuple(x.shape):
-        raise ValueError(f"analytic_grad must have x's shape {tuple(x.shape)}, got {tuple(analytic_grad.shape)}")
-    rng = np.random.default_rng(seed)
+    h = _check_step(h)
+    num_directions = _check_count(num_directions, "num_directions")
+    rng = _check_seed(seed)
+    _check_probed(x, h, writable=False)
+    xp = _check_analytic(x, analytic_grad)
+    rng = np.random.default_rng(0) if rng is None else rng
     errors = []
     for _ in range(num_directions):
         v = random_normal(tuple(x.shape), like=x, seed=rng)
         v = v / xp.sqrt(xp.sum(v * v))
-        numeric = (float(f(x + h * v)) - float(f(x - h * v))) / (2 * h)
-        analytic = float(xp.sum(analytic_grad * v))
-        errors.append(abs(numeric - analytic) / max(1e-12, abs(numeric) + abs(analytic)))
+        up, down = x + h * v, x - h * v
+        d = up - down
+        moved = float(xp.sqrt(xp.sum(d * d)))
+        if not moved >= h:
+            raise ValueError(
+                f"h={h:g} is too small for x's dtype {dtype_name(x.dtype)} along a direction over {math.prod(x.shape)} "
+                f"entries: x moved by {moved:.3g} instead of {2 * h:.3g} (x + h v rounds to x); "
+                "use float64 or a larger h"
+            )
+        numeric = (_loss_value(f(up)) - _loss_value(f(down))) / (2 * h)
+        analytic = float(xp.sum(analytic_grad * d)) / (2 * h)
+        errors.append(_relative(numeric, analytic))
     return errors
-
