@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from xpnet._backend import (
     rng_from_state,
     rng_state,
 )
-from xpnet.solver import NonFiniteLossError, Solver
+from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver
 
 D, H, C = 6, 16, 3
 N_TRAIN, N_VAL, BATCH = 200, 60, 20  # 10 iterations per epoch
@@ -329,13 +330,14 @@ class PoisonedNet(TinyNet):
         return loss, grads
 
 
-def test_non_finite_loss_stops_training_and_restores_best_params(xp):
+def test_non_finite_loss_raises_on_request_and_restores_best_params(xp):
     np.random.seed(0)
-    solver = make_solver(PoisonedNet(xp, at=13), num_epochs=3, print_every=100)
+    solver = make_solver(PoisonedNet(xp, at=13), num_epochs=3, print_every=100, on_nonfinite="raise")
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at iteration 13 / 30 \(epoch 2 / 3\)") as info:
         solver.train()
     assert isinstance(info.value, FloatingPointError)
     assert (info.value.iteration, info.value.epoch) == (13, 2) and math.isnan(info.value.loss)
+    assert len(solver.loss_history) == 13 and math.isnan(solver.loss_history[-1]), "history ends at the bad loss"
     assert solver.best_params, "the checks after iteration 1 and epoch 1 kept best params"
     for name, value in solver.model.params.items():
         assert np.all(np.isfinite(to_np(value))), name
@@ -346,7 +348,7 @@ def test_non_finite_loss_before_any_check_restores_initial_params():
     np.random.seed(0)
     model = PoisonedNet(np, at=1)
     initial = {k: v.copy() for k, v in model.params.items()}
-    solver = make_solver(model)
+    solver = make_solver(model, on_nonfinite="raise")
     with pytest.raises(NonFiniteLossError, match=r"iteration 1 / 20 \(epoch 1 / 2\)"):
         solver.train()
     for name, value in model.params.items():
@@ -437,3 +439,156 @@ def test_fully_connected_net_checkpoints_through_get_state(xp, tmp_path):
     assert sorted(resumed.model.get_state()) == ["bn1.running_mean", "bn1.running_var"]
     assert_same_run(snapshot(resumed), snapshot(full))
     assert resumed.check_accuracy(DATA["X_val"], DATA["y_val"]) == resumed.best_val_acc
+
+
+def test_non_finite_loss_stops_with_one_warning_by_default(xp):
+    np.random.seed(0)
+    solver = make_solver(PoisonedNet(xp, at=13), num_epochs=3, print_every=100)
+    with pytest.warns(NonFiniteLossWarning, match=r"loss is nan at iteration 13 / 30 \(epoch 2 / 3\)") as record:
+        solver.train()  # returns normally
+    assert issubclass(NonFiniteLossWarning, RuntimeWarning)
+    assert len([w for w in record if w.category is NonFiniteLossWarning]) == 1
+    assert len(solver.loss_history) == 13 and math.isnan(solver.loss_history[-1])
+    assert all(math.isfinite(v) for v in solver.loss_history[:-1])
+    assert solver.epoch == 1 and len(solver.val_acc_history) == 2, "training stopped at once"
+    assert solver.best_params
+    for name, value in solver.model.params.items():
+        np.testing.assert_array_equal(to_np(value), to_np(solver.best_params[name]), err_msg=name)
+
+
+def _fc_model(xp):
+    from xpnet.classifiers.fc_net import FullyConnectedNet
+
+    return FullyConnectedNet([16], input_dim=D, num_classes=C, weight_scale=1e-1, xp=xp)
+
+
+def _train_recording(solver) -> list:
+    """Train; the NonFiniteLossWarnings it emitted (NumPy's overflow warnings on a diverging run are ignored)."""
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        solver.train()
+    return [w for w in caught if w.category is NonFiniteLossWarning]
+
+
+def test_learning_rate_sweep_goes_on_after_a_diverged_run(xp):
+    """CS231n's notebooks sweep learning rates in a plain loop: a run that diverges must not end the loop, and its
+    non-finite params (lr=1e39 overflows float32 at the first update) must never become its best params."""
+    results = {}
+    for lr in (1e39, 1e-1):
+        np.random.seed(0)
+        model = _fc_model(xp)
+        initial = {k: to_np(v).copy() for k, v in model.params.items()}
+        solver = make_solver(model, update_rule="sgd", optim_config={"learning_rate": lr}, print_every=5)
+        results[lr] = (solver, _train_recording(solver), initial)
+    solver, diverged, initial = results[1e39]
+    assert len(diverged) == 1 and "iteration 2 " in str(diverged[0].message)
+    assert solver.best_params == {} and solver.best_val_acc == 0, "NaN params scored 1/3 but must not be best"
+    for name, value in solver.model.params.items():
+        np.testing.assert_array_equal(to_np(value), initial[name], err_msg=name)
+    solver, diverged, _ = results[1e-1]
+    assert not diverged and solver.best_val_acc > 0.9
+
+
+class NaNScoresNet(TinyNet):
+    """Finite params and losses, but NaN scores in test mode: its accuracy checks mean nothing."""
+
+    def loss(self, X, y=None):
+        out = super().loss(X, y)
+        return out * math.nan if y is None else out
+
+
+def test_a_check_with_non_finite_scores_never_becomes_best(xp):
+    np.random.seed(0)
+    solver = make_solver(NaNScoresNet(xp), num_epochs=1)
+    solver.train()
+    assert max(solver.val_acc_history) > 0, "argmax of NaN scores is class 0: some labels match by chance"
+    assert solver.best_params == {} and solver.best_val_acc == 0
+
+
+def test_on_nonfinite_must_be_stop_or_raise():
+    with pytest.raises(ValueError, match=r"on_nonfinite must be 'stop' or 'raise', got 'ignore'"):
+        Solver(TinyNet(np), DATA, on_nonfinite="ignore")
+
+
+@pytest.mark.parametrize("name", ["X_train", "X_val"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_features_are_refused_at_construction(xp, name, bad):
+    X = DATA[name].copy()
+    X[7, 2] = bad
+    with pytest.raises(ValueError, match=rf"{name} must hold finite values, got 1 NaN or infinite entries \(the first in row 7\)"):
+        Solver(TinyNet(xp), {**DATA, name: to_xp(X, xp)}, verbose=False)
+    solver = make_solver(TinyNet(xp), num_epochs=0)
+    with pytest.raises(ValueError, match=r"X must hold finite values"):
+        solver.check_accuracy(to_xp(X, xp), DATA[name.replace("X", "y")])
+
+
+@pytest.mark.parametrize(
+    "seed, error, match",
+    [
+        (1.5, TypeError, r"seed must be an int >= 0, a NumPy integer or a numpy.random.Generator \(or None\), got 1.5"),
+        ("0", TypeError, r"seed must be an int >= 0.*, got '0'"),
+        (True, TypeError, r"seed must be an int >= 0.*, got True"),
+        ([1], TypeError, r"seed must be an int >= 0.*, got \[1\]"),
+        (-1, ValueError, r"seed must be an int >= 0.*, got -1"),
+    ],
+)
+def test_bad_seed_is_named(seed, error, match):
+    with pytest.raises(error, match=match):
+        Solver(TinyNet(np), DATA, seed=seed)
+
+
+def test_numpy_integer_and_generator_seeds_are_accepted():
+    np.random.seed(0)
+    a = make_solver(TinyNet(np), seed=np.int64(3), num_epochs=1)
+    a.train()
+    np.random.seed(0)
+    b = make_solver(TinyNet(np), seed=np.random.default_rng(3), num_epochs=1)
+    b.train()
+    assert a.loss_history == b.loss_history
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"lr_decay": math.inf}, ValueError, r"lr_decay must be a finite number > 0, got inf"),
+        ({"lr_decay": math.nan}, ValueError, r"lr_decay must be a finite number > 0, got nan"),
+        ({"lr_decay": 0}, ValueError, r"lr_decay must be a finite number > 0, got 0"),
+        ({"lr_decay": "0.9"}, TypeError, r"lr_decay must be a real number, got '0.9'"),
+        ({"lr_decay": True}, TypeError, r"lr_decay must be a real number, got True"),
+        ({"batch_size": True}, TypeError, r"batch_size must be an int >= 1, got True"),
+        ({"num_epochs": 2.0}, TypeError, r"num_epochs must be an int >= 0, got 2.0"),
+        ({"print_every": -1}, ValueError, r"print_every must be an int >= 1, got -1"),
+        ({"num_train_samples": False}, TypeError, r"num_train_samples must be an int >= 1 or None, got False"),
+        (
+            {"optim_config": {"learnin_rate": 1e-2}},
+            ValueError,
+            r"optim_config has unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\); adam accepts the keys "
+            r"\['beta1', 'beta2', 'epsilon', 'learning_rate', 'm', 't', 'v'\]",
+        ),
+        (
+            {"optim_config": {"learning_rate": "1e-2"}},
+            TypeError,
+            r"optim_config\['learning_rate'\] must be a real number \(a Python or NumPy scalar\), got '1e-2'",
+        ),
+        (
+            {"update_rule": "sgd_momentum", "optim_config": {"momentum": 1.5}},
+            ValueError,
+            r"optim_config\['momentum'\] must be a finite number in \[0, 1\), got 1.5",
+        ),
+        ({"optim_config": {"learning_rate": math.inf}}, ValueError, r"optim_config\['learning_rate'\] must be a finite"),
+    ],
+)
+def test_bad_settings_are_named_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        make_solver(TinyNet(np), **kwargs)
+
+
+def test_numpy_integer_settings_and_custom_rule_config_keys_are_accepted():
+    def rule(w, dw, config):
+        return w - config["lr"] * dw, config  # a custom rule's config is its own business
+
+    np.random.seed(0)
+    solver = make_solver(TinyNet(np), update_rule=rule, optim_config={"lr": 1e-2}, batch_size=np.int64(BATCH),
+                         num_epochs=np.int32(1))
+    solver.train()
+    assert len(solver.loss_history) == N_TRAIN // BATCH

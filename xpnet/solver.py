@@ -10,15 +10,19 @@ random states, histories, counters), so a resumed run repeats the uninterrupted 
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from . import optim
 from ._backend import (
     asarray,
     backend_name,
+    dtype_name,
     host_integers,
     host_rng,
     is_array,
@@ -30,7 +34,7 @@ from ._backend import (
     to_numpy,
 )
 
-__all__ = ["Solver", "NonFiniteLossError"]
+__all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning"]
 
 _FORMAT = "xpnet.solver"
 _FORMAT_VERSION = 1
@@ -48,12 +52,22 @@ _DEFAULTS = {
     "verbose": True,
     "seed": None,
     "resume_from": None,
+    "on_nonfinite": "stop",
 }
+_ON_NONFINITE = ("stop", "raise")
 _ARRAY_TAG = "__array__"
 
 
+class NonFiniteLossWarning(RuntimeWarning):
+    """The loss became NaN or infinite during :meth:`Solver.train` with ``on_nonfinite="stop"`` (the default).
+
+    Emitted once; its message names the iteration and the epoch (``iteration K / T (epoch E / num_epochs)``).
+    Training has stopped and the model holds the best params seen so far (or the ones training started from).
+    """
+
+
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite during :meth:`Solver.train`.
+    """The loss became NaN or infinite during :meth:`Solver.train` with ``on_nonfinite="raise"``.
 
     ``iteration`` (1-based, counted over the whole run) and ``epoch`` (1-based, the epoch it fell in) say where;
     ``loss`` is the value. When this is raised, the model already holds the best params (and non-trainable state)
@@ -68,13 +82,33 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
-    """``value`` if it is an int >= ``low`` (or None when ``optional``), else a ``ValueError`` naming ``name``."""
+    """``value`` as an int if it is one (Python or NumPy) >= ``low``, or None when ``optional``; else a
+    ``TypeError`` / ``ValueError`` naming ``name``."""
     if optional and value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        expected = f"an int >= {low}" + (" or None" if optional else "")
+    expected = f"an int >= {low}" + (" or None" if optional else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if value < low:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return value
+    return int(value)
+
+
+def _seed_setting(seed: Any) -> int | np.random.Generator | None:
+    """``seed`` if NumPy's ``default_rng`` takes it as a seed we document, else an error naming ``seed``."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    expected = "an int >= 0, a NumPy integer or a numpy.random.Generator (or None)"
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be {expected}, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be {expected}, got {seed!r}")
+    return int(seed)
+
+
+def _builtin_rule_name(rule: Callable) -> str | None:
+    """The name of ``rule`` in :mod:`xpnet.optim`, or None for a rule of the user's own."""
+    return next((name for name in optim.__all__ if getattr(optim, name) is rule), None)
 
 
 def _resolve_rule(rule: Any) -> Callable:
@@ -182,12 +216,19 @@ class Solver:
         at the end of each epoch.
     print_every : the loss is printed (and copied to the host) every this many iterations (10).
     verbose : progress bar and CS231n's prints when True (default).
-    seed : an int (or NumPy ``Generator``) for the Solver's own minibatch sampler; None draws from NumPy's global
-        state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces CS231n's batches.
+    seed : an int >= 0 (or a NumPy integer or ``Generator``) for the Solver's own minibatch sampler; None draws
+        from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces
+        CS231n's batches.
     resume_from : path of a checkpoint written by this class: training continues where it stopped (params,
         optimizer state, model state, histories, epoch, both random states) and ``train()`` runs the remaining
         epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not from ``seed``, and NumPy's
         global random state is set to the checkpoint's (unseeded dropout draws from it).
+    on_nonfinite : what :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` (default) warns with
+        :class:`NonFiniteLossWarning` and returns, ``'raise'`` raises :class:`NonFiniteLossError`; either way the
+        best params are put back first.
+
+    ``X_train`` and ``X_val`` must be finite and ``optim_config`` is checked against a built-in rule's accepted keys
+    and ranges, once, here: bad data or a misspelled key is a ``ValueError`` / ``TypeError`` before training.
 
     Attributes: ``loss_history`` (list of floats, one per iteration), ``train_acc_history`` and
     ``val_acc_history`` (one per check: after the first iteration and at each epoch end), ``best_val_acc``,
@@ -215,13 +256,22 @@ class Solver:
         if optim_config is not None and not isinstance(optim_config, dict):
             raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
         lr_decay = settings["lr_decay"]
-        if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float)) or not lr_decay > 0:
-            raise ValueError(f"lr_decay must be a positive number, got {lr_decay!r}")
+        if isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real):
+            raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
+        if not 0 < lr_decay < math.inf:  # NaN fails this too
+            raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
+        if settings["on_nonfinite"] not in _ON_NONFINITE:
+            raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
 
         self.model = model
         self.update_rule = _resolve_rule(settings["update_rule"])
         self.optim_config = dict(optim_config or {})
+        builtin = _builtin_rule_name(self.update_rule)
+        if builtin is not None:
+            # The rules check their config at every step too; here a typo is reported before training starts.
+            optim._check_config(builtin, self.optim_config, "optim_config")
         self.lr_decay = float(lr_decay)
+        self.on_nonfinite = settings["on_nonfinite"]
         self.batch_size = _int_setting(settings["batch_size"], "batch_size", low=1)
         self.num_epochs = _int_setting(settings["num_epochs"], "num_epochs", low=0)
         self.num_train_samples = _int_setting(
@@ -231,7 +281,7 @@ class Solver:
         self.checkpoint_name = settings["checkpoint_name"]
         self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
         self.verbose = bool(settings["verbose"])
-        self.seed = settings["seed"]
+        self.seed = _seed_setting(settings["seed"])
         self.resume_from = settings["resume_from"]
 
         self.X_train = self._features(data["X_train"], "X_train")
@@ -254,6 +304,16 @@ class Solver:
         X = asarray(X, like=ref, dtype=ref.dtype)
         if X.ndim < 1:
             raise ValueError(f"{name} must have shape (N, ...), got a 0-d array")
+        # One host check per data set, here: a NaN in the data would otherwise train "normally" into NaN weights
+        # (ReLU and argmax hide it), and the training steps never read values back to look.
+        xp = namespace(X)
+        if X.shape[0] and not bool(xp.all(xp.isfinite(X))):
+            bad = xp.reshape(~xp.isfinite(X), (X.shape[0], -1))
+            first = int(xp.argmax(xp.astype(xp.any(bad, axis=1), xp.int8)))
+            raise ValueError(
+                f"{name} must hold finite values, got {int(xp.count_nonzero(bad))} NaN or infinite entries "
+                f"(the first in row {first}) as {dtype_name(X.dtype)}; remove or repair those rows"
+            )
         return X
 
     def _labels(self, y, name: str, X):
@@ -305,6 +365,12 @@ class Solver:
             self.model.params[p], self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
         self._iteration += 1
 
+    def _params_finite(self) -> bool:
+        """Whether every param is finite: one stacked host transfer, made only at accuracy checks."""
+        params = list(self.model.params.values())
+        xp = namespace(*params)
+        return bool(xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params])))
+
     def _flush_losses(self) -> int | None:
         """Copy pending losses into ``loss_history`` in one transfer; index of the first non-finite one, if any."""
         if not self._pending_losses:
@@ -318,14 +384,21 @@ class Solver:
         return None
 
     def _diverged(self, index: int, fallback: tuple, num_iterations: int) -> NonFiniteLossError:
-        """Restore the best params and build the error for the non-finite ``loss_history[index]``."""
+        """Restore the best params, end the histories at the non-finite ``loss_history[index]``, and build the
+        error (or the warning's message) for it."""
         loss = self.loss_history[index]
         iteration, epoch = index + 1, index // self._iterations_per_epoch() + 1
+        # Losses of the updates after the bad one (up to print_every of them) are dropped with those updates.
+        del self.loss_history[iteration:]
+        self._iteration = iteration
+        held = (
+            f"the best params so far (val acc {self.best_val_acc:f})" if self.best_params
+            else "the params training started from"
+        )
         self._restore_best(fallback)
         return NonFiniteLossError(
             f"loss is {loss} at iteration {iteration} / {num_iterations} (epoch {epoch} / {self.num_epochs}); "
-            f"training stopped and model.params holds the best params so far (val acc {self.best_val_acc:f}). "
-            "Try a smaller learning_rate or weight_scale.",
+            f"training stopped and model.params holds {held}. Try a smaller learning_rate or weight_scale.",
             iteration=iteration,
             epoch=epoch,
             loss=loss,
@@ -361,11 +434,17 @@ class Solver:
     def check_accuracy(self, X, y, num_samples=None, batch_size=100) -> float:
         """Fraction of ``X`` (N, ...) the model classifies as ``y`` (N,), computed in test mode in batches.
 
-        ``X`` and ``y`` may be NumPy or any backend (moved to the model's). With ``num_samples`` < N, that many
-        points are drawn with replacement by the Solver's sampler, as in CS231n. Returns a Python float.
+        ``X`` (finite values) and ``y`` may be NumPy or any backend (moved to the model's). With ``num_samples``
+        < N, that many points are drawn with replacement by the Solver's sampler, as in CS231n. Returns a Python
+        float.
         """
-        X = self._features(X, "X")
-        y = self._labels(y, "y", X)
+        return self._accuracy(X, y, num_samples, batch_size)[0]
+
+    def _accuracy(self, X, y, num_samples, batch_size) -> tuple[float, bool]:
+        """:meth:`check_accuracy`, and whether every score was finite (both in one host transfer)."""
+        if not ((X is self.X_train and y is self.y_train) or (X is self.X_val and y is self.y_val)):
+            X = self._features(X, "X")  # the Solver's own data was checked once, at construction
+            y = self._labels(y, "y", X)
         batch_size = _int_setting(batch_size, "batch_size", low=1)
         num_samples = _int_setting(num_samples, "num_samples", low=1, optional=True)
         xp = namespace(X)
@@ -375,18 +454,30 @@ class Solver:
         if num_samples is not None and N > num_samples:
             idx = self._draw(N, num_samples)
             X, y, N = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), num_samples
-        y_pred = [
-            xp.argmax(self.model.loss(X[i : min(i + batch_size, N), ...]), axis=1) for i in range(0, N, batch_size)
-        ]
-        return float(xp.count_nonzero(xp.concat(y_pred) == y)) / N
+        y_pred, finite = [], []
+        for i in range(0, N, batch_size):
+            scores = self.model.loss(X[i : min(i + batch_size, N), ...])
+            y_pred.append(xp.argmax(scores, axis=1))
+            finite.append(xp.all(xp.isfinite(scores)))
+        # NaN scores have argmax 0, so they still "classify": the finiteness flag travels with the count.
+        correct = xp.count_nonzero(xp.concat(y_pred) == y)
+        all_finite = xp.all(xp.stack(finite))
+        count, ok = to_numpy(xp.stack([xp.astype(correct, xp.int64), xp.astype(all_finite, xp.int64)])).tolist()
+        return count / N, bool(ok)
 
     def train(self) -> None:
         """Train until ``num_epochs`` epochs are done (continuing a resumed or earlier run), then put the params
         with the best validation accuracy into ``model.params``.
 
-        Raises :class:`NonFiniteLossError` (a ``FloatingPointError``) when the loss becomes NaN or infinite. Losses
-        are checked when they are copied to the host, every ``print_every`` iterations and at each epoch end, so
-        up to ``print_every`` further updates may run first; the best params are restored either way.
+        When the loss becomes NaN or infinite, training stops at once and the best params so far (or the ones
+        training started from, if no accuracy check was finite and improving yet) are put back; ``loss_history``
+        then ends with the non-finite loss. With ``on_nonfinite="stop"`` (the default) one
+        :class:`NonFiniteLossWarning` naming the iteration and epoch is emitted and ``train`` returns normally, so a
+        loop over hyperparameters goes on; with ``on_nonfinite="raise"`` :class:`NonFiniteLossError` (a
+        ``FloatingPointError``) is raised. Losses are checked when they are copied to the host, every
+        ``print_every`` iterations and at each epoch end (no step waits on the device to look), so up to
+        ``print_every`` further updates may run first. The optimizer state is that of the diverged run: to try
+        again, build a new Solver.
         """
         per_epoch = self._iterations_per_epoch()
         num_iterations = self.num_epochs * per_epoch
@@ -399,6 +490,7 @@ class Solver:
             unit="it",
             dynamic_ncols=True,
         )
+        diverged = None
         try:
             while self._iteration < num_iterations:
                 t = self._iteration
@@ -407,7 +499,8 @@ class Solver:
                 if t % self.print_every == 0 or epoch_end:
                     bad = self._flush_losses()
                     if bad is not None:
-                        raise self._diverged(bad, fallback, num_iterations)
+                        diverged = self._diverged(bad, fallback, num_iterations)
+                        break
                     postfix["loss"] = f"{self.loss_history[-1]:.4f}"
                     if self.verbose and t % self.print_every == 0:
                         tqdm.write(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
@@ -423,18 +516,28 @@ class Solver:
                 bar.update(1)
         finally:
             bar.close()
+        if diverged is not None:
+            if self.on_nonfinite == "raise":
+                raise diverged
+            warnings.warn(str(diverged), NonFiniteLossWarning, stacklevel=2)
+            return
         self._restore_best()
 
     def _check_and_keep_best(self, postfix: dict) -> None:
-        """CS231n's accuracy check: record both accuracies, print them, keep the params if validation improved."""
-        train_acc = self.check_accuracy(self.X_train, self.y_train, num_samples=self.num_train_samples)
-        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
+        """CS231n's accuracy check: record both accuracies, print them, keep the params if validation improved.
+
+        A check whose scores or params are not finite never becomes best: NaN scores have argmax 0 and would
+        otherwise score the fraction of class-0 labels. This is where the params are checked, at a host sync the
+        check makes anyway, not at every step.
+        """
+        train_acc, train_finite = self._accuracy(self.X_train, self.y_train, self.num_train_samples, 100)
+        val_acc, val_finite = self._accuracy(self.X_val, self.y_val, self.num_val_samples, 100)
         self.train_acc_history.append(train_acc)
         self.val_acc_history.append(val_acc)
         postfix.update(train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
         if self.verbose:
             tqdm.write(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; val_acc: {val_acc:f}")
-        if val_acc > self.best_val_acc:
+        if val_acc > self.best_val_acc and train_finite and val_finite and self._params_finite():
             self.best_val_acc = val_acc
             self.best_params, self._best_model_state = self._snapshot()
 
