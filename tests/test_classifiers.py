@@ -5,9 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
-from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
 from helpers import F, assert_close, rel_error, requires_torch, to_np, to_xp, torch
 
@@ -295,8 +297,14 @@ def test_backend_and_dtype_spellings():
         ({"hidden_dims": [10.5]}, TypeError, r"hidden_dims\[0\] must be a positive int"),
         ({"input_dim": -3}, ValueError, "input_dim must be a positive int"),
         ({"normalization": "groupnorm"}, ValueError, "normalization must be None, 'batchnorm' or 'layernorm'"),
-        ({"dropout_keep_ratio": 0}, ValueError, r"dropout_keep_ratio must be in \(0, 1\]"),
-        ({"reg": -1.0}, ValueError, r"reg must be in \[0, inf\)"),
+        ({"dropout_keep_ratio": 0}, ValueError, r"dropout_keep_ratio must be a finite number in \(0, 1\], got 0"),
+        ({"dropout_keep_ratio": math.nan}, ValueError, r"dropout_keep_ratio must be a finite number in \(0, 1\]"),
+        ({"reg": -1.0}, ValueError, r"reg must be a finite number in \[0, inf\), got -1"),
+        ({"reg": math.inf}, ValueError, r"reg must be a finite number in \[0, inf\), got inf"),
+        ({"weight_scale": math.inf}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got inf"),
+        ({"seed": -1}, ValueError, r"seed must be an int >= 0 or None, got -1"),
+        ({"seed": True}, TypeError, r"seed must be an int >= 0 or None, got True"),
+        ({"seed": "0"}, TypeError, r"seed must be an int >= 0 or None, got '0'"),
         ({"weight_scale": "big"}, TypeError, "weight_scale must be a real number"),
         ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
@@ -316,6 +324,8 @@ def test_fc_bad_arguments(kwargs, error, match):
         ({"input_dim": (3, 32)}, TypeError, r"input_dim must be a \(C, H, W\) tuple"),
         ({"input_dim": (1, 1, 8)}, ValueError, "H >= 2 and W >= 2"),
         ({"num_filters": 0}, ValueError, "num_filters must be a positive int"),
+        ({"weight_scale": math.inf}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got inf"),
+        ({"reg": math.inf}, ValueError, r"reg must be a finite number in \[0, inf\), got inf"),
     ],
 )
 def test_cnn_bad_arguments(kwargs, error, match):
@@ -335,3 +345,101 @@ def test_loss_rejects_inputs_of_another_backend_or_shape(xp):
         model.loss(to_xp(np.zeros((2, D + 1)), xp))
     with pytest.raises(ValueError, match=r"input_dim \(2, 6, 6\)"):
         _cnn(xp).loss(to_xp(np.zeros((2, 2, 6, 5)), xp))
+
+
+def test_numpy_integer_seed_is_accepted():
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, dropout_keep_ratio=0.5, seed=np.int64(7))
+    assert model.seed == 7 and type(model.config()["seed"]) is int
+
+
+def _everything(model) -> dict:
+    """The state a loss call may change: running statistics, layer dicts' modes, params, NumPy's global rng."""
+    out = {f"state {k}": to_np(v).copy() for k, v in model.get_state().items()}
+    out.update({f"param {k}": to_np(v).copy() for k, v in model.params.items()})
+    out["modes"] = [p.get("mode") for p in getattr(model, "bn_params", [])]
+    out["dropout"] = dict(getattr(model, "dropout_param", {}))
+    out["rng"] = np.random.get_state()[1].copy()
+    return out
+
+
+def _assert_unchanged(model, before: dict):
+    after = _everything(model)
+    assert sorted(after) == sorted(before)
+    for key, value in before.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(after[key], value, err_msg=key)
+        else:
+            assert after[key] == value, key
+
+
+def _bad_loss_calls(xp, X, y, num_classes):
+    """(X, y, error, match) for calls a model must refuse before computing anything."""
+    n = X.shape[0]
+    y_np = to_np(y)
+    other = NUMPY if backend_name(xp) != "numpy" else get_namespace("array_api_strict")
+    return [
+        (X[:0, ...], y[:0], ValueError, r"X must hold at least one example, got shape \(0, "),
+        (X, to_xp(np.where(np.arange(n) == 1, num_classes, y_np), xp), ValueError,
+         rf"y must hold class labels in \[0, {num_classes}\) \(num_classes\), got values from \d+ to {num_classes}"),
+        (X, to_xp(np.where(np.arange(n) == 0, -1, y_np), xp), ValueError, r"y must hold class labels in \[0, "),
+        (X, y[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
+        (X, xp.reshape(y, (n, 1)), ValueError, rf"y must have shape \({n},\)"),
+        (X, to_xp(y_np * 1.0, xp), TypeError, r"y must hold integer class labels, got dtype .*float64"),
+        (X, to_xp(y_np, other), TypeError, r"y must be an array of the model's backend"),
+        (X, list(y_np), TypeError, r"y must be an array of the model's backend \(.*\), got list"),
+    ]
+
+
+@pytest.mark.parametrize("trained", [True, False], ids=["after-training", "fresh"])
+def test_fc_refused_loss_call_changes_nothing(xp, trained):
+    """Validate first, mutate last: running statistics (even their absence), layer modes and NumPy's global
+    random state (unseeded dropout) are as before a refused call."""
+    model = _fc(xp, normalization="batchnorm", dropout_keep_ratio=0.75)
+    X, y = _fc_data(xp, n=6)
+    if trained:
+        model.loss(X, y)
+        model.loss(X)  # leaves the layers in test mode
+    before = _everything(model)
+    for bad_X, bad_y, error, match in _bad_loss_calls(xp, X, y, C):
+        with pytest.raises(error, match=match):
+            model.loss(bad_X, bad_y)
+        _assert_unchanged(model, before)
+    with pytest.raises(ValueError, match=r"X must hold at least one example, got shape \(0, 15\)"):
+        model.loss(X[:0, ...])
+    _assert_unchanged(model, before)
+
+
+def test_cnn_refused_loss_call_changes_nothing(xp):
+    model = _cnn(xp)
+    X, y = _cnn_data(xp, n=3)
+    before = _everything(model)
+    for bad_X, bad_y, error, match in _bad_loss_calls(xp, X, y, C):
+        with pytest.raises(error, match=match):
+            model.loss(bad_X, bad_y)
+        _assert_unchanged(model, before)
+
+
+def test_fc_failure_after_the_forward_pass_leaves_running_statistics_as_they_were(xp, monkeypatch):
+    """Every batchnorm layer has run when the loss fails: its new statistics must not have been written."""
+    model, X = _trained_bn_model(xp)
+    before = _everything(model)
+
+    def failing_loss(scores, y):
+        raise MemoryError("simulated failure after the forward pass")
+
+    monkeypatch.setattr(fc_net, "softmax_loss", failing_loss)
+    with pytest.raises(MemoryError):
+        model.loss(X, to_xp(np.arange(6) % C, xp))
+    before["rng"] = np.random.get_state()[1].copy()  # seeded dropout: the global state is not involved
+    _assert_unchanged(model, before)
+
+
+@given(labels=st.lists(st.integers(-3, C + 3), min_size=1, max_size=8).filter(lambda v: min(v) < 0 or max(v) >= C))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_out_of_range_labels_never_touch_running_statistics(xp, labels):
+    model, _ = _trained_bn_model(xp)
+    before = _everything(model)
+    X, _ = _fc_data(xp, n=len(labels))
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 10\)"):
+        model.loss(X, to_xp(np.asarray(labels), xp))
+    _assert_unchanged(model, before)

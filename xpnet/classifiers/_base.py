@@ -19,6 +19,7 @@ from .._backend import (
     get_namespace,
     host_normal,
     is_array,
+    is_host_resident,
     load_npz,
     namespace,
     resolve_dtype,
@@ -46,15 +47,27 @@ def positive_int(value: Any, name: str) -> int:
 
 
 def real_in(value: Any, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
-    """``value`` as a float in ``[low, high]`` (``(low, high]`` if ``low_open``), or an error naming ``name``."""
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` if ``low_open``), or an error naming
+    ``name``. NaN and infinities are always refused: an infinite ``high`` only means "no upper bound"."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)
     too_low = value <= low if low_open else value < low
-    if too_low or value > high or math.isnan(value):
+    if too_low or value > high or not math.isfinite(value):
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
-        raise ValueError(f"{name} must be in {interval}, got {value:g}")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value:g}")
     return value
+
+
+def seed_or_none(value: Any, name: str = "seed") -> int | None:
+    """``value`` as an int >= 0 (Python or NumPy integer; bool refused), or None; else an error naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= 0 or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+    return int(value)
 
 
 class Model:
@@ -71,6 +84,7 @@ class Model:
     dtype: Any
     params: dict
     weight_scale: float
+    num_classes: int
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -105,15 +119,44 @@ class Model:
         """The constructor arguments (JSON-able) that rebuild this model's architecture and settings."""
         raise NotImplementedError
 
-    def _input(self, X, name: str = "X"):
-        """``X`` cast to the model's dtype; a ``TypeError`` if it lives on another backend."""
-        if not is_array(X) or namespace(X) is not self.xp:
-            got = backend_name(namespace(X)) if is_array(X) else type(X).__name__
+    def _on_backend(self, value, name: str) -> None:
+        """A ``TypeError`` naming ``name`` unless ``value`` is an array of the model's backend."""
+        if not is_array(value) or namespace(value) is not self.xp:
+            got = backend_name(namespace(value)) if is_array(value) else type(value).__name__
             raise TypeError(
                 f"{name} must be an array of the model's backend ({backend_name(self.xp)}), got {got}; "
                 f"move it with xpnet.asarray({name}, like=model.params['W1'])"
             )
+
+    def _input(self, X, name: str = "X"):
+        """``X`` cast to the model's dtype; a ``TypeError`` if it lives on another backend."""
+        self._on_backend(X, name)
         return X if X.dtype == self.dtype else self.xp.astype(X, self.dtype)
+
+    def _check_batch(self, X, y) -> None:
+        """Refuse an empty batch and bad labels before a loss computes (and so changes) anything.
+
+        ``y`` (or None) must be an array of the model's backend with shape (N,) and an integer dtype; its values
+        must lie in ``[0, num_classes)``. The range is read back only from host memory: on a GPU that would stall
+        every training step (the Solver checks its labels once, up front).
+        """
+        N = X.shape[0]
+        if N == 0:
+            raise ValueError(f"X must hold at least one example, got shape {tuple(X.shape)}")
+        if y is None:
+            return
+        self._on_backend(y, "y")
+        if tuple(y.shape) != (N,):
+            raise ValueError(f"y must have shape ({N},), one label per row of X, got {tuple(y.shape)}")
+        xp = self.xp
+        if not xp.isdtype(y.dtype, "integral"):
+            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        C = self.num_classes
+        if is_host_resident(y) and bool(xp.any((y < 0) | (y >= C))):
+            raise ValueError(
+                f"y must hold class labels in [0, {C}) (num_classes), got values from {int(xp.min(y))} to "
+                f"{int(xp.max(y))}"
+            )
 
     def _own(self, value):
         """A fresh copy of ``value`` (any backend, or NumPy) on the model's backend, device and dtype."""

@@ -121,12 +121,20 @@ class ThreeLayerConvNet(Model):
         -------
         If ``y`` is None: scores, (N, num_classes). Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host
         synchronisation) and ``grads`` a dict with the keys and shapes of ``self.params``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an empty batch, an ``X`` or ``y`` of another backend, shape or dtype, or labels out of range (the
+            range is checked where the labels are in host memory; on a GPU it would cost a sync every step). All
+            checks run before anything is computed; the model keeps no state a call could change.
         """
         X = self._input(X)
         if X.ndim != 4 or tuple(X.shape[1:]) != self.input_dim:
             raise ValueError(
                 f"X must have shape (N, C, H, W) with (C, H, W) == input_dim {self.input_dim}, got {tuple(X.shape)}"
             )
+        self._check_batch(X, y)
         p = self.params
         conv_param = {"stride": 1, "pad": (self.filter_size - 1) // 2}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from ..layer_utils import (
     affine_relu_forward,
 )
 from ..layers import affine_backward, affine_forward, dropout_backward, dropout_forward, softmax_loss
-from ._base import Model, positive_int, real_in
+from ._base import Model, positive_int, real_in, seed_or_none
 
 __all__ = ["FullyConnectedNet"]
 
@@ -103,9 +102,7 @@ class FullyConnectedNet(Model):
         self.reg = real_in(reg, "reg", low=0.0)
         self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
         keep = real_in(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, low_open=True)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        seed = None if seed is None else int(seed)
+        seed = seed_or_none(seed)
         self._set_backend(xp, device, dtype)
         self.num_layers = len(self.hidden_dims) + 1
 
@@ -156,17 +153,17 @@ class FullyConnectedNet(Model):
         keys = ("running_mean", "running_var")
         return [(f"bn{i + 1}", p, keys, (self.hidden_dims[i],)) for i, p in enumerate(self.bn_params)]
 
-    def _hidden_forward(self, x, i: int):
+    def _hidden_forward(self, x, i: int, bn_param: dict | None, dropout_param: dict):
         """Layer ``i``: affine - [norm] - relu - [dropout]; returns ``(out, (sandwich_cache, dropout_cache))``."""
         w, b, gamma, beta = _names(i)
         forward, _ = _SANDWICHES[self.normalization]
         args = [self.params[w], self.params[b]]
         if self.normalization is not None:
-            args += [self.params[gamma], self.params[beta], self.bn_params[i - 1]]
+            args += [self.params[gamma], self.params[beta], bn_param]
         out, cache = forward(x, *args)
         drop_cache = None
         if self.use_dropout:
-            out, drop_cache = dropout_forward(out, self.dropout_param)
+            out, drop_cache = dropout_forward(out, dropout_param)
         return out, (cache, drop_cache)
 
     def _hidden_backward(self, dout, cache, i: int, grads: dict):
@@ -192,26 +189,40 @@ class FullyConnectedNet(Model):
         If ``y`` is None (test mode: dropout off, batchnorm uses running statistics): scores, (N, num_classes).
         Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host synchronisation; ``float(loss)`` for a number)
         and ``grads`` a dict with the keys and shapes of ``self.params``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an empty batch, an ``X`` or ``y`` of another backend, shape or dtype, or labels out of range (the
+            range is checked where the labels are in host memory; on a GPU it would cost a sync every step).
+
+        Inputs are checked before anything is computed, and the running statistics and layer modes computed by
+        the call are written into ``bn_params`` only once it has succeeded: a call that raises leaves the model
+        as it was. A refused call draws no dropout mask; a failure after the checks (out of memory, or a layer
+        dict edited by hand into an invalid state) may have drawn unseeded masks from NumPy's global state.
         """
         X = self._input(X)
         if X.ndim < 2 or math.prod(X.shape[1:]) != self.input_dim:
             raise ValueError(
                 f"X must have shape (N, ...) with {self.input_dim} features per row (input_dim), got {tuple(X.shape)}"
             )
+        self._check_batch(X, y)
         mode = "test" if y is None else "train"
-        if self.use_dropout:
-            self.dropout_param["mode"] = mode
-        if self.normalization == "batchnorm":
-            for bn_param in self.bn_params:
-                bn_param["mode"] = mode
+        # The layers write new running statistics into these shallow copies (they replace the arrays, never update
+        # them in place); the copies replace the model's dicts' contents only after the whole call succeeded.
+        dropout_param = {**self.dropout_param, "mode": mode} if self.use_dropout else self.dropout_param
+        bn_params = [
+            {**p, "mode": mode} if self.normalization == "batchnorm" else dict(p) for p in self.bn_params
+        ]
 
         out, caches = X, []
         for i in range(1, self.num_layers):
-            out, cache = self._hidden_forward(out, i)
+            out, cache = self._hidden_forward(out, i, bn_params[i - 1] if bn_params else None, dropout_param)
             caches.append(cache)
         w_last, b_last, _, _ = _names(self.num_layers)
         scores, last_cache = affine_forward(out, self.params[w_last], self.params[b_last])
         if y is None:
+            self._commit(bn_params, dropout_param)
             return scores
 
         loss, dscores = softmax_loss(scores, y)
@@ -226,5 +237,14 @@ class FullyConnectedNet(Model):
                 W = self.params[w]
                 loss = loss + 0.5 * self.reg * self.xp.sum(W * W)
                 grads[w] = grads[w] + self.reg * W
+        self._commit(bn_params, dropout_param)
         # NumPy turns arithmetic on 0-d arrays into scalars; the contract is a 0-d array on every backend.
         return self.xp.asarray(loss), grads
+
+    def _commit(self, bn_params: list[dict], dropout_param: dict) -> None:
+        """Write a successful call's layer dicts (modes, running statistics) into the model's, as CS231n leaves
+        them."""
+        for target, new in zip(self.bn_params, bn_params):
+            target.update(new)
+        if self.use_dropout:
+            self.dropout_param["mode"] = dropout_param["mode"]
