@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import _compat_pickle
+import os
 import pickle
+import pickletools
 import struct
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xpnet.data_utils import (
     CIFAR10_URL,
@@ -18,13 +23,19 @@ from xpnet.data_utils import (
 )
 
 PER_BATCH = 20
+# Every global the official files name (checked on the fixture below), written as Python 2 NumPy wrote them.
+OFFICIAL_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 class _Py2Pickler(pickle._Pickler):
-    """Writes ``bytes`` as Python 2 ``str`` (BINSTRING opcodes), as the official CIFAR-10 files were written.
+    """Writes a batch as Python 2 cPickle and NumPy 1 wrote the official CIFAR-10 files (protocol 2).
 
-    Loaded with ``encoding='latin1'`` these become ``str``: dict keys ``'data'``, and the array payload as text that
-    NumPy decodes back to bytes, the exact path the real files take.
+    ``bytes`` become Python 2 ``str`` (BINSTRING opcodes): loaded with ``encoding='latin1'`` these are ``str``, dict
+    keys ``'data'`` and the array payload as text that NumPy decodes back to bytes, the exact path the real files
+    take. Arrays are rebuilt by ``numpy.core.multiarray._reconstruct`` (NumPy 2 writes ``numpy._core``), and dtypes
+    get Python 2 NumPy's integer ``align, copy`` arguments.
     """
 
     def save_py2_str(self, obj):
@@ -37,16 +48,42 @@ class _Py2Pickler(pickle._Pickler):
     dispatch = pickle._Pickler.dispatch.copy()
     dispatch[bytes] = save_py2_str
 
+    def reducer_override(self, obj):
+        if isinstance(obj, np.dtype):
+            cls, (spec, _, _), state = obj.__reduce__()
+            py2_str = tuple(v.encode() if isinstance(v, str) else v for v in state)
+            return cls, (spec.encode(), 0, 1), py2_str
+        return NotImplemented
 
-def _write_py2_batch(path, data, labels, name):
+    def save_global(self, obj, name=None):
+        if obj is _RECONSTRUCT:
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+        else:
+            super().save_global(obj, name)
+
+
+def _write_py2_batch(path, data, labels, name="batch"):
+    """A batch file in the official format; ``labels`` are written as given (ints in the real files)."""
     batch = {
         b"batch_label": name.encode(),
-        b"labels": [int(v) for v in labels],
+        b"labels": [int(v) if isinstance(v, np.integer) else v for v in labels],
         b"data": data,
         b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
     }
     with open(path, "wb") as f:
         _Py2Pickler(f, protocol=2).dump(batch)
+    return path
+
+
+def _dump(path, obj, protocol=pickle.DEFAULT_PROTOCOL):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=protocol)
+    return path
+
+
+def _pixels(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 3072), dtype=np.uint8)
 
 
 @pytest.fixture
@@ -93,6 +130,308 @@ def test_load_CIFAR_batch_rejects_bad_files(tmp_path):
         pickle.dump({"data": np.zeros((2, 3072), np.uint8)}, f)
     with pytest.raises(ValueError, match="'labels' entry"):
         load_CIFAR_batch(tmp_path / "no_labels")
+
+
+def test_fixture_batches_are_in_the_official_format(cifar):
+    # Protocol 2, and exactly the globals the official files name: what the restricted unpickler must allow.
+    raw = (cifar[0] / "test_batch").read_bytes()
+    assert raw[:2] == b"\x80\x02"
+    named = {arg for op, arg, _ in pickletools.genops(raw) if "GLOBAL" in op.name}
+    assert named == OFFICIAL_GLOBALS
+    assert not any(op.name in ("BINUNICODE", "BINBYTES") for op, _, _ in pickletools.genops(raw))
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("labels_as", ["list", "array", "numpy ints"])
+def test_load_CIFAR_batch_accepts_python3_repickles(tmp_path, protocol, labels_as):
+    # Python 3 copies of a batch: bytes via _codecs.encode (protocol 2), BINBYTES (3, 4), in-band buffers (5);
+    # labels as a list, an int array, or a list of NumPy ints (numpy.core.multiarray.scalar).
+    data, labels = _pixels(3), np.array([9, 0, 4])
+    stored = {"list": labels.tolist(), "array": labels, "numpy ints": list(labels)}[labels_as]
+    path = _dump(tmp_path / "b", {"data": data, "labels": stored}, protocol)
+    X, y = load_CIFAR_batch(path)
+    np.testing.assert_array_equal(X.transpose(0, 3, 1, 2).reshape(3, -1), data)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, labels)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.asfortranarray(_pixels(2)),
+        _pixels(2).astype(">u2"),
+        _pixels(2).astype(np.int64),
+    ],
+    ids=["fortran-order", "big-endian-uint16", "int64"],
+)
+def test_load_CIFAR_batch_accepts_any_integer_pixels_in_0_255(tmp_path, data):
+    X, _ = load_CIFAR_batch(_dump(tmp_path / "b", {"data": data, "labels": [1, 2]}, 2))
+    np.testing.assert_array_equal(X.transpose(0, 3, 1, 2).reshape(2, -1), data)
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (_pixels(2).astype(np.float64), r"'data' must hold integer pixel values 0\.\.255 .*got float64"),
+        (_pixels(2).astype(bool), r"'data' must hold integer pixel values 0\.\.255 .*got bool"),
+        (np.full((2, 3072), 256, np.int16), r"'data' must hold pixel values 0\.\.255, got 256"),
+        (np.full((2, 3072), -1, np.int64), r"'data' must hold pixel values 0\.\.255, got -1"),
+        (np.zeros(3072, np.uint8), r"'data' must have shape \(N, 3072\), got \(3072,\)"),
+        (np.zeros((2, 32, 32, 3), np.uint8), r"'data' must have shape \(N, 3072\), got \(2, 32, 32, 3\)"),
+        (b"\x00" * 6144, r"'data' must be a NumPy array of shape \(N, 3072\), got str"),
+        ([[0] * 3072] * 2, r"'data' must be a NumPy array of shape \(N, 3072\), got list"),
+    ],
+    ids=["float", "bool", "256", "negative", "1-d", "nhwc", "py2-str", "list"],
+)
+def test_load_CIFAR_batch_refuses_bad_data(tmp_path, data, expected):
+    path = _write_py2_batch(tmp_path / "data_batch_1", data, [0, 1])
+    with pytest.raises(ValueError, match=expected) as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+
+
+_BAD_LABELS = st.one_of(
+    st.integers(max_value=-1),
+    st.integers(min_value=10),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=2),
+    st.none(),
+    st.lists(st.integers(0, 9), max_size=2),
+)
+
+
+@_FUZZ
+@given(good=st.lists(st.integers(0, 9), max_size=4), bad=_BAD_LABELS, data=st.data())
+def test_load_CIFAR_batch_refuses_labels_outside_0_to_9(tmp_path, good, bad, data):
+    where = data.draw(st.integers(0, len(good)), label="where")
+    labels = good[:where] + [bad] + good[where:]
+    path = _write_py2_batch(tmp_path / "data_batch_1", _pixels(len(labels)), labels)
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 10\)") as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value) and f"at index {where}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        (np.array([3, 10]), r"got 10 at index 1"),
+        (np.array([-1, 3]), r"got -1 at index 0"),
+        (np.array([0.5, 1.0]), r"'labels' must be a list of integers or an integer array, got a float64 array"),
+        (np.array([[1, 2]]), r"'labels' must be one-dimensional, got shape \(1, 2\)"),
+        ("01", r"'labels' must be a list of integers or an integer array, got str"),
+    ],
+)
+def test_load_CIFAR_batch_refuses_bad_label_arrays(tmp_path, labels, expected):
+    path = _dump(tmp_path / "b", {"data": _pixels(2), "labels": labels}, 2)
+    with pytest.raises(ValueError, match=expected) as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "is empty"),
+        (b"<html>404 Not Found</html>", r"is not a pickle of protocol 2 or later \(first bytes b'<html>40'"),
+        (b"\x1f\x8b\x08\x00rest", "is gzip-compressed"),
+        (b"\x80\x02", "is truncated"),
+        (b"\x80\x09}.", "is damaged: ValueError: unsupported pickle protocol: 9"),
+        (b"\x80\x02]q\x00.", r"is not a CIFAR-10 batch: expected a dict with a 'data' entry, got list"),
+        (b"\x80\x02}q\x00(\x01\x02\x03.", r"is damaged: at position 6, opcode b'\\x01' unknown"),
+    ],
+    ids=["empty", "html", "gzip", "header-only", "protocol-9", "list", "garbage"],
+)
+def test_load_CIFAR_batch_damaged_files_name_the_file(tmp_path, content, expected):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=expected) as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+
+
+class _SmallBatch:
+    """A valid 2-image batch in the official format, and the byte offsets of everything outside its pixels."""
+
+    def __init__(self, path):
+        self.raw = _write_py2_batch(path, _pixels(2), [3, 7]).read_bytes()
+        ops = list(pickletools.genops(self.raw))
+        payload = next(pos for op, arg, pos in ops if op.name == "BINSTRING" and len(arg) == 2 * 3072)
+        self.structure = [i for i in range(len(self.raw)) if not payload + 5 <= i < payload + 5 + 2 * 3072]
+
+    def __repr__(self):  # hypothesis prints the fixtures of a failing example
+        return f"<{len(self.raw)}-byte batch>"
+
+
+@pytest.fixture(scope="module")
+def small_batch(tmp_path_factory):
+    return _SmallBatch(tmp_path_factory.mktemp("small") / "data_batch_1")
+
+
+@_FUZZ
+@given(data=st.data())
+def test_load_CIFAR_batch_truncated_anywhere_is_refused(tmp_path, small_batch, data):
+    raw = small_batch.raw
+    cut = data.draw(st.integers(2, len(raw) - 1), label="cut")
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(raw[:cut])
+    with pytest.raises(ValueError, match="is truncated") as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+
+
+@_FUZZ
+@given(data=st.data())
+def test_load_CIFAR_batch_corrupted_structure_loads_valid_data_or_is_refused(tmp_path, small_batch, data):
+    # Changed pixels are undetectable, so the fuzzing targets the pickle's structure: whatever happens, the result
+    # is a valid batch or a ValueError naming the file, never a raw unpickling error.
+    raw, structure = small_batch.raw, small_batch.structure
+    damaged = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 3), label="changes")):
+        damaged[data.draw(st.sampled_from(structure), label="at")] = data.draw(st.integers(0, 255), label="to")
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(bytes(damaged))
+    try:
+        X, y = load_CIFAR_batch(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+    else:
+        assert X.dtype == np.float64 and X.shape[1:] == (32, 32, 3) and 0 <= X.min() and X.max() <= 255
+        assert y.dtype == np.int64 and y.shape == X.shape[:1] and np.all((0 <= y) & (y < 10))
+
+
+class _Payload:
+    """Unpickling this runs ``func(*args)``: a stand-in for a malicious batch."""
+
+    def __init__(self, func, *args):
+        self.reduce = (func, args)
+
+    def __reduce__(self):
+        return self.reduce
+
+
+def _payloads(marker):
+    import builtins
+    import subprocess
+
+    return {
+        "os.system": _Payload(os.system, f"touch {marker}"),
+        "builtins.exec": _Payload(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": _Payload(subprocess.call, ["touch", str(marker)]),
+        "builtins.open": _Payload(open, str(marker), "w"),
+    }
+
+
+@pytest.mark.parametrize("protocol", range(0, pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("name", ["os.system", "builtins.exec", "subprocess.call", "builtins.open"])
+@pytest.mark.parametrize("place", ["top", "labels", "inside labels"])
+def test_load_CIFAR_batch_never_runs_pickled_code(tmp_path, protocol, name, place):
+    marker = tmp_path / "pwned"
+    payload = _payloads(marker)[name]
+    func = payload.reduce[0]
+    batch = {
+        "top": payload,
+        "labels": {"data": _pixels(1), "labels": payload},
+        "inside labels": {"data": _pixels(1), "labels": [1, payload]},
+    }[place]
+    path = _dump(tmp_path / "data_batch_1", batch, protocol)
+    with pytest.raises(ValueError) as info:
+        load_CIFAR_batch(path)
+    assert not marker.exists()
+    message = str(info.value)
+    assert str(path) in message
+    if protocol >= 2:
+        # Protocol 2 writes Python 2 names (builtins.exec is __builtin__.exec), and the message quotes the file.
+        written = (func.__module__, func.__name__)
+        if protocol < 3:
+            module = _compat_pickle.REVERSE_IMPORT_MAPPING.get(written[0], written[0])
+            written = _compat_pickle.REVERSE_NAME_MAPPING.get(written, (module, written[1]))
+        assert f"refusing to unpickle global '{'.'.join(written)}'" in message
+        assert "a CIFAR-10 batch holds only dicts, lists, bytes, str, ints and NumPy arrays" in message
+    else:
+        assert "is not a pickle" in message
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_load_CIFAR_batch_refuses_object_arrays(tmp_path, protocol):
+    # An object array would carry arbitrary pickled objects: refused at its dtype, before its items are read.
+    marker = tmp_path / "pwned"
+    smuggler = np.array([1, _payloads(marker)["os.system"]], dtype=object)
+    path = _dump(tmp_path / "b", {"data": _pixels(2), "labels": smuggler}, protocol)
+    with pytest.raises(ValueError, match=r"refusing NumPy dtype 'O8'.* plain integer and float arrays") as info:
+        load_CIFAR_batch(path)
+    assert not marker.exists() and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [(3, "|", None, None, None, -1, -1, 63), (3, "|", None, ("a",), {"a": (None, 0)}, 1, 1, 0), (3, "?") + (None,) * 6],
+    ids=["object-flags", "fields", "byteorder"],
+)
+def test_load_CIFAR_batch_refuses_tampered_dtype_state(tmp_path, state):
+    # NumPy's own dtype.__setstate__ accepts flags claiming a uint8 dtype holds objects: never handed to it.
+    class Tampered(_Py2Pickler):
+        def reducer_override(self, obj):
+            return (np.dtype, ("u1", 0, 1), state) if isinstance(obj, np.dtype) else NotImplemented
+
+    path = tmp_path / "data_batch_1"
+    with open(path, "wb") as f:
+        Tampered(f, protocol=2).dump({b"data": _pixels(1), b"labels": [0]})
+    with pytest.raises(ValueError, match=r"refusing NumPy dtype state") as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        # BUILD on an allowed global would set attributes on the loader's own objects, for every later load.
+        (b"\x80\x02cnumpy\ndtype\n}X\x01\x00\x00\x00aK\x01sb.", "refusing to set state on 'numpy.dtype'"),
+        (b"\x80\x02cnumpy\nndarray\nK\x03\x85R.", "numpy.ndarray is only allowed as the first argument"),
+        (
+            b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\ndtype\nK\x00\x85U\x01b\x87R.",
+            "numpy.ndarray is the only type",
+        ),
+        (b"\x80\x02cnumpy\ndtype\nU\x04i4,fK\x00K\x01\x87R.", "refusing NumPy dtype 'i4,f'"),
+        (
+            b"\x80\x02}U\x04datacnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87Rs.",
+            "'data' is a NumPy array without its data",
+        ),
+    ],
+    ids=["build-on-global", "ndarray-called", "reconstruct-dtype", "structured-dtype", "array-without-state"],
+)
+def test_load_CIFAR_batch_refuses_misused_numpy_globals(tmp_path, content, expected):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=expected) as info:
+        load_CIFAR_batch(path)
+    assert str(path) in str(info.value)
+    # Nothing leaked into the next load.
+    X, _ = load_CIFAR_batch(_write_py2_batch(tmp_path / "good", _pixels(1), [5]))
+    assert X.shape == (1, 32, 32, 3)
+
+
+def test_load_CIFAR_batch_huge_memo_index_allocates_nothing(tmp_path):
+    # The C unpickler sizes its memo array by the largest index a file names: these 12 bytes made it allocate and
+    # zero 2**31 pointers (16 GiB).
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02K\x01r\xff\xff\xff\x7f.")
+    with pytest.raises(ValueError, match="is not a CIFAR-10 batch: expected a dict"):
+        load_CIFAR_batch(path)
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: load_CIFAR_batch(3), "filename must be a path (str or os.PathLike), got int"),
+        (lambda: load_CIFAR10(None), "ROOT must be a path (str or os.PathLike), got NoneType"),
+        (lambda: get_CIFAR10_data(cifar10_dir=["a"]), "cifar10_dir must be a path (str or os.PathLike), got list"),
+    ],
+)
+def test_cifar_paths_must_be_path_like(call, expected):
+    with pytest.raises(TypeError) as info:
+        call()
+    assert str(info.value) == expected
 
 
 def test_load_CIFAR10_concatenates_batches_in_order(cifar):
@@ -170,6 +509,49 @@ def test_get_CIFAR10_data_rejects_counts_beyond_the_data(cifar):
         get_CIFAR10_data(0, 10, 5, cifar10_dir=root)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, expected",
+    [
+        ({"num_training": 10.0}, TypeError, "num_training must be an integer, got 10.0"),
+        ({"num_validation": True}, TypeError, "num_validation must be an integer, got True"),
+        ({"num_test": "5"}, TypeError, "num_test must be an integer, got '5'"),
+        ({"num_test": -3}, ValueError, "num_test must be a non-negative integer, got -3"),
+        ({"num_training": np.int64(0)}, ValueError, "num_training must be an integer >= 1, got 0"),
+        ({"subtract_mean": "no"}, TypeError, "subtract_mean must be True or False, got 'no'"),
+        ({"dtype": np.int32}, TypeError, "dtype must be a floating NumPy dtype (np.float32 or np.float64), got "),
+        ({"dtype": "uint8"}, TypeError, "dtype must be a floating NumPy dtype (np.float32 or np.float64), got 'uint8'"),
+        ({"dtype": np.complex128}, TypeError, "dtype must be a floating NumPy dtype"),
+        ({"dtype": "no such type"}, TypeError, "dtype must be a floating NumPy dtype"),
+    ],
+)
+@pytest.mark.parametrize("loader", ["cifar", "digits"])
+def test_loaders_refuse_bad_arguments_before_reading(tmp_path, kwargs, error, expected, loader):
+    # cifar10_dir does not exist: the argument error comes first, before any file is read.
+    with pytest.raises(error) as info:
+        if loader == "digits":
+            get_digits_data(**kwargs)
+        else:
+            get_CIFAR10_data(**kwargs, cifar10_dir=tmp_path / "missing")
+    assert str(info.value).startswith(expected)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, bool])
+def test_digits_pixels_are_never_truncated_to_integers(dtype):
+    with pytest.raises(TypeError, match="dtype must be a floating NumPy dtype"):
+        get_digits_data(dtype=dtype)
+    assert get_digits_data(dtype=np.float16)["X_train"].dtype == np.float16
+
+
+@pytest.mark.parametrize(
+    "seed, error, expected",
+    [(1.5, TypeError, "seed must be None or an integer, got 1.5"), ("0", TypeError, "got '0'"), (-1, ValueError, "-1")],
+)
+def test_digits_bad_seed_is_named(seed, error, expected):
+    with pytest.raises(error, match="seed must be") as info:
+        get_digits_data(seed=seed)
+    assert expected in str(info.value)
+
+
 def test_digits_shapes_dtypes_and_labels():
     data = get_digits_data()
     sizes = {"train": 1797 - 400, "val": 200, "test": 200}
@@ -221,5 +603,5 @@ def test_digits_num_training_and_dtype():
         get_digits_data(1000, 797)
     with pytest.raises(ValueError, match="num_training must be an integer >= 1, got 0"):
         get_digits_data(num_training=0)
-    with pytest.raises(ValueError, match="num_test must be a non-negative integer, got 2.5"):
+    with pytest.raises(TypeError, match="num_test must be an integer, got 2.5"):
         get_digits_data(10, 2.5)

@@ -5,8 +5,13 @@ Everything here returns NumPy arrays on the host; the Solver moves them to the m
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import pickle
+import pickletools
+import re
+import reprlib
 from importlib import resources
 
 import numpy as np
@@ -24,23 +29,39 @@ _CIFAR10_HOWTO = (
 def load_CIFAR_batch(filename):
     """Load one CIFAR-10 batch file (``data_batch_1`` ... ``data_batch_5``, ``test_batch``).
 
+    The file is a pickle, read by a restricted unpickler that builds only what the format holds: dicts, lists,
+    bytes, str, ints and plain integer or float NumPy arrays. Any other global (``os.system``...) is refused by
+    name before it is called, so a tampered folder cannot run code. The official files are protocol-2 pickles
+    written by Python 2; Python 3 copies (any protocol from 2 on, bytes or str keys) load too.
+
+    Parameters
+    ----------
+    filename : str or os.PathLike
+
     Returns
     -------
     X : float64 array of shape (N, 32, 32, 3), pixel values 0..255 (N = 10000 in the real files)
     y : int64 array of shape (N,), labels 0..9
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        Naming the file: it is empty, not a pickle, truncated or damaged, names a global the format does not use,
+        or is not a CIFAR-10 batch (``'data'`` not integer pixel values 0..255 of shape (N, 3072), ``'labels'``
+        not N integers in [0, 10)).
     """
-    filename = os.fspath(filename)
+    filename = _as_path("filename", filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"CIFAR-10 batch file {filename!r} does not exist; {_CIFAR10_HOWTO}")
     with open(filename, "rb") as f:
-        # latin1 decodes the Python 2 pickles of the official release without touching the uint8 payload.
-        batch = pickle.load(f, encoding="latin1")
-    data, labels = np.asarray(_entry(batch, "data", filename)), _entry(batch, "labels", filename)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{filename!r}: 'data' must have shape (N, 3072), got {data.shape}")
-    y = np.asarray(labels, dtype=np.int64)
-    if y.shape != (data.shape[0],):
-        raise ValueError(f"{filename!r}: expected {data.shape[0]} labels to match 'data', got shape {y.shape}")
+        raw = f.read()
+    batch = _unpickle_batch(raw, filename)
+    data = _batch_data(_entry(batch, "data", filename), filename)
+    y = _batch_labels(_entry(batch, "labels", filename), filename)
+    if y.shape[0] != data.shape[0]:
+        raise ValueError(f"{filename!r}: expected {data.shape[0]} labels to match 'data', got {y.shape[0]}")
     # Each row stores the red plane, then green, then blue, each 32x32 row-major.
     X = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
     return X, y
@@ -52,8 +73,288 @@ def _entry(batch, key, filename):
         for k in (key, key.encode()):
             if k in batch:
                 return batch[k]
-    keys = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
+    keys = sorted(map(reprlib.repr, batch)) if isinstance(batch, dict) else type(batch).__name__
     raise ValueError(f"{filename!r} is not a CIFAR-10 batch: expected a dict with a {key!r} entry, got {keys}")
+
+
+def _batch_data(data, filename):
+    data = _built_array(data, "data", filename)
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"{filename!r}: 'data' must be a NumPy array of shape (N, 3072), got {type(data).__name__}")
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{filename!r}: 'data' must have shape (N, 3072), got {data.shape}")
+    if data.dtype.kind not in "iu":
+        raise ValueError(
+            f"{filename!r}: 'data' must hold integer pixel values 0..255 (uint8 in the official files), "
+            f"got {data.dtype}"
+        )
+    if data.dtype != np.uint8 and data.size:
+        low, high = data.min(), data.max()
+        if low < 0 or high > 255:
+            raise ValueError(f"{filename!r}: 'data' must hold pixel values 0..255, got {int(low if low < 0 else high)}")
+    return data
+
+
+def _batch_labels(labels, filename):
+    """The labels as an int64 array, refusing anything but integers in [0, 10): floats are never truncated."""
+    labels = _built_array(labels, "labels", filename)
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind not in "iu":
+            raise ValueError(
+                f"{filename!r}: 'labels' must be a list of integers or an integer array, got a {labels.dtype} array"
+            )
+        if labels.ndim != 1:
+            raise ValueError(f"{filename!r}: 'labels' must be one-dimensional, got shape {labels.shape}")
+        bad = np.flatnonzero((labels < 0) | (labels >= 10))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{filename!r}: labels must be integers in [0, 10), got {int(labels[i])} at index {i}")
+        return labels.astype(np.int64)
+    if not isinstance(labels, list):
+        raise ValueError(
+            f"{filename!r}: 'labels' must be a list of integers or an integer array, got {type(labels).__name__}"
+        )
+    for i, v in enumerate(labels):
+        # bool is an int subclass; NumPy ints come from re-pickled copies (numpy.core.multiarray.scalar).
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 10:
+            shown = int(v) if isinstance(v, np.integer) else reprlib.repr(v)
+            raise ValueError(f"{filename!r}: labels must be integers in [0, 10), got {shown} at index {i}")
+    return np.array(labels, dtype=np.int64)
+
+
+def _built_array(value, key, filename):
+    if isinstance(value, _PickledArray):
+        if value.array is None:
+            raise ValueError(f"{filename!r}: {key!r} is a NumPy array without its data (the pickle never sets it)")
+        return value.array
+    return value
+
+
+def _unpickle_batch(raw, filename):
+    """Unpickle a batch file's bytes with the restricted unpickler; every failure is a ValueError naming the file."""
+    if raw[:1] != pickle.PROTO:
+        if not raw:
+            what = "is empty"
+        elif raw[:2] == b"\x1f\x8b":
+            what = "is gzip-compressed: give the batch files extracted from the archive"
+        else:
+            what = (
+                f"is not a pickle of protocol 2 or later (first bytes {raw[:8]!r}; the official batches start "
+                f"with {pickle.PROTO + bytes([2])!r})"
+            )
+        raise ValueError(f"{filename!r} {what}; {_CIFAR10_HOWTO}")
+    try:
+        return _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except Exception as err:  # damaged bytes can make a pickle interpreter raise nearly anything
+        # Diagnosed on the opcode stream: the unpickler reads protocol-4 frames whole, so where it stopped says
+        # little, and a file cut inside a GLOBAL line names only the start of a real global.
+        truncated, damage = _scan_opcodes(raw)
+        if truncated:
+            raise ValueError(
+                f"{filename!r} is truncated or damaged: its {len(raw)} bytes end before the pickle does; "
+                f"download and extract it again"
+            ) from err
+        if isinstance(err, _Refused):
+            raise ValueError(f"{filename!r}: {err}") from None
+        raise ValueError(f"{filename!r} is damaged: {damage or f'{type(err).__name__}: {str(err)[:200]}'}") from err
+
+
+def _scan_opcodes(raw):
+    """``(ends early, structural error or None)`` for a pickle's opcodes, read without building anything."""
+    stream = io.BytesIO(raw)
+    try:
+        for _ in pickletools.genops(stream):
+            pass
+    except Exception as err:  # pickletools reports malformed opcodes as ValueError, bad text as UnicodeError
+        return stream.tell() >= len(raw), str(err)[:200]
+    return False, None
+
+
+class _Refused(Exception):
+    """Raised while unpickling for content the format never holds; the caller adds the file name."""
+
+
+_FORMAT_HOLDS = "a CIFAR-10 batch holds only dicts, lists, bytes, str, ints and NumPy arrays"
+
+
+class _BatchUnpickler(pickle._Unpickler):
+    """An unpickler that resolves only the globals a CIFAR-10 batch names, each to a checked stand-in.
+
+    The pure-Python unpickler keeps its memo in a dict: the C one sizes an array by the largest memo index a file
+    names, so 12 bytes can make it allocate and zero gigabytes.
+    """
+
+    def find_class(self, module, name):
+        try:
+            return _GLOBALS[module, name]
+        except KeyError:
+            raise _Refused(f"refusing to unpickle global {module + '.' + name!r}; {_FORMAT_HOLDS}") from None
+
+
+class _Global:
+    """What the unpickler gets for an allowed global: a call goes to a checked constructor, pickle state is refused.
+
+    BUILD on a plain function would set attributes on the loader's own objects, for every later load.
+    """
+
+    __slots__ = ("name", "_make")
+
+    def __init__(self, name, make):
+        self.name, self._make = name, make
+
+    def __call__(self, *args):
+        return self._make(*args)
+
+    def __setstate__(self, state):
+        raise _Refused(f"refusing to set state on {self.name!r}; {_FORMAT_HOLDS}")
+
+    def __repr__(self):
+        return self.name
+
+
+class _PickledDtype:
+    """``numpy.dtype(spec)`` from a batch, made by xpnet from a checked spec and state.
+
+    NumPy's own ``dtype.__setstate__`` accepts flags claiming that a uint8 dtype holds Python objects (and then
+    reads raw bytes as object pointers), so it never sees a state from a file.
+    """
+
+    __slots__ = ("dtype", "has_state")
+
+    def __init__(self, dtype):
+        self.dtype, self.has_state = dtype, False
+
+    def __setstate__(self, state):
+        # What NumPy writes for a plain numeric dtype: (3, byteorder, None, None, None, -1, -1, 0).
+        plain = (3, None, None, None, -1, -1, 0)
+        if (
+            self.has_state
+            or not (isinstance(state, tuple) and len(state) == 8)
+            or not all(type(v) is type(p) and v == p for v, p in zip(state[:1] + state[2:], plain))
+            or not (isinstance(state[1], str) and state[1] in ("<", ">", "|", "="))
+        ):
+            raise _Refused(
+                f"refusing NumPy dtype state {reprlib.repr(state)} for {self.dtype}; a CIFAR-10 batch holds only "
+                f"plain integer and float arrays"
+            )
+        if state[1] in "<>":
+            self.dtype = self.dtype.newbyteorder(state[1])
+        self.has_state = True
+
+    def __repr__(self):
+        return f"<NumPy dtype {self.dtype}>"
+
+
+class _PickledArray:
+    """An ndarray from a batch: ``_reconstruct(ndarray, (0,), b'b')`` makes it, BUILD fills it from checked bytes."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def __setstate__(self, state):
+        # (version, shape, dtype, is_fortran, data), version 1; NumPy before 1.0 wrote no version.
+        if isinstance(state, tuple) and len(state) == 5 and type(state[0]) is int and state[0] == 1:
+            state = state[1:]
+        if self.array is not None or not (isinstance(state, tuple) and len(state) == 4):
+            raise _Refused(
+                f"refusing NumPy array state {reprlib.repr(state)}; expected (1, shape, dtype, is_fortran, data)"
+            )
+        shape, dtype, fortran, data = state
+        if type(fortran) not in (bool, int):
+            raise _Refused(f"refusing NumPy array state: is_fortran must be a bool, got {type(fortran).__name__}")
+        self.array = _array_from_bytes(data, dtype, shape, "F" if fortran else "C")
+
+    def __repr__(self):
+        return "<NumPy array>"
+
+
+def _array_from_bytes(data, dtype, shape, order):
+    """The array a pickle describes, after checking that its bytes are exactly what dtype and shape need."""
+    if not isinstance(dtype, _PickledDtype):
+        raise _Refused(f"refusing a NumPy array whose dtype is {reprlib.repr(dtype)}, not a numpy.dtype")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise _Refused(f"refusing a NumPy array of shape {reprlib.repr(shape)}: expected a tuple of sizes")
+    if isinstance(data, str):
+        data = data.encode("latin1")  # a Python 2 str, decoded as latin1 by the unpickler
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _Refused(f"refusing a NumPy array whose data is {type(data).__name__}, not bytes")
+    needed = math.prod(shape) * dtype.dtype.itemsize
+    if memoryview(data).nbytes != needed:
+        raise _Refused(
+            f"a NumPy array of shape {shape} and dtype {dtype.dtype} needs {needed} bytes, the file holds "
+            f"{memoryview(data).nbytes}"
+        )
+    return np.frombuffer(data, dtype.dtype).reshape(shape, order=order)
+
+
+def _make_dtype(spec, align=False, copy=True):
+    # Only the short numeric specs NumPy pickles ('u1', 'i8', 'f4', 'b1'): no objects, fields or subarrays.
+    dtype = None
+    if isinstance(spec, str) and re.fullmatch(r"[biuf]\d{1,2}", spec):
+        try:
+            dtype = np.dtype(spec)
+        except TypeError:
+            pass
+    if dtype is None:
+        raise _Refused(f"refusing NumPy dtype {reprlib.repr(spec)}; a CIFAR-10 batch holds only plain integer and "
+                       f"float arrays")
+    return _PickledDtype(dtype)
+
+
+def _reconstruct(subtype, shape, dtype_char):
+    # shape and dtype_char are placeholders NumPy always writes as (0,), b'b': the array comes from BUILD.
+    if subtype is not _GLOBALS["numpy", "ndarray"]:
+        raise _Refused(f"numpy.ndarray is the only type a CIFAR-10 batch may reconstruct, got {reprlib.repr(subtype)}")
+    return _PickledArray()
+
+
+def _ndarray(*args):
+    raise _Refused("numpy.ndarray is only allowed as the first argument of numpy.core.multiarray._reconstruct")
+
+
+def _frombuffer(data, dtype, shape, order):
+    # Protocol 5 writes C- or F-contiguous arrays as _frombuffer(buffer, dtype, shape, order).
+    if order not in ("C", "F"):
+        raise _Refused(f"refusing NumPy array order {reprlib.repr(order)}; expected 'C' or 'F'")
+    return _PickledArray(_array_from_bytes(data, dtype, shape, order))
+
+
+def _scalar(dtype, data):
+    return _array_from_bytes(data, dtype, (), "C")[()]
+
+
+def _codecs_encode(text, encoding):
+    # Python 3 writes bytes at protocol 2 as _codecs.encode(latin1_text, 'latin1').
+    if not (isinstance(text, str) and encoding == "latin1"):
+        raise _Refused("_codecs.encode is allowed only as encode(str, 'latin1'), the way Python 3 pickles bytes")
+    return text.encode("latin1")
+
+
+def _empty_bytes():
+    # Python 3 writes b'' at protocol 2 as bytes().
+    return b""
+
+
+# Everything a batch may name: the official files use the first three, Python 3 copies the others. NumPy 1 writes
+# numpy.core, NumPy 2 numpy._core; both resolve to xpnet's stand-ins, and nothing here imports a module.
+_GLOBALS = {
+    (module, name): _Global(f"{module}.{name}", make)
+    for module, name, make in [
+        ("numpy.core.multiarray", "_reconstruct", _reconstruct),
+        ("numpy", "ndarray", _ndarray),
+        ("numpy", "dtype", _make_dtype),
+        ("numpy._core.multiarray", "_reconstruct", _reconstruct),
+        ("numpy.core.multiarray", "scalar", _scalar),
+        ("numpy._core.multiarray", "scalar", _scalar),
+        ("numpy.core.numeric", "_frombuffer", _frombuffer),
+        ("numpy._core.numeric", "_frombuffer", _frombuffer),
+        ("_codecs", "encode", _codecs_encode),
+        ("__builtin__", "bytes", _empty_bytes),
+        ("builtins", "bytes", _empty_bytes),
+    ]
+}
 
 
 def load_CIFAR10(ROOT):
@@ -64,7 +365,7 @@ def load_CIFAR10(ROOT):
     X_train : (50000, 32, 32, 3) float64,  y_train : (50000,) int64
     X_test : (10000, 32, 32, 3) float64,   y_test : (10000,) int64
     """
-    root = os.fspath(ROOT)
+    root = _as_path("ROOT", ROOT)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist; {_CIFAR10_HOWTO}")
     inner = os.path.join(root, "cifar-10-batches-py")
@@ -77,11 +378,46 @@ def load_CIFAR10(ROOT):
     return X_train, y_train, X_test, y_test
 
 
+def _as_path(name, value):
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return os.fsdecode(value)
+
+
 def _check_count(name, value, *, low=0):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
         what = "a non-negative integer" if low == 0 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise ValueError(f"{name} must be {what}, got {int(value)}")
     return int(value)
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_float_dtype(dtype):
+    """``np.dtype(dtype)`` if floating: casting 0..255 pixels (or 0..1 digits) to an integer dtype truncates them."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        raise TypeError(f"dtype must be a floating NumPy dtype (np.float32 or np.float64), got {dtype!r}")
+    return resolved
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator, np.random.Generator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None or an integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {int(seed)}")
+    return int(seed)
 
 
 def _finish(X_train, y_train, X_val, y_val, X_test, y_test, *, subtract_mean, dtype):
@@ -121,20 +457,17 @@ def get_CIFAR10_data(
     dict with ``X_train`` (num_training, 3, 32, 32), ``y_train`` (num_training,), and likewise ``X_val``,
     ``y_val``, ``X_test``, ``y_test``; NumPy arrays, labels int64.
     """
-    if cifar10_dir is None:
-        cifar10_dir = os.environ.get(CIFAR10_ENV) or None
-    if cifar10_dir is None:
-        raise FileNotFoundError(
-            f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
-        )
     num_training = _check_count("num_training", num_training, low=1)
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
+    subtract_mean = _check_flag("subtract_mean", subtract_mean)
+    dtype = _check_float_dtype(dtype)
+    cifar10_dir = _cifar10_dir(cifar10_dir)
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
     if num_training + num_validation > X_train.shape[0]:
         raise ValueError(
             f"num_training + num_validation must be at most {X_train.shape[0]} (the training images in "
-            f"{os.fspath(cifar10_dir)!r}), got {num_training} + {num_validation}"
+            f"{cifar10_dir!r}), got {num_training} + {num_validation}"
         )
     if num_test > X_test.shape[0]:
         raise ValueError(f"num_test must be at most {X_test.shape[0]}, got {num_test}")
@@ -150,6 +483,17 @@ def get_CIFAR10_data(
         subtract_mean=subtract_mean,
         dtype=dtype,
     )
+
+
+def _cifar10_dir(cifar10_dir):
+    """The CIFAR-10 folder to read: the argument, else the environment variable."""
+    if cifar10_dir is None:
+        cifar10_dir = os.environ.get(CIFAR10_ENV) or None
+        if cifar10_dir is None:
+            raise FileNotFoundError(
+                f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
+            )
+    return _as_path("cifar10_dir", cifar10_dir)
 
 
 def load_digits():
@@ -179,17 +523,21 @@ def get_digits_data(
     dict with ``X_train`` (num_training, 1, 8, 8) ``dtype``, ``y_train`` (num_training,) int64, and likewise
     ``X_val``, ``y_val``, ``X_test``, ``y_test``; NumPy arrays.
     """
-    images, labels = load_digits()
-    n = images.shape[0]
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
+    if num_training is not None:
+        num_training = _check_count("num_training", num_training, low=1)
+    subtract_mean = _check_flag("subtract_mean", subtract_mean)
+    seed = _check_seed(seed)
+    dtype = _check_float_dtype(dtype)
+    images, labels = load_digits()
+    n = images.shape[0]
     rest = n - num_validation - num_test
     if rest < 1:
         raise ValueError(
             f"num_validation + num_test must leave training images out of {n}, got {num_validation} + {num_test}"
         )
     if num_training is not None:
-        num_training = _check_count("num_training", num_training, low=1)
         if num_training > rest:
             raise ValueError(
                 f"num_training must be at most {rest} (the {n} digits less validation and test), got {num_training}"
