@@ -592,3 +592,38 @@ def test_numpy_integer_settings_and_custom_rule_config_keys_are_accepted():
                          num_epochs=np.int32(1))
     solver.train()
     assert len(solver.loss_history) == N_TRAIN // BATCH
+
+
+def test_a_failing_step_updates_no_param(xp):
+    """Every update is computed before any is stored: a rule failing on one param leaves all of them as they were."""
+
+    def rule(w, dw, config):
+        if w.shape == (H, C):  # W2
+            raise FloatingPointError("simulated failure")
+        return optim.sgd(w, dw, config)
+
+    np.random.seed(0)
+    model = TinyNet(xp)
+    solver = make_solver(model, update_rule=rule, optim_config={"learning_rate": 1e-2})
+    before = {k: to_np(v).copy() for k, v in model.params.items()}
+    with pytest.raises(FloatingPointError):
+        solver.train()
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(to_np(value), before[name], err_msg=name)
+    assert solver.optim_configs["W1"] == {"learning_rate": 1e-2}, "no config was advanced either"
+    assert solver._iteration == 0 and solver.loss_history == []
+
+    class NoGradNet(TinyNet):
+        def loss(self, X, y=None):
+            if y is None:
+                return super().loss(X)
+            loss, grads = super().loss(X, y)
+            del grads["W2"]
+            return loss, grads
+
+    model = NoGradNet(xp)
+    before = {k: to_np(v).copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match=r"model.loss returned no gradient for param 'W2'"):
+        make_solver(model).train()
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(to_np(value), before[name], err_msg=name)

@@ -358,11 +358,16 @@ class Solver:
         xp = namespace(self.X_train)
         idx = self._draw(self.X_train.shape[0], self.batch_size)
         loss, grads = self.model.loss(xp.take(self.X_train, idx, axis=0), xp.take(self.y_train, idx, axis=0))
+        params = self.model.params
+        missing = [p for p in params if p not in grads]
+        if missing:
+            raise ValueError(f"model.loss returned no gradient for param {missing[0]!r}; got grads for {sorted(grads)}")
+        # Every update is computed (on a copy of its config) before any is stored, so a rule that raises for one
+        # param leaves all params and optimizer states as they were.
+        updates = {p: self.update_rule(w, grads[p], dict(self.optim_configs[p])) for p, w in params.items()}
+        for p, (w, config) in updates.items():
+            params[p], self.optim_configs[p] = w, config
         self._pending_losses.append(loss)
-        for p, w in self.model.params.items():
-            if p not in grads:
-                raise ValueError(f"model.loss returned no gradient for param {p!r}; got grads for {sorted(grads)}")
-            self.model.params[p], self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
         self._iteration += 1
 
     def _params_finite(self) -> bool:
