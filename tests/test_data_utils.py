@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _compat_pickle
+import copyreg
 import os
 import pickle
 import pickletools
@@ -215,6 +216,8 @@ def test_load_CIFAR_batch_refuses_labels_outside_0_to_9(tmp_path, good, bad, dat
 @pytest.mark.parametrize(
     "labels, expected",
     [
+        ([0.5, 1], r"labels must be integers in \[0, 10\), got 0\.5 at index 0"),
+        ([4, 10], r"labels must be integers in \[0, 10\), got 10 at index 1"),
         (np.array([3, 10]), r"got 10 at index 1"),
         (np.array([-1, 3]), r"got -1 at index 0"),
         (np.array([0.5, 1.0]), r"'labels' must be a list of integers or an integer array, got a float64 array"),
@@ -222,7 +225,7 @@ def test_load_CIFAR_batch_refuses_labels_outside_0_to_9(tmp_path, good, bad, dat
         ("01", r"'labels' must be a list of integers or an integer array, got str"),
     ],
 )
-def test_load_CIFAR_batch_refuses_bad_label_arrays(tmp_path, labels, expected):
+def test_load_CIFAR_batch_refuses_bad_labels(tmp_path, labels, expected):
     path = _dump(tmp_path / "b", {"data": _pixels(2), "labels": labels}, 2)
     with pytest.raises(ValueError, match=expected) as info:
         load_CIFAR_batch(path)
@@ -350,6 +353,23 @@ def test_load_CIFAR_batch_never_runs_pickled_code(tmp_path, protocol, name, plac
         assert "a CIFAR-10 batch holds only dicts, lists, bytes, str, ints and NumPy arrays" in message
     else:
         assert "is not a pickle" in message
+
+
+def test_load_CIFAR_batch_refuses_copyreg_extension_codes(tmp_path):
+    # An EXT opcode names a global by a code registered with copyreg; once any unpickler in the process resolved it,
+    # the function comes from copyreg's cache without find_class being asked.
+    marker = tmp_path / "pwned"
+    code = 0x7FFF_FFF0
+    copyreg.add_extension(os.system.__module__, os.system.__name__, code)
+    try:
+        assert pickle.loads(b"\x80\x02\x84" + code.to_bytes(4, "little") + b".") is os.system
+        path = _dump(tmp_path / "data_batch_1", _payloads(marker)["os.system"], 2)
+        assert b"\x84" + code.to_bytes(4, "little") in path.read_bytes()
+        with pytest.raises(ValueError, match="refusing a copyreg extension code") as info:
+            load_CIFAR_batch(path)
+    finally:
+        copyreg.remove_extension(os.system.__module__, os.system.__name__, code)
+    assert not marker.exists() and str(path) in str(info.value)
 
 
 @pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))

@@ -1,6 +1,8 @@
 """Data sets as CS231n prepares them: CIFAR-10 from its python pickles, and the small digits set shipped with xpnet.
 
-Everything here returns NumPy arrays on the host; the Solver moves them to the model's backend once.
+Everything here returns NumPy arrays on the host; the Solver moves them to the model's backend once. CIFAR-10
+batches are read by a restricted unpickler (end of this module) that builds only what the format holds, so a
+tampered batch file cannot run code; every damaged or wrong file is a ValueError naming it.
 """
 
 from __future__ import annotations
@@ -130,6 +132,225 @@ def _built_array(value, key, filename):
     return value
 
 
+def load_CIFAR10(ROOT):
+    """Load the whole CIFAR-10 python release from folder ``ROOT`` (``cifar-10-batches-py``).
+
+    Returns
+    -------
+    X_train : (50000, 32, 32, 3) float64,  y_train : (50000,) int64
+    X_test : (10000, 32, 32, 3) float64,   y_test : (10000,) int64
+    """
+    root = _as_path("ROOT", ROOT)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist; {_CIFAR10_HOWTO}")
+    inner = os.path.join(root, "cifar-10-batches-py")
+    if not os.path.exists(os.path.join(root, "data_batch_1")) and os.path.isdir(inner):
+        raise FileNotFoundError(f"{root!r} holds no data_batch_1; give the folder inside it instead: {inner!r}")
+    batches = [load_CIFAR_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
+    X_train = np.concatenate([X for X, _ in batches])
+    y_train = np.concatenate([y for _, y in batches])
+    X_test, y_test = load_CIFAR_batch(os.path.join(root, "test_batch"))
+    return X_train, y_train, X_test, y_test
+
+
+def _as_path(name, value):
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
+    return os.fsdecode(value)
+
+
+def _check_count(name, value, *, low=0):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        what = "a non-negative integer" if low == 0 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {what}, got {int(value)}")
+    return int(value)
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_float_dtype(dtype):
+    """``np.dtype(dtype)`` if floating: casting 0..255 pixels (or 0..1 digits) to an integer dtype truncates them."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        raise TypeError(f"dtype must be a floating NumPy dtype (np.float32 or np.float64), got {dtype!r}")
+    return resolved
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator, np.random.Generator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be None or an integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {int(seed)}")
+    return int(seed)
+
+
+def _finish(X_train, y_train, X_val, y_val, X_test, y_test, *, subtract_mean, dtype):
+    """Cast, subtract the training mean image and return CS231n's data dict."""
+    # Contiguous copies: the channels-first transpose is otherwise a strided view of the channels-last data.
+    X_train, X_val, X_test = (np.ascontiguousarray(X, dtype=dtype) for X in (X_train, X_val, X_test))
+    if subtract_mean:
+        mean_image = np.mean(X_train, axis=0)
+        X_train, X_val, X_test = X_train - mean_image, X_val - mean_image, X_test - mean_image
+    return {
+        "X_train": X_train,
+        "y_train": y_train,
+        "X_val": X_val,
+        "y_val": y_val,
+        "X_test": X_test,
+        "y_test": y_test,
+    }
+
+
+def get_CIFAR10_data(
+    num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True, *, cifar10_dir=None, dtype=np.float64
+):
+    """CIFAR-10 split and preprocessed as in CS231n.
+
+    Training images are the first ``num_training`` of the 50000, validation the next ``num_validation``, test the
+    first ``num_test`` of the test batch. With ``subtract_mean`` the mean image of the training subset is subtracted
+    from all three. Images are transposed to channels-first.
+
+    Parameters
+    ----------
+    num_training : int >= 1;  num_validation, num_test : int >= 0
+        Split sizes; ``num_training + num_validation`` at most 50000, ``num_test`` at most 10000.
+    subtract_mean : bool
+    cifar10_dir : str or os.PathLike, optional
+        Folder holding ``data_batch_1`` ... ``test_batch``; defaults to the environment variable
+        ``XPNET_CIFAR10_DIR``.
+    dtype : floating NumPy dtype
+        Of the images (CS231n uses float64; float32 halves the 600 MB). Integer dtypes are refused: they would
+        truncate the mean-subtracted pixels.
+
+    Returns
+    -------
+    dict with ``X_train`` (num_training, 3, 32, 32), ``y_train`` (num_training,), and likewise ``X_val``,
+    ``y_val``, ``X_test``, ``y_test``; NumPy arrays, labels int64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument, before any file is read; a ValueError naming the file for a damaged batch.
+    FileNotFoundError
+        No folder given, or it lacks the batches; the message says how to get them.
+    """
+    num_training = _check_count("num_training", num_training, low=1)
+    num_validation = _check_count("num_validation", num_validation)
+    num_test = _check_count("num_test", num_test)
+    subtract_mean = _check_flag("subtract_mean", subtract_mean)
+    dtype = _check_float_dtype(dtype)
+    cifar10_dir = _cifar10_dir(cifar10_dir)
+    X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
+    if num_training + num_validation > X_train.shape[0]:
+        raise ValueError(
+            f"num_training + num_validation must be at most {X_train.shape[0]} (the training images in "
+            f"{cifar10_dir!r}), got {num_training} + {num_validation}"
+        )
+    if num_test > X_test.shape[0]:
+        raise ValueError(f"num_test must be at most {X_test.shape[0]}, got {num_test}")
+    val = slice(num_training, num_training + num_validation)
+    to_nchw = (0, 3, 1, 2)
+    return _finish(
+        X_train[:num_training].transpose(to_nchw),
+        y_train[:num_training],
+        X_train[val].transpose(to_nchw),
+        y_train[val],
+        X_test[:num_test].transpose(to_nchw),
+        y_test[:num_test],
+        subtract_mean=subtract_mean,
+        dtype=dtype,
+    )
+
+
+def _cifar10_dir(cifar10_dir):
+    """The CIFAR-10 folder to read: the argument, else the environment variable."""
+    if cifar10_dir is None:
+        cifar10_dir = os.environ.get(CIFAR10_ENV) or None
+        if cifar10_dir is None:
+            raise FileNotFoundError(
+                f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
+            )
+    return _as_path("cifar10_dir", cifar10_dir)
+
+
+def load_digits():
+    """The 1797 handwritten digits shipped with xpnet (scikit-learn's copy of the UCI set, CC BY 4.0).
+
+    Returns
+    -------
+    images : uint8 array of shape (1797, 8, 8), values 0..16
+    labels : int64 array of shape (1797,), values 0..9
+    """
+    with (resources.files(__package__) / "datasets" / "digits.npz").open("rb") as f:
+        with np.load(f, allow_pickle=False) as data:
+            return data["images"], data["labels"]
+
+
+def get_digits_data(
+    num_validation=200, num_test=200, subtract_mean=True, seed=0, *, num_training=None, dtype=np.float32
+):
+    """The shipped 8x8 digits in CS231n's data dict form: a small data set that trains to >95% in seconds.
+
+    The 1797 images are shuffled with ``numpy.random.default_rng(seed)``, then split into validation, test and
+    training sets (training takes the rest, or the first ``num_training`` of the rest). Pixels are scaled from
+    0..16 to [0, 1]; with ``subtract_mean`` the training mean image is then subtracted from all three sets.
+
+    Parameters
+    ----------
+    num_validation, num_test : int >= 0;  num_training : int >= 1, optional
+    subtract_mean : bool
+    seed : None, int >= 0 or a NumPy SeedSequence/BitGenerator/Generator
+    dtype : floating NumPy dtype (integer dtypes would truncate the [0, 1] pixels to 0 and 1)
+
+    Returns
+    -------
+    dict with ``X_train`` (num_training, 1, 8, 8) ``dtype``, ``y_train`` (num_training,) int64, and likewise
+    ``X_val``, ``y_val``, ``X_test``, ``y_test``; NumPy arrays.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument.
+    """
+    num_validation = _check_count("num_validation", num_validation)
+    num_test = _check_count("num_test", num_test)
+    if num_training is not None:
+        num_training = _check_count("num_training", num_training, low=1)
+    subtract_mean = _check_flag("subtract_mean", subtract_mean)
+    seed = _check_seed(seed)
+    dtype = _check_float_dtype(dtype)
+    images, labels = load_digits()
+    n = images.shape[0]
+    rest = n - num_validation - num_test
+    if rest < 1:
+        raise ValueError(
+            f"num_validation + num_test must leave training images out of {n}, got {num_validation} + {num_test}"
+        )
+    if num_training is not None:
+        if num_training > rest:
+            raise ValueError(
+                f"num_training must be at most {rest} (the {n} digits less validation and test), got {num_training}"
+            )
+        rest = num_training
+    order = np.random.default_rng(seed).permutation(n)
+    X = images[order].reshape(n, 1, 8, 8) / 16.0
+    y = labels[order]
+    val, test = slice(0, num_validation), slice(num_validation, num_validation + num_test)
+    train = slice(num_validation + num_test, num_validation + num_test + rest)
+    return _finish(X[train], y[train], X[val], y[val], X[test], y[test], subtract_mean=subtract_mean, dtype=dtype)
+
+
 def _unpickle_batch(raw, filename):
     """Unpickle a batch file's bytes with the restricted unpickler; every failure is a ValueError naming the file."""
     if raw[:1] != pickle.PROTO:
@@ -180,8 +401,8 @@ _FORMAT_HOLDS = "a CIFAR-10 batch holds only dicts, lists, bytes, str, ints and 
 class _BatchUnpickler(pickle._Unpickler):
     """An unpickler that resolves only the globals a CIFAR-10 batch names, each to a checked stand-in.
 
-    The pure-Python unpickler keeps its memo in a dict: the C one sizes an array by the largest memo index a file
-    names, so 12 bytes can make it allocate and zero gigabytes.
+    Built on the pure-Python unpickler, which keeps its memo in a dict: the C one sizes an array by the largest
+    memo index a file names, so 12 bytes can make it allocate and zero gigabytes.
     """
 
     def find_class(self, module, name):
@@ -189,6 +410,15 @@ class _BatchUnpickler(pickle._Unpickler):
             return _GLOBALS[module, name]
         except KeyError:
             raise _Refused(f"refusing to unpickle global {module + '.' + name!r}; {_FORMAT_HOLDS}") from None
+
+    def _refuse_extension(self):
+        # EXT opcodes name globals by copyreg code and are served from a process-wide cache, past find_class.
+        raise _Refused(f"refusing a copyreg extension code; {_FORMAT_HOLDS}")
+
+    dispatch = pickle._Unpickler.dispatch.copy()
+    for _ext in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        dispatch[_ext[0]] = _refuse_extension
+    del _ext
 
 
 class _Global:
@@ -298,8 +528,9 @@ def _make_dtype(spec, align=False, copy=True):
         except TypeError:
             pass
     if dtype is None:
-        raise _Refused(f"refusing NumPy dtype {reprlib.repr(spec)}; a CIFAR-10 batch holds only plain integer and "
-                       f"float arrays")
+        raise _Refused(
+            f"refusing NumPy dtype {reprlib.repr(spec)}; a CIFAR-10 batch holds only plain integer and float arrays"
+        )
     return _PickledDtype(dtype)
 
 
@@ -316,7 +547,7 @@ def _ndarray(*args):
 
 def _frombuffer(data, dtype, shape, order):
     # Protocol 5 writes C- or F-contiguous arrays as _frombuffer(buffer, dtype, shape, order).
-    if order not in ("C", "F"):
+    if not (isinstance(order, str) and order in ("C", "F")):
         raise _Refused(f"refusing NumPy array order {reprlib.repr(order)}; expected 'C' or 'F'")
     return _PickledArray(_array_from_bytes(data, dtype, shape, order))
 
@@ -327,7 +558,7 @@ def _scalar(dtype, data):
 
 def _codecs_encode(text, encoding):
     # Python 3 writes bytes at protocol 2 as _codecs.encode(latin1_text, 'latin1').
-    if not (isinstance(text, str) and encoding == "latin1"):
+    if not (isinstance(text, str) and isinstance(encoding, str) and encoding == "latin1"):
         raise _Refused("_codecs.encode is allowed only as encode(str, 'latin1'), the way Python 3 pickles bytes")
     return text.encode("latin1")
 
@@ -355,197 +586,3 @@ _GLOBALS = {
         ("builtins", "bytes", _empty_bytes),
     ]
 }
-
-
-def load_CIFAR10(ROOT):
-    """Load the whole CIFAR-10 python release from folder ``ROOT`` (``cifar-10-batches-py``).
-
-    Returns
-    -------
-    X_train : (50000, 32, 32, 3) float64,  y_train : (50000,) int64
-    X_test : (10000, 32, 32, 3) float64,   y_test : (10000,) int64
-    """
-    root = _as_path("ROOT", ROOT)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist; {_CIFAR10_HOWTO}")
-    inner = os.path.join(root, "cifar-10-batches-py")
-    if not os.path.exists(os.path.join(root, "data_batch_1")) and os.path.isdir(inner):
-        raise FileNotFoundError(f"{root!r} holds no data_batch_1; give the folder inside it instead: {inner!r}")
-    batches = [load_CIFAR_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
-    X_train = np.concatenate([X for X, _ in batches])
-    y_train = np.concatenate([y for _, y in batches])
-    X_test, y_test = load_CIFAR_batch(os.path.join(root, "test_batch"))
-    return X_train, y_train, X_test, y_test
-
-
-def _as_path(name, value):
-    if not isinstance(value, (str, bytes, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__}")
-    return os.fsdecode(value)
-
-
-def _check_count(name, value, *, low=0):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        what = "a non-negative integer" if low == 0 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {what}, got {int(value)}")
-    return int(value)
-
-
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_float_dtype(dtype):
-    """``np.dtype(dtype)`` if floating: casting 0..255 pixels (or 0..1 digits) to an integer dtype truncates them."""
-    try:
-        resolved = np.dtype(dtype)
-    except (TypeError, ValueError):
-        resolved = None
-    if resolved is None or resolved.kind != "f":
-        raise TypeError(f"dtype must be a floating NumPy dtype (np.float32 or np.float64), got {dtype!r}")
-    return resolved
-
-
-def _check_seed(seed):
-    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator, np.random.Generator)):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be None or an integer, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {int(seed)}")
-    return int(seed)
-
-
-def _finish(X_train, y_train, X_val, y_val, X_test, y_test, *, subtract_mean, dtype):
-    """Cast, subtract the training mean image and return CS231n's data dict."""
-    # Contiguous copies: the channels-first transpose is otherwise a strided view of the channels-last data.
-    X_train, X_val, X_test = (np.ascontiguousarray(X, dtype=dtype) for X in (X_train, X_val, X_test))
-    if subtract_mean:
-        mean_image = np.mean(X_train, axis=0)
-        X_train, X_val, X_test = X_train - mean_image, X_val - mean_image, X_test - mean_image
-    return {
-        "X_train": X_train,
-        "y_train": y_train,
-        "X_val": X_val,
-        "y_val": y_val,
-        "X_test": X_test,
-        "y_test": y_test,
-    }
-
-
-def get_CIFAR10_data(
-    num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True, *, cifar10_dir=None, dtype=np.float64
-):
-    """CIFAR-10 split and preprocessed as in CS231n.
-
-    Training images are the first ``num_training`` of the 50000, validation the next ``num_validation``, test the
-    first ``num_test`` of the test batch. With ``subtract_mean`` the mean image of the training subset is subtracted
-    from all three. Images are transposed to channels-first.
-
-    Parameters
-    ----------
-    cifar10_dir : folder holding ``data_batch_1`` ... ``test_batch``; defaults to the environment variable
-        ``XPNET_CIFAR10_DIR``.
-    dtype : float dtype of the images (CS231n uses float64; float32 halves the 600 MB).
-
-    Returns
-    -------
-    dict with ``X_train`` (num_training, 3, 32, 32), ``y_train`` (num_training,), and likewise ``X_val``,
-    ``y_val``, ``X_test``, ``y_test``; NumPy arrays, labels int64.
-    """
-    num_training = _check_count("num_training", num_training, low=1)
-    num_validation = _check_count("num_validation", num_validation)
-    num_test = _check_count("num_test", num_test)
-    subtract_mean = _check_flag("subtract_mean", subtract_mean)
-    dtype = _check_float_dtype(dtype)
-    cifar10_dir = _cifar10_dir(cifar10_dir)
-    X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
-    if num_training + num_validation > X_train.shape[0]:
-        raise ValueError(
-            f"num_training + num_validation must be at most {X_train.shape[0]} (the training images in "
-            f"{cifar10_dir!r}), got {num_training} + {num_validation}"
-        )
-    if num_test > X_test.shape[0]:
-        raise ValueError(f"num_test must be at most {X_test.shape[0]}, got {num_test}")
-    val = slice(num_training, num_training + num_validation)
-    to_nchw = (0, 3, 1, 2)
-    return _finish(
-        X_train[:num_training].transpose(to_nchw),
-        y_train[:num_training],
-        X_train[val].transpose(to_nchw),
-        y_train[val],
-        X_test[:num_test].transpose(to_nchw),
-        y_test[:num_test],
-        subtract_mean=subtract_mean,
-        dtype=dtype,
-    )
-
-
-def _cifar10_dir(cifar10_dir):
-    """The CIFAR-10 folder to read: the argument, else the environment variable."""
-    if cifar10_dir is None:
-        cifar10_dir = os.environ.get(CIFAR10_ENV) or None
-        if cifar10_dir is None:
-            raise FileNotFoundError(
-                f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
-            )
-    return _as_path("cifar10_dir", cifar10_dir)
-
-
-def load_digits():
-    """The 1797 handwritten digits shipped with xpnet (scikit-learn's copy of the UCI set, CC BY 4.0).
-
-    Returns
-    -------
-    images : uint8 array of shape (1797, 8, 8), values 0..16
-    labels : int64 array of shape (1797,), values 0..9
-    """
-    with (resources.files(__package__) / "datasets" / "digits.npz").open("rb") as f:
-        with np.load(f, allow_pickle=False) as data:
-            return data["images"], data["labels"]
-
-
-def get_digits_data(
-    num_validation=200, num_test=200, subtract_mean=True, seed=0, *, num_training=None, dtype=np.float32
-):
-    """The shipped 8x8 digits in CS231n's data dict form: a small data set that trains to >95% in seconds.
-
-    The 1797 images are shuffled with ``numpy.random.default_rng(seed)``, then split into validation, test and
-    training sets (training takes the rest, or the first ``num_training`` of the rest). Pixels are scaled from
-    0..16 to [0, 1]; with ``subtract_mean`` the training mean image is then subtracted from all three sets.
-
-    Returns
-    -------
-    dict with ``X_train`` (num_training, 1, 8, 8) ``dtype``, ``y_train`` (num_training,) int64, and likewise
-    ``X_val``, ``y_val``, ``X_test``, ``y_test``; NumPy arrays.
-    """
-    num_validation = _check_count("num_validation", num_validation)
-    num_test = _check_count("num_test", num_test)
-    if num_training is not None:
-        num_training = _check_count("num_training", num_training, low=1)
-    subtract_mean = _check_flag("subtract_mean", subtract_mean)
-    seed = _check_seed(seed)
-    dtype = _check_float_dtype(dtype)
-    images, labels = load_digits()
-    n = images.shape[0]
-    rest = n - num_validation - num_test
-    if rest < 1:
-        raise ValueError(
-            f"num_validation + num_test must leave training images out of {n}, got {num_validation} + {num_test}"
-        )
-    if num_training is not None:
-        if num_training > rest:
-            raise ValueError(
-                f"num_training must be at most {rest} (the {n} digits less validation and test), got {num_training}"
-            )
-        rest = num_training
-    order = np.random.default_rng(seed).permutation(n)
-    X = images[order].reshape(n, 1, 8, 8) / 16.0
-    y = labels[order]
-    val, test = slice(0, num_validation), slice(num_validation, num_validation + num_test)
-    train = slice(num_validation + num_test, num_validation + num_test + rest)
-    return _finish(X[train], y[train], X[val], y[val], X[test], y[test], subtract_mean=subtract_mean, dtype=dtype)
