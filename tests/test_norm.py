@@ -229,7 +229,7 @@ def test_bad_input_names_the_argument(xp):
         batchnorm_forward(x, g, b, {"mode": "eval"})
     with pytest.raises(TypeError, match="bn_param must be a dict"):
         batchnorm_forward(x, g, b, None)
-    with pytest.raises(ValueError, match=r"bn_param\['momentum'\] must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"bn_param\['momentum'\] must be a finite number in \[0, 1\], got 1.5"):
         batchnorm_forward(x, g, b, {"mode": "train", "momentum": 1.5})
     with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\)"):
         batchnorm_forward(x, g, b, {"mode": "test", "running_mean": to_xp(np.zeros(4), xp)})
@@ -241,7 +241,7 @@ def test_bad_input_names_the_argument(xp):
         layernorm_forward(x, to_xp(np.ones(4), xp), b, {})
     with pytest.raises(ValueError, match=r"beta must have gamma's shape \(3,\), got \(2,\)"):
         batchnorm_forward(x, g, to_xp(np.zeros(2), xp), {"mode": "train"})
-    with pytest.raises(ValueError, match=r"ln_param\['eps'\] must be a non-negative number"):
+    with pytest.raises(ValueError, match=r"ln_param\['eps'\] must be a finite number > 0, got -1.0"):
         layernorm_forward(x, g, b, {"eps": -1.0})
     with pytest.raises(ValueError, match=r"G must be a positive divisor of the number of channels C=6, got G=4"):
         spatial_groupnorm_forward(x4, g6, b6, 4, {})
@@ -259,5 +259,5 @@ def test_mixing_backends_is_a_type_error():
     x, g, b = torch.zeros(4, 3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), torch.zeros(3)
     with pytest.raises(TypeError, match="different backends"):
         batchnorm_forward(x, g, b, {"mode": "train", "running_mean": np.zeros(3)})
-    with pytest.raises(TypeError, match="expected an array"):
+    with pytest.raises(TypeError, match=r"^x must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.list"):
         batchnorm_forward([[1.0, 2.0]], g, b, {"mode": "train"})

@@ -9,24 +9,9 @@ slice stops never pass the end of the array (array_api_strict rejects out-of-bou
 
 from __future__ import annotations
 
-import operator
-
 from .._backend import device
 
-__all__ = ["check_int", "conv_output_size", "window_views", "gather_windows", "scatter_windows"]
-
-
-def check_int(value, name: str, *, minimum: int) -> int:
-    """``value`` as a Python int, or a ValueError/TypeError naming ``name`` (bools and floats are refused)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+__all__ = ["conv_output_size", "window_views", "gather_windows", "scatter_windows"]
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int = 0, *, what: str = "filter", axis: str = "height"):

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from .._backend import namespace
+from ._checks import as_common_dtype, float_namespace
 
 __all__ = ["relu_forward", "relu_backward"]
 
 
 def relu_forward(x):
-    """ReLU forward pass, ``max(x, 0)`` elementwise.
+    """ReLU forward pass, ``max(x, 0)`` elementwise; NaN stays NaN, as with torch and CS231n's ``np.maximum``.
 
     Parameters
     ----------
-    x : array of any shape.
+    x : real floating array of any shape.
 
     Returns
     -------
     out : array of x's shape and dtype.
     cache : opaque, for :func:`relu_backward`.
     """
-    xp = namespace(x)
-    out = xp.where(x > 0, x, 0.0)
+    xp = float_namespace(x=x)
+    # maximum, not where(x > 0, x, 0): where turns NaN into 0 (NaN > 0 is False), and on NumPy it is ~10x slower.
+    out = xp.maximum(x, 0.0)
     # The output, not the input, is kept: out > 0 exactly where x > 0, and the next layer (an affine layer in every
     # CS231n network) keeps out alive anyway, so the cache costs no memory of its own.
     return out, out
 
 
 def relu_backward(dout, cache):
-    """ReLU backward pass.
+    """ReLU backward pass, as torch's: the gradient is zeroed where the output is <= 0 and passed on elsewhere,
+    NaN positions included (a NaN input passes its gradient, and a NaN in dout stays NaN where it passes).
 
     Parameters
     ----------
@@ -36,9 +38,10 @@ def relu_backward(dout, cache):
 
     Returns
     -------
-    dx : array of dout's shape.
+    dx : array of dout's shape, in the common dtype of dout and the cache.
     """
-    xp = namespace(dout, cache)
+    xp = float_namespace(dout=dout, cache=cache)
     if tuple(dout.shape) != tuple(cache.shape):
         raise ValueError(f"dout must have the forward output's shape {tuple(cache.shape)}, got {tuple(dout.shape)}")
-    return xp.where(cache > 0, dout, 0.0)
+    dout = as_common_dtype(dout, cache, xp=xp)  # the cache is only compared, so it is never cast
+    return xp.where(cache <= 0, 0.0, dout)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .._backend import namespace
+from ._checks import float_namespace, promote
 
 __all__ = ["affine_forward", "affine_backward"]
 
@@ -17,13 +17,15 @@ def affine_forward(x, w, b):
     x : array of shape (N, d_1, ..., d_k); each sample is flattened to D = d_1 * ... * d_k values.
     w : weights of shape (D, M).
     b : biases of shape (M,).
+    All three real floating; mixed precisions promote as the Array API standard says (float32 with float64 gives
+    float64) on every backend.
 
     Returns
     -------
-    out : array of shape (N, M).
+    out : array of shape (N, M), in the common dtype of x, w and b.
     cache : opaque, for :func:`affine_backward`.
     """
-    xp = namespace(x, w, b)
+    xp = float_namespace(x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError(f"x must have shape (N, d_1, ..., d_k) with at least 2 dimensions, got {tuple(x.shape)}")
     D = math.prod(x.shape[1:])
@@ -35,6 +37,7 @@ def affine_forward(x, w, b):
         raise ValueError(
             f"b must have shape (M,) = ({w.shape[1]},) to match w of shape {tuple(w.shape)}, got {tuple(b.shape)}"
         )
+    x, w, b = promote(x, w, b, xp=xp)
     out = xp.reshape(x, (x.shape[0], D)) @ w + b
     # b is not kept: db is the sum of dout and needs nothing from the forward pass.
     return out, (x, w)
@@ -50,15 +53,16 @@ def affine_backward(dout, cache):
 
     Returns
     -------
-    dx : gradient of shape (N, d_1, ..., d_k), x's shape.
+    dx : gradient of shape (N, d_1, ..., d_k), x's shape (all gradients in the common dtype of dout and the cache).
     dw : gradient of shape (D, M).
     db : gradient of shape (M,).
     """
     x, w = cache
-    xp = namespace(dout, x, w)
+    xp = float_namespace(dout=dout, cache=x)
     expected = (x.shape[0], w.shape[1])
     if tuple(dout.shape) != expected:
         raise ValueError(f"dout must have the forward output's shape (N, M) = {expected}, got {tuple(dout.shape)}")
+    dout, x, w = promote(dout, x, w, xp=xp)
     x2 = xp.reshape(x, (x.shape[0], w.shape[0]))
     dx = xp.reshape(dout @ w.T, x.shape)
     dw = x2.T @ dout

@@ -1,15 +1,20 @@
 """Convolution: a naive loop reference and a fast im2col version (one matmul for the whole batch).
 
-Both take CS231n's ``conv_param = {'stride': s, 'pad': p}``: zero padding ``p`` on each side of H and W, and an
-output of size ``H' = 1 + (H + 2p - HH) // s`` (floored as in torch when the stride does not divide).
+Both take CS231n's ``conv_param = {'stride': s, 'pad': p}`` (no other key): zero padding ``p`` on each side of H
+and W, and an output of size ``H' = 1 + (H + 2p - HH) // s`` (floored as in torch when the stride does not divide).
+x, w and b are real floating arrays; mixed precisions promote as the Array API standard says (float32 with float64
+gives float64), and a backward pass computes in the common dtype of dout and the cache.
 """
 
 from __future__ import annotations
 
-from .._backend import device, namespace, pad
-from ._windows import check_int, conv_output_size, gather_windows, scatter_windows
+from .._backend import device, pad
+from ._checks import as_common_dtype, check_int, check_keys, float_namespace, promote
+from ._windows import conv_output_size, gather_windows, scatter_windows
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast", "conv_backward_fast"]
+
+_KEYS = frozenset({"stride", "pad"})
 
 
 def _conv_geometry(x, w, b, conv_param) -> tuple[int, int, int, int]:
@@ -26,7 +31,8 @@ def _conv_geometry(x, w, b, conv_param) -> tuple[int, int, int, int]:
         raise ValueError(f"b must have shape (F,) = ({F},) to match w, got {tuple(b.shape)}")
     if not isinstance(conv_param, dict):
         raise TypeError(f"conv_param must be a dict with keys 'stride' and 'pad', got {type(conv_param).__name__}")
-    missing = sorted({"stride", "pad"} - conv_param.keys())
+    check_keys(conv_param, "conv_param", _KEYS)
+    missing = sorted(_KEYS - conv_param.keys())
     if missing:
         raise ValueError(f"conv_param must have keys 'stride' and 'pad', missing {missing}")
     stride = check_int(conv_param["stride"], "conv_param['stride']", minimum=1)
@@ -56,11 +62,12 @@ def conv_forward_naive(x, w, b, conv_param):
     out : (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride, W' likewise.
     cache : (x, w, b, conv_param).
     """
-    xp = namespace(x, w, b)
+    xp = float_namespace(x=x, w=w, b=b)
     s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
+    x, w, b = promote(x, w, b, xp=xp)
     N, F, HH, WW = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     x_pad = _pad_hw(x, p, xp=xp)
-    out = xp.zeros((N, F, out_h, out_w), dtype=xp.result_type(x, w, b), device=device(x))
+    out = xp.zeros((N, F, out_h, out_w), dtype=x.dtype, device=device(x))
     for n in range(N):
         for i in range(out_h):
             for j in range(out_w):
@@ -82,9 +89,14 @@ def conv_backward_naive(dout, cache):
     dx : (N, C, H, W), dw : (F, C, HH, WW), db : (F,).
     """
     x, w, b, conv_param = cache
-    xp = namespace(dout, x, w)
+    xp = float_namespace(dout=dout, cache=x)
     s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
     N, H, W = x.shape[0], x.shape[2], x.shape[3]
+    if tuple(dout.shape) != (N, w.shape[0], out_h, out_w):
+        raise ValueError(
+            f"dout must have the forward output's shape {(N, w.shape[0], out_h, out_w)}, got {tuple(dout.shape)}"
+        )
+    dout = as_common_dtype(dout, x, xp=xp)
     HH, WW = w.shape[2], w.shape[3]
     x_pad = _pad_hw(x, p, xp=xp)
     dx_pad = xp.zeros(x_pad.shape, dtype=dout.dtype, device=device(x))
@@ -121,8 +133,9 @@ def conv_forward_fast(x, w, b, conv_param):
     cache : (x_cols, w, x_shape, conv_param). The column matrix is kept rather than x because the weight
         gradient needs it and rebuilding it would cost a second gather.
     """
-    xp = namespace(x, w, b)
+    xp = float_namespace(x=x, w=w, b=b)
     s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
+    x, w, b = promote(x, w, b, xp=xp)
     N, C = x.shape[0], x.shape[1]
     F, _, HH, WW = w.shape
     x_t = _pad_hw(xp.permute_dims(x, (1, 0, 2, 3)), p, xp=xp)  # (C, N, H + 2p, W + 2p)
@@ -146,12 +159,13 @@ def conv_backward_fast(dout, cache):
     dx : (N, C, H, W), dw : (F, C, HH, WW), db : (F,).
     """
     x_cols, w, (N, C, H, W), conv_param = cache
-    xp = namespace(dout, x_cols, w)
+    xp = float_namespace(dout=dout, cache=x_cols)
     s, p = conv_param["stride"], conv_param["pad"]
     F, _, HH, WW = w.shape
     out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
     if tuple(dout.shape) != (N, F, out_h, out_w):
         raise ValueError(f"dout must have the forward output's shape {(N, F, out_h, out_w)}, got {tuple(dout.shape)}")
+    dout, x_cols, w = promote(dout, x_cols, w, xp=xp)
     dout_2d = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * out_h * out_w))
     db = xp.sum(dout_2d, axis=1)
     w_2d = xp.reshape(w, (F, C * HH * WW))

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Mapping
-
 from .._backend import asarray, host_uniform, namespace
+from ._checks import check_keys, check_real, check_seed, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
+
+_KEYS = frozenset({"mode", "p", "seed"})
 
 
 def dropout_forward(x, dropout_param):
     """Inverted dropout forward pass.
 
     In train mode each element is kept with probability ``p`` and scaled by ``1 / p`` (so the expected output is
-    ``x``), or zeroed; in test mode the output is ``x`` itself.
+    ``x``), or set to exactly 0 (whatever x held there, NaN and inf included: a dropped unit does not depend on
+    its input); in test mode the output is ``x`` itself.
 
     Parameters
     ----------
-    x : array of any shape.
-    dropout_param : dict with ``'p'`` (the probability of KEEPING a unit, in (0, 1]), ``'mode'`` ('train' or
-        'test') and optional ``'seed'``. With a seed the mask is drawn from a NumPy Generator seeded with it, so it
-        is the same on every call and every backend; without one it comes from NumPy's global random state.
+    x : real floating array of any shape.
+    dropout_param : dict with ``'p'`` (the probability of KEEPING a unit, a finite number in (0, 1]), ``'mode'``
+        ('train' or 'test') and optional ``'seed'`` (an integer >= 0, or None). With a seed the mask is drawn from
+        a NumPy Generator seeded with it, so it is the same on every call and every backend; without one it comes
+        from NumPy's global random state. Any other key is refused (a misspelling would be silently ignored).
 
     Returns
     -------
     out : array of x's shape.
     cache : opaque, for :func:`dropout_backward`.
+
+    A call that raises draws no random numbers: everything is checked before the mask is drawn.
     """
-    xp = namespace(x)
+    xp = float_namespace(x=x)
     p, mode, seed = _settings(dropout_param)
     if mode == "test":
         return x, (None, p)
@@ -52,9 +56,10 @@ def dropout_backward(dout, cache):
     dx : array of dout's shape.
     """
     keep, p = cache
+    float_namespace(dout=dout)
     if keep is None:
         return dout
-    xp = namespace(dout, keep)
+    xp = namespace(dout=dout, cache=keep)  # the mask is bool, so it is not a float argument
     if tuple(dout.shape) != tuple(keep.shape):
         raise ValueError(f"dout must have the forward output's shape {tuple(keep.shape)}, got {tuple(dout.shape)}")
     return xp.where(keep, dout / p, 0.0)
@@ -62,17 +67,11 @@ def dropout_backward(dout, cache):
 
 def _settings(dropout_param):
     """``(p, mode, seed)`` from dropout_param, checked."""
-    if not isinstance(dropout_param, Mapping):
-        raise TypeError(f"dropout_param must be a dict, got {type(dropout_param).__name__}")
+    check_keys(dropout_param, "dropout_param", _KEYS)
     if "p" not in dropout_param:
         raise ValueError("dropout_param must contain 'p', the probability of keeping each unit")
-    p = dropout_param["p"]
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"dropout_param['p'] must be a number in (0, 1], got {type(p).__name__}")
-    p = float(p)
-    if not 0.0 < p <= 1.0:
-        raise ValueError(f"dropout_param['p'] (the keep probability) must be in (0, 1], got {p}")
+    p = check_real(dropout_param["p"], "dropout_param['p'] (the keep probability)", low=0.0, high=1.0, low_open=True)
     mode = dropout_param.get("mode")
     if not isinstance(mode, str) or mode not in ("train", "test"):
         raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    return p, mode, dropout_param.get("seed")
+    return p, mode, check_seed(dropout_param.get("seed"), "dropout_param['seed']")

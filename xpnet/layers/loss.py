@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .._backend import device, is_host_resident, namespace
+from .._backend import device, dtype_name, is_host_resident
+from ._checks import array_namespace, float_namespace
 
 __all__ = ["softmax_loss", "svm_loss"]
 
@@ -17,10 +18,11 @@ def softmax_loss(x, y):
 
     Returns
     -------
-    loss : 0-d array of x's backend and dtype, the mean over the batch (``float(loss)`` gives a Python float).
+    loss : 0-d array of x's backend and dtype, the mean over the batch (``float(loss)`` gives a Python float);
+        NaN if any score is NaN.
     dx : gradient of the loss with respect to x, shape (N, C).
     """
-    xp = namespace(x, y)
+    xp = _namespace(x, y)
     N, C, y = _check_scores_and_labels(x, y, xp=xp)
     # Shifting by the row max leaves the softmax unchanged and keeps exp from overflowing on large scores.
     shifted = x - xp.max(x, axis=1, keepdims=True)
@@ -41,15 +43,17 @@ def svm_loss(x, y):
 
     Returns
     -------
-    loss : 0-d array of x's backend and dtype.
-    dx : gradient of the loss with respect to x, shape (N, C).
+    loss : 0-d array of x's backend and dtype; NaN if any score is NaN.
+    dx : gradient of the loss with respect to x, shape (N, C). As in CS231n, a NaN margin counts as not violated
+        here, so dx stays finite; the NaN loss is what reports the bad scores.
     """
-    xp = namespace(x, y)
+    xp = _namespace(x, y)
     N, C, y = _check_scores_and_labels(x, y, xp=xp)
     correct = _one_hot(y, C, xp=xp)
     margins = x - _pick(x, y, xp=xp) + 1.0
     violated = (margins > 0) & ~correct
-    loss = xp.asarray(xp.sum(xp.where(violated, margins, 0.0)) / N)
+    # maximum, not where(violated, margins, 0): a NaN margin is not > 0, and where would drop it from the loss.
+    loss = xp.asarray(xp.sum(xp.where(correct, 0.0, xp.maximum(margins, 0.0))) / N)
     # Each violated margin pushes its class's score up and the correct class's score down.
     violated_f = xp.astype(violated, x.dtype)
     n_violated = xp.sum(violated_f, axis=1, keepdims=True)
@@ -67,17 +71,21 @@ def _one_hot(y, C, *, xp):
     return xp.arange(C, dtype=y.dtype, device=device(y))[None, :] == y[:, None]
 
 
+def _namespace(x, y):
+    """The namespace of scores x (real floating) and labels y, each named in errors."""
+    float_namespace(x=x)
+    return array_namespace(x=x, y=y)
+
+
 def _check_scores_and_labels(x, y, *, xp):
-    """``(N, C, y as int64)`` after checking x's shape and dtype and y's shape, dtype and range."""
+    """``(N, C, y as int64)`` after checking x's shape and y's shape, dtype and range."""
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"x must hold real floating-point scores, got dtype {x.dtype}")
     N, C = x.shape
     if N == 0 or C == 0:
         raise ValueError(f"x must have at least one sample and one class, got shape {tuple(x.shape)}")
     if not xp.isdtype(y.dtype, "integral"):
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        raise TypeError(f"y must hold integer class labels, got dtype {dtype_name(y.dtype)}")
     if tuple(y.shape) != (N,):
         raise ValueError(f"y must have shape (N,) = ({N},), one label per row of x, got {tuple(y.shape)}")
     # int64 whatever the labels' integer type: torch indexes with int64 only, and C may not fit in y's type.

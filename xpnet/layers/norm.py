@@ -13,15 +13,21 @@ spatial groupnorm  (N, C, H, W)  (N, G, C/G, H, W)  (2, 3, 4)
 =================  ============  =================  =========
 
 ``_norm_forward`` and ``_norm_backward`` do the work; the public functions check their inputs and pick the axes.
+
+Every input is checked before anything is computed or written: a call that raises leaves ``bn_param``'s running
+statistics as they were. Averaging over an empty set of values (an empty batch in train mode, D=0 for layernorm)
+is refused instead of producing NaN. The param dicts of all four layers accept the same keys, because CS231n's
+FullyConnectedNet hands its ``bn_params`` dicts (with their ``'mode'``) to layernorm as well; each layer reads the
+keys it needs and ignores the others, and any other key is refused by name.
 """
 
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 
-from .._backend import device, namespace
+from .._backend import device
+from ._checks import as_common_dtype, check_int, check_keys, check_real, float_namespace, promote
 
 __all__ = [
     "batchnorm_forward",
@@ -36,6 +42,8 @@ __all__ = [
 ]
 
 _MODES = ("train", "test")
+_KEYS = frozenset({"mode", "eps", "momentum", "running_mean", "running_var", "layernorm"})
+_STATS = ("running_mean", "running_var")
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -47,19 +55,21 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
     Parameters
     ----------
-    x : array of shape (N, D).
+    x : array of shape (N, D), N >= 1 in train mode.
     gamma, beta : scale and shift, of shape (D,).
-    bn_param : dict with ``'mode'`` ('train' or 'test', required), optional ``'eps'`` (default 1e-5) and
-        ``'momentum'`` (default 0.9). ``'running_mean'`` and ``'running_var'`` (shape (D,)) are read from it and
-        written back; they start as zeros on x's device and dtype.
+    bn_param : dict with ``'mode'`` ('train' or 'test', required), optional ``'eps'`` (a finite number > 0,
+        default 1e-5) and ``'momentum'`` (a finite number in [0, 1], default 0.9). ``'running_mean'`` and
+        ``'running_var'`` (shape (D,)) are read from it and written back; they start as zeros on x's device and
+        dtype. ``'layernorm'`` is accepted and ignored; any other key is refused.
+    x, gamma, beta and the running statistics are real floating arrays; mixed precisions promote as the Array API
+    standard says (float32 with float64 gives float64).
 
     Returns
     -------
     out : array of shape (N, D).
     cache : opaque, for :func:`batchnorm_backward` or :func:`batchnorm_backward_alt`.
     """
-    _check_ndim(x, 2, "(N, D)")
-    return _batchnorm(x, gamma, beta, bn_param, axes=(0,))
+    return _batchnorm(x, gamma, beta, bn_param, layout=("(N, D)", 2), axes=(0,), axis_names="N", what="batchnorm")
 
 
 def batchnorm_backward(dout, cache):
@@ -95,7 +105,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
 
     Parameters
     ----------
-    x : array of shape (N, C, H, W).
+    x : array of shape (N, C, H, W), N·H·W >= 1 in train mode.
     gamma, beta : scale and shift, of shape (C,) (or (1, C, 1, 1)).
     bn_param : as for :func:`batchnorm_forward`; running statistics of shape (C,).
 
@@ -104,8 +114,10 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     out : array of shape (N, C, H, W).
     cache : opaque, for :func:`spatial_batchnorm_backward`.
     """
-    _check_ndim(x, 4, "(N, C, H, W)")
-    return _batchnorm(x, gamma, beta, bn_param, axes=(0, 2, 3))
+    return _batchnorm(
+        x, gamma, beta, bn_param, layout=("(N, C, H, W)", 4), axes=(0, 2, 3), axis_names="N, H, W",
+        what="spatial batchnorm",
+    )  # fmt: skip
 
 
 def spatial_batchnorm_backward(dout, cache):
@@ -123,19 +135,23 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
 
     Parameters
     ----------
-    x : array of shape (N, D).
+    x : real floating array of shape (N, D), D >= 1.
     gamma, beta : scale and shift, of shape (D,).
-    ln_param : dict with optional ``'eps'`` (default 1e-5); other keys (such as ``'mode'``) are ignored.
+    ln_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); the other keys of a
+        ``bn_param`` (``'mode'``, ``'momentum'``, ...) are accepted and ignored, any other key is refused.
 
     Returns
     -------
     out : array of shape (N, D).
     cache : opaque, for :func:`layernorm_backward`.
     """
-    xp = namespace(x, gamma, beta)
+    eps = _eps(ln_param, "ln_param")
+    xp = float_namespace(x=x, gamma=gamma, beta=beta)
     _check_ndim(x, 2, "(N, D)")
     _check_scale_shift(x, gamma, beta)
-    out, cache, _, _ = _norm_forward(x, gamma, beta, (1,), _eps(ln_param, "ln_param"), xp=xp)
+    _check_not_empty(x.shape, (1,), x.shape, "layernorm", "D")
+    x, gamma, beta = promote(x, gamma, beta, xp=xp)
+    out, cache, _, _ = _norm_forward(x, gamma, beta, (1,), eps, xp=xp)
     return out, cache
 
 
@@ -155,28 +171,28 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param=None):
 
     Parameters
     ----------
-    x : array of shape (N, C, H, W).
+    x : real floating array of shape (N, C, H, W), with (C/G)·H·W >= 1.
     gamma, beta : scale and shift per channel, of shape (1, C, 1, 1) as in the 2022 assignment, or (C,).
     G : number of groups; must divide C.
-    gn_param : dict with optional ``'eps'`` (default 1e-5).
+    gn_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); keys as for ``ln_param``.
 
     Returns
     -------
     out : array of shape (N, C, H, W).
     cache : opaque, for :func:`spatial_groupnorm_backward`.
     """
-    xp = namespace(x, gamma, beta)
+    eps = _eps(gn_param, "gn_param")
+    xp = float_namespace(x=x, gamma=gamma, beta=beta)
     _check_ndim(x, 4, "(N, C, H, W)")
     _check_scale_shift(x, gamma, beta)
     N, C, H, W = x.shape
-    try:
-        G = operator.index(G)
-    except TypeError:
-        raise TypeError(f"G must be an integer number of groups, got {type(G).__name__}") from None
-    if G < 1 or C % G:
+    G = check_int(G, "G", minimum=1)
+    if C % G:
         raise ValueError(f"G must be a positive divisor of the number of channels C={C}, got G={G}")
     view = (N, G, C // G, H, W)
-    out, cache, _, _ = _norm_forward(x, gamma, beta, (2, 3, 4), _eps(gn_param, "gn_param"), xp=xp, view=view)
+    _check_not_empty(view, (2, 3, 4), x.shape, "spatial groupnorm", "C/G, H, W")
+    x, gamma, beta = promote(x, gamma, beta, xp=xp)
+    out, cache, _, _ = _norm_forward(x, gamma, beta, (2, 3, 4), eps, xp=xp, view=view)
     return out, cache
 
 
@@ -244,9 +260,10 @@ def _norm_backward(dout, cache, normalize_backward=_normalize_backward):
     """``dx, dgamma, dbeta`` for a cache of :func:`_norm_forward`; ``normalize_backward`` is the closed form or the
     graph form of the gradient through the standardisation."""
     xhat, inv_std, gamma, axes, view = cache
-    xp = namespace(dout, xhat, inv_std, gamma)
+    xp = float_namespace(dout=dout, cache=xhat)
     if tuple(dout.shape) != tuple(xhat.shape):
         raise ValueError(f"dout must have the forward output's shape {tuple(xhat.shape)}, got {tuple(dout.shape)}")
+    dout = as_common_dtype(dout, xhat, xp=xp)
     batch_and_spatial = (0, *range(2, dout.ndim))
     dgamma = xp.reshape(xp.sum(dout * xhat, axis=batch_and_spatial), gamma.shape)
     dbeta = xp.reshape(xp.sum(dout, axis=batch_and_spatial), gamma.shape)
@@ -259,26 +276,37 @@ def _norm_backward(dout, cache, normalize_backward=_normalize_backward):
     return xp.reshape(dx, dout.shape), dgamma, dbeta
 
 
-def _batchnorm(x, gamma, beta, bn_param, axes):
-    """Batch normalization over ``axes`` of x (channels on axis 1) in bn_param's mode, updating its running stats."""
+def _batchnorm(x, gamma, beta, bn_param, *, layout, axes, axis_names, what):
+    """Batch normalization over ``axes`` of x (channels on axis 1) in bn_param's mode, updating its running stats.
+
+    ``layout`` is x's expected shape as text and its number of dimensions; ``axis_names`` and ``what`` (the layer)
+    are for the error on an empty batch.
+
+    Everything is checked first and the running statistics are written last, so a call that raises leaves them
+    as they were.
+    """
     mode, eps, momentum = _bn_settings(bn_param)
-    C = x.shape[1]
-    running_mean, running_var = bn_param.get("running_mean"), bn_param.get("running_var")
-    xp = namespace(x, gamma, beta, running_mean, running_var)
+    stats = {f"bn_param[{k!r}]": bn_param.get(k) for k in _STATS}
+    xp = float_namespace(x=x, gamma=gamma, beta=beta, **stats)
+    _check_ndim(x, layout[1], layout[0])
     _check_scale_shift(x, gamma, beta)
-    if running_mean is None:
-        running_mean = xp.zeros((C,), dtype=x.dtype, device=device(x))
-    if running_var is None:
-        running_var = xp.zeros((C,), dtype=x.dtype, device=device(x))
-    for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
-        if tuple(stat.shape) != (C,):
-            raise ValueError(f"bn_param[{name!r}] must have shape ({C},) to match x, got {tuple(stat.shape)}")
+    C = x.shape[1]
+    for name, stat in stats.items():
+        if stat is not None and tuple(stat.shape) != (C,):
+            raise ValueError(f"{name} must have shape ({C},) to match x, got {tuple(stat.shape)}")
+    if mode == "train":
+        _check_not_empty(x.shape, axes, x.shape, what, axis_names)
+    x, gamma, beta = promote(x, gamma, beta, xp=xp)
+    running_mean, running_var = (
+        xp.zeros((C,), dtype=x.dtype, device=device(x)) if s is None else s for s in stats.values()
+    )
     if mode == "test":
         out, cache, _, _ = _norm_forward(x, gamma, beta, axes, eps, xp=xp, stats=(running_mean, running_var))
         return out, cache
     out, cache, mean, var = _norm_forward(x, gamma, beta, axes, eps, xp=xp)
-    bn_param["running_mean"] = momentum * running_mean + (1.0 - momentum) * xp.reshape(mean, (C,))
-    bn_param["running_var"] = momentum * running_var + (1.0 - momentum) * xp.reshape(var, (C,))
+    new_mean = momentum * running_mean + (1.0 - momentum) * xp.reshape(mean, (C,))
+    new_var = momentum * running_var + (1.0 - momentum) * xp.reshape(var, (C,))
+    bn_param["running_mean"], bn_param["running_var"] = new_mean, new_var
     return out, cache
 
 
@@ -288,9 +316,16 @@ def _on_axis1(a, ndim, *, xp):
 
 
 def _check_ndim(x, ndim, shape_text):
-    namespace(x)  # a non-array gets namespace's TypeError naming its type, not an AttributeError on .ndim
     if x.ndim != ndim:
         raise ValueError(f"x must have shape {shape_text}, got {tuple(x.shape)}")
+
+
+def _check_not_empty(view, axes, shape, what, axis_names):
+    """Refuse statistics over no values (``view`` is the shape standardised over ``axes``): they would be NaN."""
+    if math.prod(view[a] for a in axes) == 0:
+        raise ValueError(
+            f"x must have at least one value along the axes {what} averages over ({axis_names}), got shape {tuple(shape)}"
+        )
 
 
 def _check_scale_shift(x, gamma, beta):
@@ -306,14 +341,12 @@ def _check_scale_shift(x, gamma, beta):
 
 
 def _eps(param, name):
+    """``param['eps']`` (default 1e-5) after checking param's keys; ``None`` stands for an empty dict."""
     if param is None:
         return 1e-5
-    if not isinstance(param, Mapping):
-        raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
-    eps = float(param.get("eps", 1e-5))
-    if not eps >= 0.0:
-        raise ValueError(f"{name}['eps'] must be a non-negative number, got {eps}")
-    return eps
+    check_keys(param, name, _KEYS)
+    # eps = 0 divides by zero on a constant feature, so it is refused with the negative values.
+    return check_real(param.get("eps", 1e-5), f"{name}['eps']", low=0.0, low_open=True)
 
 
 def _bn_settings(bn_param):
@@ -322,10 +355,9 @@ def _bn_settings(bn_param):
         raise TypeError(
             f"bn_param must be a dict (the running statistics are written back to it), got {type(bn_param).__name__}"
         )
+    eps = _eps(bn_param, "bn_param")
     mode = bn_param.get("mode")
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"bn_param['mode'] must be 'train' or 'test', got {mode!r}")
-    momentum = float(bn_param.get("momentum", 0.9))
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"bn_param['momentum'] must be in [0, 1], got {momentum}")
-    return mode, _eps(bn_param, "bn_param"), momentum
+    momentum = check_real(bn_param.get("momentum", 0.9), "bn_param['momentum']", low=0.0, high=1.0)
+    return mode, eps, momentum

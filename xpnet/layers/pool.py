@@ -1,17 +1,20 @@
 """Max pooling: a naive loop reference and a fast version (a reshape path when the windows tile the input, a
 windowed path otherwise).
 
-Both take CS231n's ``pool_param = {'pool_height': ph, 'pool_width': pw, 'stride': s}`` (no padding) and give an
-output of size ``H' = 1 + (H - ph) // s``, floored as in torch. The gradient of each window goes to its FIRST
-maximum in row-major order, as torch does, so tied inputs get a gradient of 1 at one place, not at every tie.
+Both take CS231n's ``pool_param = {'pool_height': ph, 'pool_width': pw, 'stride': s}`` (no padding, no other key)
+and give an output of size ``H' = 1 + (H - ph) // s``, floored as in torch. The gradient of each window goes to its
+FIRST maximum in row-major order, as torch does, so tied inputs get a gradient of 1 at one place, not at every tie.
+NaN counts as the maximum, as in torch: a window holding a NaN pools to NaN and sends its gradient to its first
+NaN (torch's max_pool2d picks the last one when a window holds several).
 """
 
 from __future__ import annotations
 
 import functools
 
-from .._backend import device, namespace
-from ._windows import check_int, conv_output_size, scatter_windows, window_views
+from .._backend import device, is_host_resident
+from ._checks import as_common_dtype, check_int, check_keys, float_namespace
+from ._windows import conv_output_size, scatter_windows, window_views
 
 __all__ = ["max_pool_forward_naive", "max_pool_backward_naive", "max_pool_forward_fast", "max_pool_backward_fast"]
 
@@ -24,6 +27,7 @@ def _pool_geometry(x, pool_param) -> tuple[int, int, int, int, int]:
         raise ValueError(f"x must be 4-D with shape (N, C, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
     if not isinstance(pool_param, dict):
         raise TypeError(f"pool_param must be a dict with keys {list(_KEYS)}, got {type(pool_param).__name__}")
+    check_keys(pool_param, "pool_param", _KEYS)
     missing = [k for k in _KEYS if k not in pool_param]
     if missing:
         raise ValueError(f"pool_param must have keys {list(_KEYS)}, missing {missing}")
@@ -46,7 +50,7 @@ def max_pool_forward_naive(x, pool_param):
     out : (N, C, H', W') with H' = 1 + (H - pool_height) // stride, W' likewise.
     cache : (x, pool_param).
     """
-    xp = namespace(x)
+    xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
     N, C = x.shape[0], x.shape[1]
     out = xp.zeros((N, C, out_h, out_w), dtype=x.dtype, device=device(x))
@@ -70,9 +74,12 @@ def max_pool_backward_naive(dout, cache):
     dx : (N, C, H, W).
     """
     x, pool_param = cache
-    xp = namespace(dout, x)
+    xp = float_namespace(dout=dout, cache=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
     N, C = x.shape[0], x.shape[1]
+    if tuple(dout.shape) != (N, C, out_h, out_w):
+        raise ValueError(f"dout must have the forward output's shape {(N, C, out_h, out_w)}, got {tuple(dout.shape)}")
+    dout = as_common_dtype(dout, x, xp=xp)
     positions = xp.reshape(xp.arange(ph * pw, device=device(x)), (1, ph * pw))
     dx = xp.zeros(x.shape, dtype=dout.dtype, device=device(x))
     for n in range(N):
@@ -80,6 +87,7 @@ def max_pool_backward_naive(dout, cache):
             for j in range(out_w):
                 rows, cols = slice(i * s, i * s + ph), slice(j * s, j * s + pw)
                 window = xp.reshape(x[n, :, rows, cols], (C, ph * pw))
+                # argmax takes NaN as the maximum (NumPy, torch), so a NaN window routes to its first NaN.
                 first_max = positions == xp.argmax(window, axis=1, keepdims=True)  # (C, ph·pw), one True a row
                 grad = xp.where(first_max, xp.reshape(dout[n, :, i, j], (C, 1)), 0.0)
                 dx[n, :, rows, cols] += xp.reshape(grad, (C, ph, pw))
@@ -110,18 +118,27 @@ def _maximum(views, *, xp):
 def _route_to_first_max(views, top, dout, *, xp) -> list:
     """For each window position k, dout where views[k] is the window's FIRST maximum ``top``, zeros elsewhere.
 
-    A running mask of the windows already served replaces an argmax: ties send the whole gradient to the first
+    A running mask of the windows not yet served replaces an argmax: ties send the whole gradient to the first
     position in row-major order, as torch does. Measured with NumPy on (64, 32, 32, 32) inputs, an argmax over
     stacked windows plus a one-hot took ~4x longer than these elementwise passes over views, and ``where`` in
-    place of the multiply by the 0/1 mask (exact for finite gradients) ~1.7x longer.
+    place of the multiply by the 0/1 mask (exact for finite gradients) ~1.7x longer. ``first`` lies inside
+    ``unserved``, so one XOR takes it out.
     """
-    served = xp.zeros(dout.shape, dtype=xp.bool, device=device(dout))
-    grads = []
+    unserved = xp.ones(dout.shape, dtype=xp.bool, device=device(dout))
+    masks = []
     for view in views:
-        first = (view == top) & ~served
-        served = served | first
-        grads.append(xp.astype(first, dout.dtype) * dout)
-    return grads
+        first = (view == top) & unserved
+        unserved = unserved ^ first
+        masks.append(first)
+    # A window holding NaN has top NaN, which equals nothing, so it is still unserved: its first NaN is its maximum
+    # (as argmax has it; view != view exactly at NaN). In host memory, looking for such windows costs one pass and
+    # no device sync, and skips this loop in the usual NaN-free case; on a GPU the look would stall the pipeline.
+    if not is_host_resident(unserved) or bool(xp.any(unserved)):
+        for k, view in enumerate(views):
+            first = (view != view) & unserved
+            unserved = unserved ^ first
+            masks[k] = masks[k] | first
+    return [xp.astype(first, dout.dtype) * dout for first in masks]
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -142,7 +159,7 @@ def max_pool_forward_fast(x, pool_param):
     cache : (x, pool_param); backward finds each window's first maximum in x again rather than keeping an index
         array per window.
     """
-    xp = namespace(x)
+    xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
     return _maximum(_windows(x, ph, pw, s, out_h, out_w, xp=xp), xp=xp), (x, pool_param)
 
@@ -163,11 +180,12 @@ def max_pool_backward_fast(dout, cache):
     dx : (N, C, H, W).
     """
     x, pool_param = cache
-    xp = namespace(dout, x)
+    xp = float_namespace(dout=dout, cache=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
     N, C = x.shape[0], x.shape[1]
     if tuple(dout.shape) != (N, C, out_h, out_w):
         raise ValueError(f"dout must have the forward output's shape {(N, C, out_h, out_w)}, got {tuple(dout.shape)}")
+    dout = as_common_dtype(dout, x, xp=xp)
     views = _windows(x, ph, pw, s, out_h, out_w, xp=xp)
     grads = _route_to_first_max(views, _maximum(views, xp=xp), dout, xp=xp)
     if _tiles(x, ph, pw, s):

@@ -1,0 +1,111 @@
+"""Input checks shared by the layer functions: arrays and their float dtypes, param dicts and the numbers in them.
+
+Every check looks at Python objects, shapes and dtypes only, never at array values, so none costs a device sync.
+Each error names the argument (or ``dict['key']``), what was expected and what was got.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Mapping
+
+from .._backend import dtype_name, namespace
+
+__all__ = ["array_namespace", "float_namespace", "promote", "as_common_dtype", "check_keys", "check_real", "check_int", "check_seed"]
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def array_namespace(**arrays):
+    """The namespace of the named arrays (``None`` skipped); a TypeError names any argument that is not an array,
+    a Python number included (``namespace`` ignores those, but no layer takes one in place of an array)."""
+    for name, a in arrays.items():
+        if isinstance(a, _PY_SCALARS):
+            raise TypeError(f"{name} must be an array (NumPy, CuPy, torch, ...), got {type(a).__name__} {a!r}")
+    return namespace(**arrays)
+
+
+def float_namespace(**arrays):
+    """The namespace of the named arrays, each checked to be an array of a real floating dtype (``None`` skipped).
+
+    Integer and bool arrays are refused rather than promoted: NumPy would promote them, torch and array_api_strict
+    would raise errors of their own that do not name the argument, and one behaviour on every backend is the point.
+    """
+    arrays = {name: a for name, a in arrays.items() if a is not None}
+    xp = array_namespace(**arrays)
+    for name, a in arrays.items():
+        if not xp.isdtype(a.dtype, "real floating"):
+            raise TypeError(
+                f"{name} must be a real floating array, got {dtype_name(a.dtype)}; "
+                f"convert it with xp.astype({name}, xp.float64)"
+            )
+    return xp
+
+
+def promote(*arrays, xp):
+    """The arrays cast to their common dtype by the standard's type promotion (float32 with float64 is float64).
+
+    Elementwise arithmetic promotes by itself on every backend, but torch's matmul and in-place updates do not;
+    casting once at the top gives every layer the same result dtype everywhere. Arrays already of that dtype are
+    returned as they are (no copy).
+    """
+    dtype = xp.result_type(*arrays)
+    return tuple(a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays)
+
+
+def as_common_dtype(a, *others, xp):
+    """``a`` cast to the common dtype of ``a`` and ``others`` (a float32 dout for a float64 layer), the others left
+    alone: for backward passes, whose cached arrays already share one dtype."""
+    dtype = xp.result_type(a, *others)
+    return a if a.dtype == dtype else xp.astype(a, dtype)
+
+
+def check_keys(param, name: str, accepted) -> None:
+    """Refuse a ``param`` that is not a dict, or that has a key outside ``accepted`` (a misspelling, most likely)."""
+    if not isinstance(param, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
+    for key in param:
+        if key not in accepted:
+            raise ValueError(f"{name} has unknown key {key!r}; accepted keys: {sorted(accepted)}")
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    if math.isinf(high):
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_real(value, name: str, *, low: float, high: float = math.inf, low_open=False, high_open=False) -> float:
+    """``value`` as a Python float, or a TypeError (not a real number; bools refused) or ValueError (NaN, infinite,
+    or outside the interval) naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    if not (inside and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, got {value}")
+    return value
+
+
+def check_int(value, name: str, *, minimum: int) -> int:
+    """``value`` as a Python int, or a ValueError/TypeError naming ``name`` (bools and floats are refused)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_seed(value, name: str) -> int | None:
+    """A random seed: ``None``, or a Python or NumPy integer >= 0 (bools refused), as a Python int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0 (or None), got {value!r}")
+    return check_int(value, name, minimum=0)
