@@ -92,3 +92,39 @@ def test_mixing_backends_is_a_type_error():
         affine_forward(x, np.zeros((3, 4)), np.zeros(4))
     with pytest.raises(TypeError, match=r"^x must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.list"):
         relu_forward([1.0, -1.0])
+
+
+@requires_torch
+def test_relu_keeps_nan_and_backward_matches_torch(xp):
+    # where(x > 0, x, 0) turned NaN into 0, so NaN inputs trained "normally"; maximum keeps it, as torch does.
+    x = np.array([[np.nan, -1.0, 2.0, 0.0], [3.0, np.nan, -0.5, 1.0]])
+    dout = np.array([[1.0, 2.0, 3.0, 4.0], [np.nan, 5.0, np.nan, 6.0]])
+    out, cache = relu_forward(to_xp(x, xp))
+    dx = relu_backward(to_xp(dout, xp), cache)
+    tx = torch.tensor(x, requires_grad=True)
+    tout = torch.relu(tx)
+    tout.backward(torch.tensor(dout))
+    # torch's threshold_backward: zero where out <= 0, dout elsewhere, so a NaN input passes its gradient.
+    assert_close(out, tout.detach().numpy(), xp=xp)
+    assert_close(dx, tx.grad.numpy(), xp=xp)
+    assert np.isnan(to_np(relu_forward(to_xp(np.array([np.nan]), xp))[0])).all()
+
+
+def test_integer_input_is_a_type_error_on_every_backend(xp):
+    with pytest.raises(TypeError, match=r"^x must be a real floating array, got int64; convert it with xp.astype"):
+        relu_forward(to_xp(np.array([1, -2]), xp))
+    x, w, b = to_xp(_randn(2, 3), xp), to_xp(_randn(3, 4), xp), to_xp(_randn(4), xp)
+    with pytest.raises(TypeError, match=r"^w must be a real floating array, got int32"):
+        affine_forward(x, to_xp(np.ones((3, 4), dtype=np.int32), xp), b)
+    out, cache = affine_forward(x, w, b)
+    with pytest.raises(TypeError, match=r"^dout must be a real floating array, got bool"):
+        affine_backward(to_xp(np.ones((2, 4), dtype=bool), xp), cache)
+
+
+def test_float32_x_with_float64_params_gives_float64(xp):
+    x32 = to_xp(_randn(2, 3), xp, dtype="float32")
+    w, b = to_xp(_randn(3, 4), xp), to_xp(_randn(4), xp)
+    out, cache = affine_forward(x32, w, b)
+    assert out.dtype == xp.float64
+    assert_close(out, to_np(x32).astype(np.float64) @ to_np(w) + to_np(b), xp=xp)
+    assert all(g.dtype == xp.float64 for g in affine_backward(to_xp(np.ones((2, 4)), xp, dtype="float32"), cache))

@@ -211,3 +211,13 @@ def test_scatter_windows_is_the_adjoint_of_gather_windows(xp, axis):
     y = to_xp(_randn(*expected_shape, seed=1), xp)
     back = scatter_windows(xp.unstack(y, axis=axis), (2, 3, 7, 6), kh, kw, stride, xp=xp)
     assert float(xp.sum(windows * y)) == pytest.approx(float(xp.sum(x * back)), rel=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_a_misspelled_key_or_an_integer_array_is_refused_by_name(xp, impl):
+    forward = IMPLEMENTATIONS[impl][0]
+    x, w, b = _inputs(xp, (1, 2, 4, 4), (2, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"^conv_param has unknown key 'padding'; accepted keys: \['pad', 'stride'\]$"):
+        forward(x, w, b, {"stride": 1, "pad": 1, "padding": 1})
+    with pytest.raises(TypeError, match=r"^b must be a real floating array, got int64"):
+        forward(x, w, to_xp(np.zeros(2, dtype=np.int64), xp), {"stride": 1, "pad": 1})

@@ -82,3 +82,19 @@ def test_bad_input_names_the_argument(xp):
     _, cache = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 0})
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(3, 4\)"):
         dropout_backward(_x(xp, (4, 3)), cache)
+
+
+def test_numpy_integer_seeds_give_the_int_seed_mask_and_other_seeds_are_refused_by_name(xp):
+    x = _x(xp, (6, 7))
+    ref, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 3})
+    for seed in (np.int64(3), np.uint8(3), np.int32(3)):
+        out, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": seed})
+        np.testing.assert_array_equal(to_np(out), to_np(ref))
+    for seed, error in (("0", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError)):
+        with pytest.raises(error, match=r"^dropout_param\['seed'\] must be"):
+            dropout_forward(x, {"mode": "train", "p": 0.5, "seed": seed})
+
+
+def test_a_misspelled_key_is_refused_by_name(xp):
+    with pytest.raises(ValueError, match=r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]$"):
+        dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "sed": 0})

@@ -115,3 +115,16 @@ def test_affine_bn_relu_updates_running_statistics(xp):
     affine_bn_relu_forward(x, w, b, gamma, beta, bn_param)
     a = to_np(x) @ to_np(w) + to_np(b)
     assert_close(bn_param["running_mean"], 0.1 * a.mean(axis=0), xp=xp)
+
+
+def test_a_failed_sandwich_call_leaves_the_running_statistics_alone(xp):
+    x, w, b = _arrays(xp, 2, (5, 4), (4, 3), (3,))
+    gamma, beta = _gamma_beta(xp, 3)
+    bn_param = {"mode": "train"}
+    affine_bn_relu_forward(x, w, b, gamma, beta, bn_param)
+    mean = bn_param["running_mean"]
+    with pytest.raises(TypeError, match=r"^gamma must be a real floating array, got int64"):
+        affine_bn_relu_forward(x, w, b, to_xp(np.ones(3, dtype=np.int64), xp), beta, bn_param)
+    with pytest.raises(ValueError, match=r"^bn_param has unknown key 'eps '"):
+        affine_bn_relu_forward(x, w, b, gamma, beta, dict(bn_param, **{"eps ": 1e-3}))
+    assert bn_param["running_mean"] is mean

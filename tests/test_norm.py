@@ -261,3 +261,31 @@ def test_mixing_backends_is_a_type_error():
         batchnorm_forward(x, g, b, {"mode": "train", "running_mean": np.zeros(3)})
     with pytest.raises(TypeError, match=r"^x must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.list"):
         batchnorm_forward([[1.0, 2.0]], g, b, {"mode": "train"})
+
+
+def test_an_empty_batch_in_train_mode_is_refused_before_the_running_stats_change(xp):
+    # An empty batch used to write NaN means into bn_param and only then fail, leaving the model broken.
+    x, g, b = to_xp(np.zeros((0, 3)), xp), to_xp(np.ones(3), xp), to_xp(np.zeros(3), xp)
+    bn_param = {"mode": "train"}
+    with pytest.raises(ValueError, match=r"^x must have at least one value along the axes batchnorm averages over "
+                                         r"\(N\), got shape \(0, 3\)$"):
+        batchnorm_forward(x, g, b, bn_param)
+    assert bn_param == {"mode": "train"}
+    with pytest.raises(ValueError, match=r"layernorm averages over \(D\), got shape \(4, 0\)$"):
+        layernorm_forward(to_xp(np.zeros((4, 0)), xp), to_xp(np.ones(0), xp), to_xp(np.zeros(0), xp), {})
+
+
+def test_param_dicts_refuse_misspelled_keys_and_bad_numbers(xp):
+    x, g, b = to_xp(_randn(4, 3), xp), to_xp(np.ones(3), xp), to_xp(np.zeros(3), xp)
+    accepted = r"accepted keys: \['eps', 'layernorm', 'mode', 'momentum', 'running_mean', 'running_var'\]$"
+    with pytest.raises(ValueError, match=r"^bn_param has unknown key 'momentun'; " + accepted):
+        batchnorm_forward(x, g, b, {"mode": "train", "momentun": 0.5})
+    with pytest.raises(ValueError, match=r"^ln_param has unknown key 'epsilon'; " + accepted):
+        layernorm_forward(x, g, b, {"epsilon": 1e-3})
+    with pytest.raises(ValueError, match=r"^bn_param\['eps'\] must be a finite number > 0, got 0.0$"):
+        batchnorm_forward(x, g, b, {"mode": "train", "eps": 0})
+    with pytest.raises(TypeError, match=r"^bn_param\['momentum'\] must be a real number, got '0.9'$"):
+        batchnorm_forward(x, g, b, {"mode": "train", "momentum": "0.9"})
+    x4 = to_xp(_randn(2, 4, 2, 2), xp)
+    with pytest.raises(TypeError, match=r"^G must be an integer, got True$"):
+        spatial_groupnorm_forward(x4, to_xp(np.ones(4), xp), to_xp(np.zeros(4), xp), True, {})

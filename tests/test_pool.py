@@ -186,3 +186,43 @@ def test_backward_rejects_a_dout_of_the_wrong_shape(xp):
 def test_non_array_input_is_a_type_error():
     with pytest.raises(TypeError, match=r"^x must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.list"):
         max_pool_forward_fast([[[[1.0]]]], _param(1, 1, 1))
+
+
+@requires_torch
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry):
+    # NaN pools to NaN and takes the window's gradient (the fast backward compared view == top, which NaN never
+    # satisfies, and dropped that gradient).
+    x_shape, ph, pw, s = GEOMETRIES[geometry]
+    x = _randn(*x_shape, seed=5)
+    x[0, 1, 1, 2] = np.nan
+    tx = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(tx, (ph, pw), stride=s)
+    dout = _randn(*ref.shape, seed=6)
+    ref.backward(torch.tensor(dout))
+    for forward, backward in IMPLEMENTATIONS.values():
+        out, cache = forward(to_xp(x, xp), _param(ph, pw, s))
+        assert_close(out, ref.detach().numpy(), xp=xp)
+        assert_close(backward(to_xp(dout, xp), cache), tx.grad.numpy(), xp=xp)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    h=st.integers(1, 6), w=st.integers(1, 6), ph=st.integers(1, 3), pw=st.integers(1, 3),
+    stride=st.integers(1, 3), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stride, seed):
+    # With several NaNs in a window both send its gradient to the FIRST NaN in row-major order, as argmax does
+    # (torch's max_pool2d picks the last one there).
+    if ph > h or pw > w:
+        return
+    rng = np.random.default_rng(seed)
+    x_np = rng.integers(0, 3, size=(2, 2, h, w)).astype(np.float64)
+    x_np[rng.random(x_np.shape) < 0.3] = np.nan
+    x = to_xp(x_np, xp)
+    out, cache = max_pool_forward_fast(x, _param(ph, pw, stride))
+    ref_out, ref_cache = max_pool_forward_naive(x, _param(ph, pw, stride))
+    assert_close(out, ref_out, xp=xp)
+    dout = to_xp(_randn(*out.shape, seed=seed), xp)
+    assert_close(max_pool_backward_fast(dout, cache), max_pool_backward_naive(dout, ref_cache), xp=xp)
