@@ -69,7 +69,7 @@ def test_float32_stays_float32(xp):
 def test_bad_input_names_the_argument(xp):
     x = _x(xp, (3, 4))
     for p in (0, 0.0, -0.5, 1.5):
-        with pytest.raises(ValueError, match=r"dropout_param\['p'\] \(the keep probability\) must be a finite number in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"dropout_param\['p'\] \(the keep probability\) must be a finite number"):
             dropout_forward(x, {"mode": "train", "p": p})
     with pytest.raises(TypeError, match=r"dropout_param\['p'\] \(the keep probability\) must be a real number"):
         dropout_forward(x, {"mode": "train", "p": "0.5"})
@@ -96,5 +96,6 @@ def test_numpy_integer_seeds_give_the_int_seed_mask_and_other_seeds_are_refused_
 
 
 def test_a_misspelled_key_is_refused_by_name(xp):
-    with pytest.raises(ValueError, match=r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]$"):
+    message = r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]$"
+    with pytest.raises(ValueError, match=message):
         dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "sed": 0})

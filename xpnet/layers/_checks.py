@@ -13,7 +13,16 @@ from collections.abc import Mapping
 
 from .._backend import dtype_name, namespace
 
-__all__ = ["array_namespace", "float_namespace", "promote", "as_common_dtype", "check_keys", "check_real", "check_int", "check_seed"]
+__all__ = [
+    "array_namespace",
+    "float_namespace",
+    "promote",
+    "as_common_dtype",
+    "check_keys",
+    "check_real",
+    "check_int",
+    "check_seed",
+]
 
 _PY_SCALARS = (bool, int, float, complex)
 

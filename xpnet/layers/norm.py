@@ -149,7 +149,7 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
     xp = float_namespace(x=x, gamma=gamma, beta=beta)
     _check_ndim(x, 2, "(N, D)")
     _check_scale_shift(x, gamma, beta)
-    _check_not_empty(x.shape, (1,), x.shape, "layernorm", "D")
+    _check_not_empty(x, (1,), "layernorm", "D")
     x, gamma, beta = promote(x, gamma, beta, xp=xp)
     out, cache, _, _ = _norm_forward(x, gamma, beta, (1,), eps, xp=xp)
     return out, cache
@@ -190,7 +190,7 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param=None):
     if C % G:
         raise ValueError(f"G must be a positive divisor of the number of channels C={C}, got G={G}")
     view = (N, G, C // G, H, W)
-    _check_not_empty(view, (2, 3, 4), x.shape, "spatial groupnorm", "C/G, H, W")
+    _check_not_empty(x, (2, 3, 4), "spatial groupnorm", "C/G, H, W", view=view)
     x, gamma, beta = promote(x, gamma, beta, xp=xp)
     out, cache, _, _ = _norm_forward(x, gamma, beta, (2, 3, 4), eps, xp=xp, view=view)
     return out, cache
@@ -295,7 +295,7 @@ def _batchnorm(x, gamma, beta, bn_param, *, layout, axes, axis_names, what):
         if stat is not None and tuple(stat.shape) != (C,):
             raise ValueError(f"{name} must have shape ({C},) to match x, got {tuple(stat.shape)}")
     if mode == "train":
-        _check_not_empty(x.shape, axes, x.shape, what, axis_names)
+        _check_not_empty(x, axes, what, axis_names)
     x, gamma, beta = promote(x, gamma, beta, xp=xp)
     running_mean, running_var = (
         xp.zeros((C,), dtype=x.dtype, device=device(x)) if s is None else s for s in stats.values()
@@ -320,11 +320,13 @@ def _check_ndim(x, ndim, shape_text):
         raise ValueError(f"x must have shape {shape_text}, got {tuple(x.shape)}")
 
 
-def _check_not_empty(view, axes, shape, what, axis_names):
-    """Refuse statistics over no values (``view`` is the shape standardised over ``axes``): they would be NaN."""
-    if math.prod(view[a] for a in axes) == 0:
+def _check_not_empty(x, axes, what, axis_names, *, view=None):
+    """Refuse statistics over no values (x, or x reshaped to ``view``, standardised over ``axes``): they are NaN."""
+    shape = x.shape if view is None else view
+    if math.prod(shape[a] for a in axes) == 0:
         raise ValueError(
-            f"x must have at least one value along the axes {what} averages over ({axis_names}), got shape {tuple(shape)}"
+            f"x must have at least one value along the axes {what} averages over ({axis_names}), "
+            f"got shape {tuple(x.shape)}"
         )
 
 
