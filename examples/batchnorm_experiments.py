@@ -20,12 +20,13 @@ import argparse
 import math
 import os
 import time
+import warnings
 
 from _common import add_common_flags, start  # first: it sets the thread defaults NumPy reads on import
 
 import numpy as np  # noqa: E402
 from xpnet.classifiers import FullyConnectedNet  # noqa: E402
-from xpnet.solver import NonFiniteLossError, Solver  # noqa: E402
+from xpnet.solver import NonFiniteLossWarning, Solver  # noqa: E402
 from xpnet.vis_utils import plot_solver_history  # noqa: E402
 
 
@@ -73,10 +74,16 @@ class Runner:
             verbose=False,
             seed=self.args.seed,
         )
-        try:
+        # A diverging run (large weight scales do) stops with a NonFiniteLossWarning and keeps its best params;
+        # the sweep goes on with the next run, and the message is printed on one line with the run's name.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NonFiniteLossWarning)
             solver.train()
-        except NonFiniteLossError as err:
-            print(f"  {normalization or 'baseline'}, weight scale {weight_scale:.2e}: stopped, {err}")
+        for w in caught:
+            if issubclass(w.category, NonFiniteLossWarning):
+                print(f"  {normalization or 'baseline'}, weight scale {weight_scale:.2e}: stopped, {w.message}")
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return solver
 
 
