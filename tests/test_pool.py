@@ -226,3 +226,19 @@ def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stri
     assert_close(out, ref_out, xp=xp)
     dout = to_xp(_randn(*out.shape, seed=seed), xp)
     assert_close(max_pool_backward_fast(dout, cache), max_pool_backward_naive(dout, ref_cache), xp=xp)
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_the_device_path_of_nan_routing_gives_the_same_gradient(xp, monkeypatch, with_nan):
+    # On a GPU the backward pass cannot look for NaN windows without a sync, so it always runs the NaN pass; force
+    # that path here (as if x were not in host memory) and compare with the naive loops.
+    monkeypatch.setattr(pool_module, "is_host_resident", lambda _: False)
+    x_np = np.random.default_rng(7).integers(0, 3, size=(2, 2, 5, 5)).astype(np.float64)
+    if with_nan:
+        x_np[0, 0, 1:3, 1] = np.nan
+    x = to_xp(x_np, xp)
+    for param in (_param(2, 2, 2), _param(3, 3, 2)):
+        out, cache = max_pool_forward_fast(x, param)
+        dout = to_xp(_randn(*out.shape, seed=8), xp)
+        expected = max_pool_backward_naive(dout, max_pool_forward_naive(x, param)[1])
+        assert_close(max_pool_backward_fast(dout, cache), expected, xp=xp)
