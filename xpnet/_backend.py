@@ -12,9 +12,6 @@ once. A seeded dropout mask is therefore identical on every backend.
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import tempfile
 from types import ModuleType
 from typing import Any
 
@@ -323,42 +320,19 @@ def sync(x: Any = None) -> None:
         torch.cuda.synchronize(x.device)
 
 
-_META_KEY = "__xpnet_meta__"
-
-
 def save_npz(path, arrays: dict, meta: dict | None = None) -> None:
-    """Write ``arrays`` (any backend; copied to the host) and a JSON-able ``meta`` dict to one ``.npz`` file.
+    """Write ``arrays`` (any backend) and a JSON-able ``meta`` to one portable ``.npz``, atomically and durably.
 
-    Portable: plain NumPy arrays and a JSON string, no pickle, so a file written from CuPy loads on NumPy or torch.
-    Atomic: written to a temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
-    mid-write never leaves a truncated checkpoint behind.
+    Kept here for code that imports it; the one door for files is :func:`xpnet._files.write_npz`.
     """
-    path = os.fspath(path)
-    host = {name: np.asarray(to_numpy(a)) for name, a in arrays.items()}
-    if _META_KEY in host:
-        raise ValueError(f"array name {_META_KEY!r} is reserved")
-    host[_META_KEY] = np.asarray(json.dumps(meta or {}))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **host)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ._files import write_npz  # imported late: _files builds on this module
+
+    write_npz(path, arrays, meta)
 
 
 def load_npz(path) -> tuple[dict, dict]:
-    """Read a file written by :func:`save_npz`: ``(arrays as NumPy arrays, meta dict)``."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path!r}")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files if name != _META_KEY}
-        meta = json.loads(str(data[_META_KEY])) if _META_KEY in data.files else {}
-    return arrays, meta
+    """Read a file written by :func:`save_npz`: ``(arrays as NumPy arrays, meta dict)``, every problem a
+    ``ValueError`` naming the file. Kept here for code that imports it; see :func:`xpnet._files.read_npz`."""
+    from ._files import read_npz
+
+    return read_npz(path)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import optim
+from . import _files, optim
 from ._backend import (
     asarray,
     backend_name,
@@ -26,18 +26,13 @@ from ._backend import (
     host_integers,
     host_rng,
     is_array,
-    load_npz,
     namespace,
-    rng_from_state,
     rng_state,
-    save_npz,
     to_numpy,
 )
 
 __all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning"]
 
-_FORMAT = "xpnet.solver"
-_FORMAT_VERSION = 1
 _DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 _DEFAULTS = {
     "update_rule": "sgd",
@@ -55,7 +50,6 @@ _DEFAULTS = {
     "on_nonfinite": "stop",
 }
 _ON_NONFINITE = ("stop", "raise")
-_ARRAY_TAG = "__array__"
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -130,37 +124,6 @@ def _rule_name(rule: Callable) -> str:
     return getattr(rule, "__name__", type(rule).__name__)
 
 
-def _pack(obj: Any, arrays: dict, path: str) -> Any:
-    """JSON skeleton of ``obj`` (nested dicts and lists of arrays and scalars); its arrays go into ``arrays``."""
-    if is_array(obj):
-        key = path if path not in arrays else f"{path}#{len(arrays)}"
-        arrays[key] = obj
-        return {_ARRAY_TAG: key}
-    if isinstance(obj, dict):
-        bad = [k for k in obj if not isinstance(k, str)]
-        if bad:
-            raise TypeError(f"cannot checkpoint {path}: dict keys must be strings, got {bad!r}")
-        return {k: _pack(v, arrays, f"{path}/{k}") for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_pack(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if getattr(obj, "shape", None) == () and hasattr(obj, "item"):  # a NumPy scalar such as np.float64
-        return obj.item()
-    raise TypeError(f"cannot checkpoint {path}: {type(obj).__name__} is neither an array nor a JSON scalar")
-
-
-def _unpack(skeleton: Any, arrays: dict, convert: Callable) -> Any:
-    """Inverse of :func:`_pack`; ``convert`` puts each stored NumPy array on the right backend."""
-    if isinstance(skeleton, dict):
-        if set(skeleton) == {_ARRAY_TAG}:
-            return convert(arrays[skeleton[_ARRAY_TAG]])
-        return {k: _unpack(v, arrays, convert) for k, v in skeleton.items()}
-    if isinstance(skeleton, list):
-        return [_unpack(v, arrays, convert) for v in skeleton]
-    return skeleton
-
-
 def _copy_tree(obj: Any) -> Any:
     """``obj`` with every array (in nested dicts and lists) copied, so later updates cannot reach it."""
     if is_array(obj):
@@ -170,11 +133,6 @@ def _copy_tree(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_copy_tree(v) for v in obj]
     return obj
-
-
-def _onto(ref) -> Callable:
-    """Puts a stored NumPy array on ``ref``'s backend and device; floating arrays take ``ref``'s dtype."""
-    return lambda a: asarray(a, like=ref, dtype=ref.dtype if a.dtype.kind == "f" else None)
 
 
 def _host_floats(values: list) -> list[float]:
@@ -290,6 +248,9 @@ class Solver:
         self.y_val = self._labels(data["y_val"], "y_val", self.X_val)
         if self.X_train.shape[0] == 0 or self.X_val.shape[0] == 0:
             raise ValueError("X_train and X_val must hold at least one example each")
+        if self.checkpoint_name is not None:
+            # Found now, not after the first epoch: missing folders are created, then a probe file is written.
+            _files.check_writable(self.checkpoint_name, name="checkpoint_name", suffix="_epoch_0.npz")
 
         self._reset()
         if self.resume_from is not None:
@@ -573,7 +534,7 @@ class Solver:
                 target.update(saved)
 
     def save_checkpoint(self, path) -> None:
-        """Save the whole training state to ``path`` (a portable ``.npz``, written atomically).
+        """Save the whole training state to ``path`` (a portable ``.npz``, written atomically and durably).
 
         The file holds params, every param's optimizer config (arrays and scalars such as ``t`` and the decayed
         ``learning_rate``), best params and accuracy, histories, epoch and iteration counters, the sampler's and
@@ -582,17 +543,14 @@ class Solver:
         """
         self._flush_losses()
         kind, state = self._model_state()
-        arrays: dict = {}
-        tree = {
-            "params": _pack(self.model.params, arrays, "params"),
-            "best_params": _pack(self.best_params, arrays, "best_params"),
-            "optim_configs": _pack(self.optim_configs, arrays, "optim"),
-            "model_state": _pack(state, arrays, "model_state"),
-            "best_model_state": _pack(self._best_model_state, arrays, "best_model_state"),
+        trees = {
+            "params": self.model.params,
+            "best_params": self.best_params,
+            "optim_configs": self.optim_configs,
+            "model_state": state,
+            "best_model_state": self._best_model_state,
         }
         meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
             "backend": backend_name(namespace(self._reference())),
             "update_rule": _rule_name(self.update_rule),
             "epoch": self.epoch,
@@ -605,52 +563,65 @@ class Solver:
             "sampler": None if self._rng is None else rng_state(self._rng),
             "numpy_global_rng": rng_state(None),
             "model_state_kind": kind,
-            "tree": tree,
         }
-        save_npz(path, arrays, meta)
+        _files.write_checkpoint(path, trees=trees, meta=meta)
+
+    def _state_specs(self) -> tuple[str | None, Any]:
+        """How the model exposes its non-trainable arrays, and what each one read from a checkpoint must match."""
+        kind, state = self._model_state()
+        ref = self._reference()
+        if kind == "get_state":
+            specs = {name: _files.Spec.of(v) for name, v in state.items() if is_array(v)}
+            slots = getattr(self.model, "_state_slots", None)
+            if callable(slots):  # xpnet's models: running statistics exist only after a training pass
+                specs.update(
+                    {f"{p}.{k}": _files.Spec.of(ref, shape) for p, _, keys, shape in slots() for k in keys}
+                )
+            return kind, specs
+        if kind == "bn_params":
+            # CS231n's models create running statistics at the first pass, with the shape of gamma{i + 1}.
+            specs = []
+            for i, d in enumerate(state):
+                gamma = self.model.params.get(f"gamma{i + 1}")
+                lazy = {} if gamma is None else dict.fromkeys(("running_mean", "running_var"), _files.Spec.of(gamma))
+                specs.append({**lazy, **{k: _files.Spec.of(v) for k, v in d.items()}})
+            return kind, specs
+        return None, None
 
     def _load_checkpoint(self, path) -> None:
-        arrays, meta = load_npz(path)
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path!s} is not an xpnet Solver checkpoint (written by Solver.save_checkpoint)")
-        if meta["version"] > _FORMAT_VERSION:
-            raise ValueError(
-                f"{path!s} has checkpoint version {meta['version']}; this xpnet reads up to {_FORMAT_VERSION}"
-            )
-        tree = meta["tree"]
-        params = self.model.params
-        if set(tree["params"]) != set(params):
-            raise ValueError(f"{path!s} holds params {sorted(tree['params'])}, the model has {sorted(params)}")
-        for name, tag in tree["params"].items():
-            shape = tuple(arrays[tag[_ARRAY_TAG]].shape)
-            if shape != tuple(params[name].shape):
-                raise ValueError(
-                    f"{path!s}: param {name!r} has shape {shape}, the model's is {tuple(params[name].shape)}"
-                )
+        """Resume from ``path``: everything is read and verified before the model or the Solver changes."""
+        kind, specs = self._state_specs()
+        saved = _files.read_checkpoint(path, params=self.model.params, state_kind=kind, state_specs=specs)
         rule = _rule_name(self.update_rule)
-        if meta["update_rule"] != rule:
+        if saved["update_rule"] != rule:
             raise ValueError(
-                f"{path!s} was written with update_rule {meta['update_rule']!r}, this Solver uses {rule!r}"
+                f"{path!s} was written with update_rule {saved['update_rule']!r}, this Solver uses {rule!r}"
             )
-        if meta["iterations_per_epoch"] != self._iterations_per_epoch():
+        if saved["iterations_per_epoch"] != self._iterations_per_epoch():
             raise ValueError(
-                f"{path!s} was written with {meta['iterations_per_epoch']} iterations per epoch, this Solver has "
+                f"{path!s} was written with {saved['iterations_per_epoch']} iterations per epoch, this Solver has "
                 f"{self._iterations_per_epoch()} (X_train size // batch_size); use the same data and batch_size"
             )
+        builtin = _builtin_rule_name(self.update_rule)
+        if builtin is not None:  # keys, hyperparameter ranges and step counts, as the rule itself will check them
+            for name, config in saved["optim_configs"].items():
+                try:
+                    optim._check_config(builtin, config, f"optim_configs[{name!r}]")
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"{path!s}: {err}") from None
 
-        new_params = {name: _unpack(tree["params"][name], arrays, _onto(params[name])) for name in params}
-        self.best_params = {k: _unpack(v, arrays, _onto(params[k])) for k, v in tree["best_params"].items()}
-        self.optim_configs = {k: _unpack(v, arrays, _onto(params[k])) for k, v in tree["optim_configs"].items()}
-        state = _unpack(tree["model_state"], arrays, _onto(self._reference()))
-        self._set_model_state(meta["model_state_kind"], state)
-        self._best_model_state = _unpack(tree["best_model_state"], arrays, _onto(self._reference()))
-        params.update(new_params)
-        self.epoch = meta["epoch"]
-        self._iteration = meta["iteration"]
-        self.best_val_acc = meta["best_val_acc"]
-        self.loss_history = list(meta["loss_history"])
-        self.train_acc_history = list(meta["train_acc_history"])
-        self.val_acc_history = list(meta["val_acc_history"])
+        if saved["model_state"] is not None:
+            self._set_model_state(saved["model_state_kind"], saved["model_state"])
+        self.model.params.update(saved["params"])
+        self.best_params = saved["best_params"]
+        self.optim_configs = saved["optim_configs"]
+        self._best_model_state = saved["best_model_state"]
+        self.epoch = saved["epoch"]
+        self._iteration = saved["iteration"]
+        self.best_val_acc = saved["best_val_acc"]
+        self.loss_history = [float(v) for v in saved["loss_history"]]
+        self.train_acc_history = [float(v) for v in saved["train_acc_history"]]
+        self.val_acc_history = [float(v) for v in saved["val_acc_history"]]
         self._pending_losses = []
-        self._rng = None if meta["sampler"] is None else rng_from_state(meta["sampler"])
-        rng_from_state(meta["numpy_global_rng"])
+        self._rng = saved["sampler"]
+        _files.apply_global_rng(saved)

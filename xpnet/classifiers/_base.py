@@ -8,6 +8,7 @@ both, plus the constructor configuration, to one ``.npz`` that any backend can l
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Any
@@ -20,19 +21,13 @@ from .._backend import (
     host_normal,
     is_array,
     is_host_resident,
-    load_npz,
     namespace,
     resolve_dtype,
-    save_npz,
 )
 from .._backend import device as _device_of
+from .._files import PARAMS_PREFIX, STATE_PREFIX, SavedModel, check_array, check_keys, read_model, write_model
 
 __all__ = ["Model", "load_model"]
-
-_FORMAT = "xpnet.model"
-_FORMAT_VERSION = 1
-_PARAMS_PREFIX = "params."
-_STATE_PREFIX = "state."
 
 _REGISTRY: dict[str, type[Model]] = {}
 
@@ -205,55 +200,63 @@ class Model:
                 slot.pop(key, None)
 
     def save(self, path) -> None:
-        """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically)."""
-        arrays = {f"{_PARAMS_PREFIX}{k}": v for k, v in self.params.items()}
-        arrays.update({f"{_STATE_PREFIX}{k}": v for k, v in self.get_state().items()})
-        meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "class": type(self).__name__,
-            "config": self.config(),
-        }
-        save_npz(path, arrays, meta)
+        """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically and durably)."""
+        write_model(path, cls_name=type(self).__name__, config=self.config(), params=self.params,
+                    state=self.get_state())
 
     @classmethod
     def load(cls, path, *, xp: Any = None, device: Any = None):
         """A model saved by :meth:`save`, on backend ``xp`` (module, name or namespace; NumPy by default).
 
-        Raises ``ValueError`` if the file holds another model class, or no model. Draws no random numbers.
+        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file if it is damaged, holds
+        another model class or no model, or if its configuration, params or state do not fit together. Draws no
+        random numbers.
         """
-        arrays, meta = load_npz(path)
-        name = meta.get("class") if meta.get("format") == _FORMAT else None
-        if name is None:
-            raise ValueError(f"{path!s} is not an xpnet model file (no model class in its metadata)")
+        saved = read_model(path)
+        name = saved.cls_name
         if name not in _REGISTRY:
-            raise ValueError(f"{path!s} holds a model of unknown class {name!r}; known: {sorted(_REGISTRY)}")
+            raise ValueError(f"{saved.file} holds a model of unknown class {name!r}; known: {sorted(_REGISTRY)}")
         target = _REGISTRY[name]
         if cls is not Model and target is not cls:
             raise ValueError(
-                f"{path!s} holds a {name}, not a {cls.__name__}; load it with {name}.load(...) or "
+                f"{saved.file} holds a {name}, not a {cls.__name__}; load it with {name}.load(...) or "
                 "xpnet.classifiers.load_model(...)"
             )
-        return target._from_saved(arrays, meta["config"], xp=xp, device=device, path=path)
+        return target._from_saved(saved, xp=xp, device=device)
 
     @classmethod
-    def _from_saved(cls, arrays: dict, config: dict, *, xp: Any, device: Any, path):
+    def _from_saved(cls, saved: SavedModel, *, xp: Any, device: Any):
+        """The model in ``saved``: its config keys, then every array's shape and dtype kind are checked first."""
+        file = saved.file
+        accepted = [p for p in inspect.signature(cls._configure).parameters if p not in ("self", "xp", "device")]
+        check_keys(saved.config, accepted, file=file, what="config", owner=f"a {cls.__name__}")
+        xp = get_namespace(xp)  # a bad xp is the caller's mistake, not the file's
         model = cls.__new__(cls)
-        model._configure(**config, xp=xp, device=device)
-        params = {k[len(_PARAMS_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_PARAMS_PREFIX)}
-        state = {k[len(_STATE_PREFIX) :]: v for k, v in arrays.items() if k.startswith(_STATE_PREFIX)}
+        try:
+            model._configure(**saved.config, xp=xp, device=device)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{file}: config is invalid: {err}") from None
         specs = model._param_specs()
-        if set(params) != set(specs):
+        if set(saved.params) != set(specs):
             raise ValueError(
-                f"{path!s} holds params {sorted(params)}, but a {cls.__name__} with its config has {sorted(specs)}"
+                f"{file} holds params {sorted(saved.params)}, but a {cls.__name__} with its config has "
+                f"{sorted(specs)}"
             )
-        model.params = {}
+        slots = {f"{p}.{k}": shape for p, _, keys, shape in model._state_slots() for k in keys}
+        unknown = sorted(set(saved.state) - set(slots))
+        if unknown:
+            raise ValueError(
+                f"{file} holds state {unknown}, but a {cls.__name__} with its config has only {sorted(slots)}"
+            )
+        like = dtype_name(model.dtype)
         for name, (shape, _) in specs.items():
-            if tuple(params[name].shape) != tuple(shape):
-                raise ValueError(f"{path!s}: param {name!r} has shape {params[name].shape}, expected {shape}")
-            model.params[name] = model._own(params[name])
+            check_array(saved.params[name], shape, "f", file=file, key=PARAMS_PREFIX + name, what=f"param {name!r}",
+                        like=like)
+        for name, a in saved.state.items():
+            check_array(a, slots[name], "f", file=file, key=STATE_PREFIX + name, what=f"state {name!r}", like=like)
+        model.params = {name: model._own(saved.params[name]) for name in specs}
         model.device = _device_of(model.params[next(iter(specs))])
-        model.set_state(state)
+        model.set_state(saved.state)
         return model
 
     def _config_dtype(self) -> str:

@@ -1,0 +1,564 @@
+"""The one door for files: damaged, tampered and hand-edited checkpoints and model files are refused by name before
+anything changes; writes are atomic, durable, made with the user's umask, and clean up after a crash."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import to_np, to_xp
+from xpnet.classifiers import FullyConnectedNet, load_model
+from xpnet.solver import Solver
+
+D, C, N_TRAIN, N_VAL, BATCH = 5, 3, 40, 20, 10
+META = "__xpnet_meta__.npy"
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _data() -> dict:
+    rng = np.random.default_rng(0)
+    centers = 3.0 * rng.standard_normal((C, D))
+    data = {}
+    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
+        y = rng.integers(0, C, n)
+        data[f"X_{split}"], data[f"y_{split}"] = centers[y] + rng.standard_normal((n, D)), y
+    return data
+
+
+DATA = _data()
+
+
+def _model(xp, **kwargs) -> FullyConnectedNet:
+    np.random.seed(0)
+    kwargs = {"normalization": "batchnorm", "weight_scale": 0.5, "dtype": "float64", **kwargs}
+    return FullyConnectedNet([8], input_dim=D, num_classes=C, xp=xp, **kwargs)
+
+
+def _solver(model, **kwargs) -> Solver:
+    settings = {"update_rule": "adam", "optim_config": {"learning_rate": 1e-2}, "batch_size": BATCH}
+    settings.update(num_epochs=2, verbose=False, seed=0)
+    return Solver(model, DATA, **{**settings, **kwargs})
+
+
+@pytest.fixture
+def checkpoint(xp, tmp_path):
+    """A checkpoint after one epoch of a batchnorm net with adam: params, best params, m, v, t, running stats."""
+    solver = _solver(_model(xp), num_epochs=1)
+    solver.train()
+    path = tmp_path / "c.npz"
+    solver.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def model_file(xp, tmp_path):
+    """A saved batchnorm net whose running statistics exist."""
+    model = _model(xp)
+    model.loss(to_xp(DATA["X_train"][:10], xp), to_xp(DATA["y_train"][:10], xp))
+    path = tmp_path / "m.npz"
+    model.save(path)
+    return path
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _write_members(path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _npy(array, allow_pickle: bool = False) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _npy_header(shape, dtype) -> bytes:
+    """A ``.npy`` header alone: the data it announces is not there."""
+    buf = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
+
+
+def _meta(members: dict[str, bytes]) -> dict:
+    return json.loads(str(np.load(io.BytesIO(members[META]))))
+
+
+def _edit_meta(path, edit, dest=None) -> None:
+    members = _members(path)
+    meta = _meta(members)
+    edit(meta)
+    members[META] = _npy(np.asarray(json.dumps(meta)))
+    _write_members(dest or path, members)
+
+
+def _host(model) -> dict:
+    return {**{f"param {k}": to_np(v) for k, v in model.params.items()},
+            **{f"state {k}": to_np(v) for k, v in model.get_state().items()}}
+
+
+def _resume_fails(xp, path, match, error=ValueError) -> BaseException:
+    """Resuming from ``path`` raises ``error`` naming the file, and leaves the model and NumPy's random state alone."""
+    model = _model(xp)
+    before, rng_before = _host(model), np.random.get_state(legacy=False)
+    with pytest.raises(error, match=match) as info:
+        _solver(model, resume_from=path)
+    message = str(info.value)
+    assert os.fspath(path) in message, message
+    assert "allow_pickle" not in message, "never advise unpickling"
+    after = _host(model)
+    assert sorted(after) == sorted(before)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+    rng_after = np.random.get_state(legacy=False)
+    np.testing.assert_array_equal(rng_after["state"]["key"], rng_before["state"]["key"])
+    assert rng_after["state"]["pos"] == rng_before["state"]["pos"]
+    return info.value
+
+
+def _load_fails(xp, path, match, error=ValueError) -> BaseException:
+    with pytest.raises(error, match=match) as info:
+        load_model(path, xp=xp)
+    message = str(info.value)
+    assert os.fspath(path) in message, message
+    assert "allow_pickle" not in message, "never advise unpickling"
+    return info.value
+
+
+# Damaged files
+
+
+def test_missing_files_are_named(xp, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        _solver(_model(xp), resume_from=tmp_path / "nope.npz")
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        load_model(tmp_path / "nope.npz", xp=xp)
+
+
+DAMAGE = {
+    "empty": (lambda data: b"", "not a zip archive"),
+    "not-a-zip": (lambda data: b"these are not the bytes you are looking for\n" * 20, "not a zip archive"),
+    "first-half": (lambda data: data[: len(data) // 2], "truncated"),
+    "tail-cut": (lambda data: data[:-10], "truncated"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_files_are_refused_by_name(xp, checkpoint, model_file, damage):
+    cut, match = DAMAGE[damage]
+    for path in (checkpoint, model_file):
+        path.write_bytes(cut(path.read_bytes()))
+    _resume_fails(xp, checkpoint, match)
+    _load_fails(xp, model_file, match)
+
+
+def test_zip_without_xpnet_metadata_is_not_an_xpnet_file(xp, checkpoint, model_file):
+    for path in (checkpoint, model_file):
+        members = _members(path)
+        del members[META]
+        _write_members(path, members)
+    _resume_fails(xp, checkpoint, "not an xpnet Solver checkpoint")
+    _load_fails(xp, model_file, "not an xpnet model file")
+
+
+def test_a_header_claiming_more_data_than_stored_is_refused_before_allocating(xp, checkpoint, model_file):
+    for path, member in ((checkpoint, "params/W1.npy"), (model_file, "params.W1.npy")):
+        members = _members(path)
+        members[member] = _npy_header((2**40,), "float64") + bytes(64)  # 8 TiB announced, 64 bytes stored
+        _write_members(path, members)
+    _resume_fails(xp, checkpoint, r"array 'params/W1'.* header claims .*more data than the member holds")
+    _load_fails(xp, model_file, r"array 'params.W1'.* header claims .*more data than the member holds")
+
+
+def test_object_arrays_are_refused_without_unpickling(xp, checkpoint, model_file):
+    for path, member in ((checkpoint, "optim/W1/m.npy"), (model_file, "state.bn1.running_mean.npy")):
+        members = _members(path)
+        members[member] = _npy(np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+        _write_members(path, members)
+    _resume_fails(xp, checkpoint, r"array 'optim/W1/m'.*object \(pickle\) arrays are refused")
+    _load_fails(xp, model_file, r"array 'state.bn1.running_mean'.*object \(pickle\) arrays are refused")
+
+
+def test_missing_arrays_are_named(xp, checkpoint, model_file):
+    members = _members(checkpoint)
+    del members["optim/W1/m.npy"]
+    _write_members(checkpoint, members)
+    _resume_fails(xp, checkpoint, "missing array 'optim/W1/m'")
+    members = _members(model_file)
+    del members["params.b2.npy"]
+    _write_members(model_file, members)
+    _load_fails(xp, model_file, "b2")
+
+
+def _set(keys, value):
+    def edit(meta):
+        node = meta
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return edit
+
+
+def _delete(keys):
+    def edit(meta):
+        node = meta
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+
+    return edit
+
+
+CHECKPOINT_META_EDITS = {
+    "no tree": (_delete(["tree"]), "metadata has no key 'tree'"),
+    "no epoch": (_delete(["epoch"]), "metadata has no key 'epoch'"),
+    "epoch is a string": (_set(["epoch"], "1"), r"'epoch' must be an int >= 0, got '1'"),
+    "negative iteration": (_set(["iteration"], -3), r"'iteration' must be an int >= 0, got -3"),
+    "history of strings": (_set(["loss_history"], [1.0, "x"]), "'loss_history' must be a list of numbers"),
+    "best_val_acc is null": (_set(["best_val_acc"], None), "'best_val_acc' must be a number"),
+    "version is a string": (_set(["version"], "1"), "'version' must be an int"),
+    "newer version": (_set(["version"], 99), "checkpoint version 99; this xpnet reads up to 1"),
+    "wrong format": (_set(["format"], "xpnet.model"), "not an xpnet Solver checkpoint"),
+    "params not a dict": (_set(["tree", "params"], [1, 2]), "'tree/params' must be a dict"),
+    "no optim configs": (_delete(["tree", "optim_configs"]), "metadata has no key 'tree/optim_configs'"),
+    "unknown best param": (_set(["tree", "best_params", "W9"], {"__array__": "params/W1"}), r"best_params.*W9"),
+    "missing optim config": (_delete(["tree", "optim_configs", "W2"]), r"optim_configs.*'W2'"),
+    "t is a string": (_set(["tree", "optim_configs", "W1", "t"], "10"), r"optim_configs\['W1'\]\['t'\]"),
+    "learning rate is a string": (
+        _set(["tree", "optim_configs", "b1", "learning_rate"], "0.01"),
+        r"optim_configs\['b1'\]\['learning_rate'\]",
+    ),
+    "param is a number": (_set(["tree", "params", "W1"], 3.0), r"param 'W1' must be an array"),
+    "unknown state kind": (_set(["model_state_kind"], "pickle"), "'model_state_kind' must be"),
+    "unknown state name": (
+        _set(["tree", "model_state", "bn7.running_mean"], {"__array__": "params/b1"}),
+        "bn7.running_mean",
+    ),
+    "damaged global random state": (
+        _set(["numpy_global_rng", "state", "bit_generator"], "Nope"),
+        "'numpy_global_rng'",
+    ),
+    "sampler claims the global state": (_set(["sampler", "global"], True), "'sampler'"),
+    "sampler state is a list": (_set(["sampler"], [1, 2]), "'sampler'"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(CHECKPOINT_META_EDITS))
+def test_hand_edited_checkpoint_metadata_is_refused_by_key(xp, checkpoint, edit):
+    change, match = CHECKPOINT_META_EDITS[edit]
+    _edit_meta(checkpoint, change)
+    _resume_fails(xp, checkpoint, match)
+
+
+def test_metadata_that_is_not_a_json_object_is_refused(xp, checkpoint):
+    members = _members(checkpoint)
+    for text, match in (("{not json", "metadata is not valid JSON"), ("[1, 2]", "metadata must be a JSON object")):
+        members[META] = _npy(np.asarray(text))
+        _write_members(checkpoint, members)
+        _resume_fails(xp, checkpoint, match)
+    members[META] = _npy(np.arange(3.0))
+    _write_members(checkpoint, members)
+    _resume_fails(xp, checkpoint, "metadata")
+
+
+def _tampered(a: np.ndarray):
+    """Arrays that must not replace ``a``: another shape, or another dtype kind (float32 for float64 is fine)."""
+    candidates = [np.zeros((3, 3)), a[..., None], a.astype(np.int64), a.astype(bool), a.astype(np.complex128)]
+    if a.size > 1:
+        candidates += [a.reshape(-1)[:-1], a.reshape(-1)[:, None]]
+    if a.ndim == 2 and a.shape[0] != a.shape[1]:
+        candidates.append(a.T)
+    if a.ndim == 0:
+        candidates.append(np.ones(2))
+    different = [b for b in candidates if b.shape != a.shape or b.dtype.kind != a.dtype.kind]
+    return st.sampled_from(different)
+
+
+@FUZZ
+@given(data=st.data())
+def test_tampered_checkpoint_arrays_are_refused_before_anything_changes(xp, checkpoint, tmp_path, data):
+    """Every array (params, best params, adam's m and v, running statistics, best running statistics) is checked
+    for shape and dtype kind against what it replaces; a checkpoint whose best_params/W1 is (3, 3) or whose
+    params are int64 was accepted before."""
+    members = _members(checkpoint)
+    name = data.draw(st.sampled_from(sorted(n for n in members if n != META)), label="member")
+    bad = data.draw(_tampered(np.load(io.BytesIO(members[name]))), label="tampered")
+    path = tmp_path / "tampered.npz"
+    _write_members(path, {**members, name: _npy(bad)})
+    _resume_fails(xp, path, re.escape(repr(name.removesuffix(".npy"))))
+
+
+@FUZZ
+@given(data=st.data())
+def test_tampered_model_file_arrays_are_refused(xp, model_file, tmp_path, data):
+    members = _members(model_file)
+    name = data.draw(st.sampled_from(sorted(n for n in members if n != META)), label="member")
+    bad = data.draw(_tampered(np.load(io.BytesIO(members[name]))), label="tampered")
+    path = tmp_path / "tampered.npz"
+    _write_members(path, {**members, name: _npy(bad)})
+    _load_fails(xp, path, re.escape(repr(name.removesuffix(".npy"))))
+
+
+def test_best_params_of_another_shape_and_int_params_are_refused(xp, checkpoint, tmp_path):
+    members = _members(checkpoint)
+    _write_members(tmp_path / "a.npz", {**members, "best_params/W1.npy": _npy(np.zeros((3, 3)))})
+    _resume_fails(xp, tmp_path / "a.npz", r"best_params\['W1'\] has shape \(3, 3\), the model's is \(5, 8\)")
+    as_int = np.load(io.BytesIO(members["params/W1.npy"])).astype(np.int64)
+    _write_members(tmp_path / "b.npz", {**members, "params/W1.npy": _npy(as_int)})
+    _resume_fails(xp, tmp_path / "b.npz", r"param 'W1' has dtype int64 \(integer\), the model's is float64")
+
+
+@FUZZ
+@given(cut=st.integers(min_value=0, max_value=2**31))
+def test_a_file_cut_anywhere_gives_a_value_error_naming_it(xp, checkpoint, model_file, tmp_path, cut):
+    for source, load in ((checkpoint, lambda p: _solver(_model(xp), resume_from=p)), (model_file, load_model)):
+        data = source.read_bytes()
+        path = tmp_path / "cut.npz"
+        path.write_bytes(data[: cut % len(data)])
+        with pytest.raises(ValueError) as info:
+            load(path)
+        assert os.fspath(path) in str(info.value)
+
+
+@FUZZ
+@given(where=st.integers(min_value=0, max_value=2**31), mask=st.integers(min_value=1, max_value=255))
+def test_a_flipped_byte_is_refused_or_harmless(xp, model_file, tmp_path, where, mask):
+    """A changed byte either changes nothing that is read (a timestamp, an unused field) or is a ValueError naming
+    the file: the CRC-32 of each member and the checks of sizes, headers and metadata catch the rest."""
+    data = bytearray(model_file.read_bytes())
+    data[where % len(data)] ^= mask
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(data))
+    try:
+        loaded = load_model(path, xp=xp)
+    except ValueError as err:
+        assert os.fspath(path) in str(err)
+        return
+    original = load_model(model_file, xp=xp)
+    assert loaded.config() == original.config()
+    expected, got = _host(original), _host(loaded)
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+@FUZZ
+@given(where=st.integers(min_value=0, max_value=2**31), mask=st.integers(min_value=1, max_value=255))
+def test_a_flipped_checkpoint_byte_is_refused_or_harmless(xp, checkpoint, tmp_path, where, mask):
+    data = bytearray(checkpoint.read_bytes())
+    data[where % len(data)] ^= mask
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(data))
+    model = _model(xp)
+    try:
+        _solver(model, resume_from=path)
+    except ValueError as err:
+        assert os.fspath(path) in str(err)
+        return
+    clean = _model(xp)
+    _solver(clean, resume_from=checkpoint)
+    expected, got = _host(clean), _host(model)
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+# Model configuration
+
+
+MODEL_META_EDITS = {
+    "unknown config key": (
+        _set(["config", "hiden_dims"], [8]),
+        r"config has unknown key\(s\) \['hiden_dims'\]; a FullyConnectedNet accepts \[.*'hidden_dims'",
+    ),
+    "missing config key": (_delete(["config", "input_dim"]), r"config is missing key\(s\) \['input_dim'\]"),
+    "invalid config value": (_set(["config", "hidden_dims"], [0]), r"hidden_dims\[0\] must be a positive int"),
+    "config not a dict": (_set(["config"], [8]), "'config' must be a dict"),
+    "class not a string": (_set(["class"], 5), "'class' must be a str"),
+    "no config": (_delete(["config"]), "metadata has no key 'config'"),
+    "unknown class": (_set(["class"], "ResNet"), "unknown class 'ResNet'"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(MODEL_META_EDITS))
+def test_hand_edited_model_metadata_is_refused_by_key(xp, model_file, edit):
+    change, match = MODEL_META_EDITS[edit]
+    _edit_meta(model_file, change)
+    _load_fails(xp, model_file, match)
+
+
+def test_a_bad_backend_argument_is_not_blamed_on_the_file(model_file):
+    with pytest.raises(ValueError, match="xp must be one of") as info:
+        load_model(model_file, xp="jax")
+    assert os.fspath(model_file) not in str(info.value)
+
+
+# Writing
+
+
+def test_stale_temporary_files_of_the_target_are_removed_by_its_next_save(xp, tmp_path):
+    mine = [".m.npz.tmp-0123456789abcdef", ".m.npz.tmp-fedcba9876543210"]
+    others = [".n.npz.tmp-0123456789abcdef", ".m.npz.tmp-x.npz.tmp-0123456789abcdef", "m.npz.tmp-0123456789abcdef"]
+    for name in mine + others:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    _model(xp).save(tmp_path / "m.npz")
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", *others])
+
+
+def test_temporary_file_is_named_after_its_target_and_removed_on_failure(tmp_path, monkeypatch):
+    seen = []
+
+    def failing_replace(src, dst):
+        seen.append(os.path.basename(src))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        _model(np).save(tmp_path / "m.npz")
+    assert len(seen) == 1 and re.fullmatch(r"\.m\.npz\.tmp-[0-9a-f]{16}", seen[0]), seen
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_rename_is_made_durable_by_syncing_the_folder(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def spy_fsync(fd):
+        events.append("fsync folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def spy_replace(src, dst):
+        events.append("rename")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    _model(np).save(tmp_path / "m.npz")
+    assert events == ["fsync file", "rename", "fsync folder"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_files_are_created_with_the_users_umask(tmp_path, umask):
+    model = _model(np)
+    solver = _solver(model, num_epochs=0)
+    old = os.umask(umask)
+    try:
+        model.save(tmp_path / "m.npz")
+        solver.save_checkpoint(tmp_path / "c.npz")
+    finally:
+        os.umask(old)
+    for name in ("m.npz", "c.npz"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~umask, name
+
+
+_SAVER = """
+import sys
+import numpy as np
+from xpnet.classifiers import FullyConnectedNet
+
+np.random.seed(0)
+model = FullyConnectedNet([1024, 1024], input_dim=1024, num_classes=10, dtype="float64")
+for i in range(1_000_000):
+    model.params["b3"][:] = i
+    model.save(sys.argv[1])
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+def test_kill_9_mid_save_leaves_a_complete_file_and_the_next_save_cleans_up(tmp_path):
+    """A real process saving a 17 MB model in a loop is killed with SIGKILL while a temporary file exists: the
+    target still loads (the last complete save), and the next save of that target removes the leftover."""
+    target = tmp_path / "m.npz"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    leftovers: list[str] = []
+    for _ in range(5):
+        child = subprocess.Popen([sys.executable, "-c", _SAVER, str(target)], stdout=subprocess.PIPE, env=env)
+        try:
+            assert child.stdout.readline().strip(), "the child saved nothing"
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".m.npz.tmp-")]
+                if leftovers:
+                    break
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        loaded = load_model(target)  # the old file or the new one, never a broken one
+        b3 = to_np(loaded.params["b3"])
+        assert b3.shape == (10,) and np.all(b3 == b3[0]) and b3[0] == int(b3[0]) >= 0
+        leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".m.npz.tmp-")]
+        if leftovers:
+            break
+    assert leftovers, "the kill never landed during a write"
+    loaded.save(target)
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
+# Solver's checkpoint folder
+
+
+def test_checkpoint_folder_is_created_and_checked_when_the_solver_is_built(tmp_path):
+    prefix = tmp_path / "runs" / "exp1" / "run"
+    _solver(_model(np), checkpoint_name=str(prefix))
+    assert os.listdir(tmp_path / "runs" / "exp1") == [], "the folder exists and the write probe is gone"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OSError, match=r"checkpoint_name .*not-a-folder/sub/run") as info:
+        _solver(_model(np), checkpoint_name=str(blocker / "sub" / "run"))
+    assert "cannot write" in str(info.value)
+    with pytest.raises(TypeError, match="checkpoint_name must be a str or os.PathLike, got int"):
+        _solver(_model(np), checkpoint_name=5)
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_checkpoint_folder_is_refused_when_the_solver_is_built(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="checkpoint_name"):
+            _solver(_model(np), checkpoint_name=str(folder / "run"))
+    finally:
+        folder.chmod(0o755)
+
+
+# What worked keeps working
+
+
+def test_round_trip_is_exact_and_float32_models_take_float64_files(xp, checkpoint, model_file):
+    model = _model(xp)
+    solver = _solver(model, resume_from=checkpoint)
+    assert solver.epoch == 1 and solver.optim_configs["W1"]["t"] == N_TRAIN // BATCH
+    with zipfile.ZipFile(checkpoint) as zf:
+        for name in ("params/W1", "best_params/b2", "optim/W1/v", "model_state/bn1.running_var"):
+            stored = np.load(io.BytesIO(zf.read(name + ".npy")))
+            np.testing.assert_array_equal(stored, np.load(checkpoint)[name], err_msg=name)
+    np.testing.assert_array_equal(to_np(model.params["W1"]), np.load(checkpoint)["params/W1"])
+    loaded = load_model(model_file, xp=xp)
+    _edit_meta(model_file, _set(["config", "dtype"], "float32"))
+    small = load_model(model_file, xp=xp)
+    np.testing.assert_array_equal(to_np(small.params["W1"]), to_np(loaded.params["W1"]).astype(np.float32))
