@@ -259,6 +259,30 @@ CHECKPOINT_META_EDITS = {
     ),
     "sampler claims the global state": (_set(["sampler", "global"], True), "'sampler'"),
     "sampler state is a list": (_set(["sampler"], [1, 2]), "'sampler'"),
+    "sampler names no bit generator": (_set(["sampler", "state", "bit_generator"], "system"), "no NumPy bit generator"),
+    "global random key is a number": (
+        _set(["numpy_global_rng", "state", "state", "key"], 0),
+        "'numpy_global_rng' is not a NumPy random state as xpnet saves it",
+    ),
+    "accuracy above one": (_set(["best_val_acc"], 2.0), r"'best_val_acc' must be a number in \[0, 1\]"),
+    "negative learning rate": (
+        _set(["tree", "optim_configs", "W1", "learning_rate"], -1.0),
+        r"optim_configs\['W1'\]\['learning_rate'\] must be a finite number in \[0, inf\)",
+    ),
+    "misspelled optim key": (
+        _set(["tree", "optim_configs", "W1", "learnin_rate"], 0.1),
+        r"optim_configs\['W1'\] has unknown key 'learnin_rate'",
+    ),
+    "adam state is a number": (
+        _set(["tree", "optim_configs", "W1", "m"], 3),
+        r"optim_configs\['W1'\]\['m'\] must be an array or null",
+    ),
+    "config replaced by an array": (
+        _set(["tree", "optim_configs", "W2"], {"__array__": "params/W2"}),
+        r"optim_configs\['W2'\] must be a dict",
+    ),
+    "model state dropped": (_set(["tree", "model_state"], None), "'tree/model_state' is null"),
+    "best state without best params": (_set(["tree", "best_model_state"], None), "saved together"),
 }
 
 
@@ -278,6 +302,60 @@ def test_metadata_that_is_not_a_json_object_is_refused(xp, checkpoint):
     members[META] = _npy(np.arange(3.0))
     _write_members(checkpoint, members)
     _resume_fails(xp, checkpoint, "metadata")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["params/W1", "optim/W1/m", "get_state", "bn_params", "MT19937", "PCG64"])
+    | st.builds(lambda k: {"__array__": k}, st.sampled_from(["params/W1", "params/b2", "nope"])),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(node, prefix=()):
+    """Every path into a JSON tree."""
+    yield prefix
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield from _paths(value, (*prefix, key))
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_metadata_edit_resumes_or_is_a_value_error_naming_the_file(xp, checkpoint, tmp_path, data):
+    """Any JSON value at any place in a checkpoint's metadata (or a key removed): the Solver resumes, or raises a
+    ValueError naming the file with the model and NumPy's random state untouched; never another exception."""
+    members = _members(checkpoint)
+    meta = _meta(members)
+    where = data.draw(st.sampled_from([p for p in _paths(meta) if p]), label="where")
+    if data.draw(st.booleans(), label="delete") and isinstance(where[-1], str):
+        edit = _delete(list(where))
+    else:
+        edit = _set(list(where), data.draw(JSON, label="value"))
+    path = tmp_path / "edited.npz"
+    _edit_meta(checkpoint, edit, dest=path)
+    try:
+        _solver(_model(xp), resume_from=path)
+    except ValueError:
+        _resume_fails(xp, path, ".")
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_model_metadata_edit_loads_or_is_a_value_error_naming_the_file(xp, model_file, tmp_path, data):
+    meta = _meta(_members(model_file))
+    where = data.draw(st.sampled_from([p for p in _paths(meta) if p]), label="where")
+    if data.draw(st.booleans(), label="delete") and isinstance(where[-1], str):
+        edit = _delete(list(where))
+    else:
+        edit = _set(list(where), data.draw(JSON, label="value"))
+    path = tmp_path / "edited.npz"
+    _edit_meta(model_file, edit, dest=path)
+    try:
+        load_model(path, xp=xp)
+    except ValueError as err:
+        assert os.fspath(path) in str(err)
 
 
 def _tampered(a: np.ndarray):
@@ -382,6 +460,39 @@ def test_a_flipped_checkpoint_byte_is_refused_or_harmless(xp, checkpoint, tmp_pa
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
 
+class CS231nStyleNet:
+    """As CS231n's own FullyConnectedNet: ``params`` and ``bn_params`` dicts, running statistics created at the
+    first training pass, no get_state/set_state (the Solver checkpoints ``bn_params``)."""
+
+    def __init__(self, xp):
+        self.net = _model(xp)
+
+    params = property(lambda self: self.net.params)
+    bn_params = property(lambda self: self.net.bn_params)
+
+    def loss(self, X, y=None):
+        return self.net.loss(X, y)
+
+
+def test_cs231n_style_running_statistics_are_checked_against_gamma(xp, tmp_path):
+    solver = _solver(CS231nStyleNet(xp), num_epochs=1)
+    solver.train()
+    path = tmp_path / "c.npz"
+    solver.save_checkpoint(path)
+    fresh = CS231nStyleNet(xp)
+    assert "running_mean" not in fresh.bn_params[0], "CS231n's models create them at the first pass"
+    _solver(fresh, resume_from=path)
+    for key in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(to_np(fresh.bn_params[0][key]), to_np(solver.model.bn_params[0][key]))
+    members = _members(path)
+    _write_members(path, {**members, "model_state/0/running_mean.npy": _npy(np.zeros(3))})
+    model = CS231nStyleNet(xp)
+    with pytest.raises(ValueError, match=r"model state bn_params\[0\]\['running_mean'\] has shape \(3,\), the "
+                       r"model's is \(8,\) \(array 'model_state/0/running_mean'\)"):
+        _solver(model, resume_from=path)
+    assert "running_mean" not in model.bn_params[0]
+
+
 # Model configuration
 
 
@@ -413,6 +524,14 @@ def test_a_bad_backend_argument_is_not_blamed_on_the_file(model_file):
 
 
 # Writing
+
+
+def test_object_arrays_are_never_written(tmp_path):
+    from xpnet._files import write_npz
+
+    with pytest.raises(TypeError, match="array 'a' has dtype object"):
+        write_npz(tmp_path / "x.npz", {"a": np.array([None, 1], dtype=object)})
+    assert os.listdir(tmp_path) == []
 
 
 def test_stale_temporary_files_of_the_target_are_removed_by_its_next_save(xp, tmp_path):

@@ -46,6 +46,7 @@ __all__ = [
     "read_checkpoint",
     "write_model",
     "read_model",
+    "SavedModel",
     "check_array",
     "check_keys",
     "check_writable",

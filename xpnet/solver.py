@@ -171,7 +171,9 @@ class Solver:
     num_train_samples : training points used to check training accuracy at each epoch (1000; None for all).
     num_val_samples : validation points used to check validation accuracy (None: all).
     checkpoint_name : if given, the whole training state is saved to ``f"{checkpoint_name}_epoch_{epoch}.npz"``
-        at the end of each epoch.
+        at the end of each epoch (atomically: a crash leaves the previous file whole). Missing folders (as in
+        ``'checkpoints/run1'``) are created when the Solver is built, and a file is written and removed there, so an
+        unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch.
     print_every : the loss is printed (and copied to the host) every this many iterations (10).
     verbose : progress bar and CS231n's prints when True (default).
     seed : an int >= 0 (or a NumPy integer or ``Generator``) for the Solver's own minibatch sampler; None draws
@@ -180,7 +182,9 @@ class Solver:
     resume_from : path of a checkpoint written by this class: training continues where it stopped (params,
         optimizer state, model state, histories, epoch, both random states) and ``train()`` runs the remaining
         epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not from ``seed``, and NumPy's
-        global random state is set to the checkpoint's (unseeded dropout draws from it).
+        global random state is set to the checkpoint's (unseeded dropout draws from it). The whole file is verified
+        before anything changes: a damaged or hand-edited checkpoint, or one whose arrays differ in shape or dtype
+        kind from the model's, is a ``ValueError`` naming the file and what is wrong.
     on_nonfinite : what :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` (default) warns with
         :class:`NonFiniteLossWarning` and returns, ``'raise'`` raises :class:`NonFiniteLossError`; either way the
         best params are put back first.

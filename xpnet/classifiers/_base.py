@@ -230,6 +230,9 @@ class Model:
         file = saved.file
         accepted = [p for p in inspect.signature(cls._configure).parameters if p not in ("self", "xp", "device")]
         check_keys(saved.config, accepted, file=file, what="config", owner=f"a {cls.__name__}")
+        if "dtype" in saved.config and not isinstance(saved.config["dtype"], str):  # config() saves its name
+            got = saved.config["dtype"]
+            raise ValueError(f"{file}: config['dtype'] must be a dtype name such as 'float32', got {got!r}")
         xp = get_namespace(xp)  # a bad xp is the caller's mistake, not the file's
         model = cls.__new__(cls)
         try:
