@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import to_np, to_xp
+import xpnet
 from xpnet.classifiers import FullyConnectedNet, load_model
 from xpnet.solver import Solver
 
@@ -609,7 +610,9 @@ def test_kill_9_mid_save_leaves_a_complete_file_and_the_next_save_cleans_up(tmp_
     """A real process saving a 17 MB model in a loop is killed with SIGKILL while a temporary file exists: the
     target still loads (the last complete save), and the next save of that target removes the leftover."""
     target = tmp_path / "m.npz"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # The child imports this checkout's xpnet whether or not it is installed.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(xpnet.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     leftovers: list[str] = []
     for _ in range(5):
         child = subprocess.Popen([sys.executable, "-c", _SAVER, str(target)], stdout=subprocess.PIPE, env=env)
