@@ -214,7 +214,9 @@ def check_writable(prefix, *, name: str, suffix: str = "") -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as err:
-        message = f"{name} {os.fspath(prefix)!r}: cannot write files in folder {folder!r}: {err.strerror or err}"
+        # makedirs(exist_ok=True) says "File exists" when the folder's name is taken by a file.
+        reason = "it is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror or err
+        message = f"{name} {os.fspath(prefix)!r}: cannot write files in folder {folder!r}: {reason}"
         raise (OSError(err.errno, message) if err.errno else OSError(message)) from None
 
 
