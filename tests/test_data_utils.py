@@ -564,7 +564,7 @@ def test_digits_pixels_are_never_truncated_to_integers(dtype):
 
 @pytest.mark.parametrize(
     "seed, error, expected",
-    [(1.5, TypeError, "seed must be None or an integer, got 1.5"), ("0", TypeError, "got '0'"), (-1, ValueError, "-1")],
+    [(1.5, TypeError, "seed must be an int >= 0, a numpy.random.Generator or None, got 1.5"), ("0", TypeError, "got '0'"), (-1, ValueError, "-1")],
 )
 def test_digits_bad_seed_is_named(seed, error, expected):
     with pytest.raises(error, match="seed must be") as info:

@@ -446,11 +446,11 @@ BAD_NUMBERS = [
     ("dropout_param", "p", float("inf"), ValueError, r"must be a finite number in \(0, 1\], got inf"),
     ("dropout_param", "p", True, TypeError, r"must be a real number, got True"),
     ("dropout_param", "p", "0.5", TypeError, r"must be a real number, got '0.5'"),
-    ("dropout_param", "seed", "0", TypeError, r"must be an integer >= 0 \(or None\), got '0'"),
-    ("dropout_param", "seed", 1.5, TypeError, r"must be an integer >= 0 \(or None\), got 1.5"),
-    ("dropout_param", "seed", True, TypeError, r"must be an integer >= 0 \(or None\), got True"),
-    ("dropout_param", "seed", np.float64(2.0), TypeError, r"must be an integer >= 0 \(or None\), got "),
-    ("dropout_param", "seed", -1, ValueError, r"must be >= 0, got -1"),
+    ("dropout_param", "seed", "0", TypeError, r"must be an int >= 0 or None, got '0'"),
+    ("dropout_param", "seed", 1.5, TypeError, r"must be an int >= 0 or None, got 1.5"),
+    ("dropout_param", "seed", True, TypeError, r"must be an int >= 0 or None, got True"),
+    ("dropout_param", "seed", np.float64(2.0), TypeError, r"must be an int >= 0 or None, got "),
+    ("dropout_param", "seed", -1, ValueError, r"must be an int >= 0 or None, got -1"),
 ]
 
 

@@ -12,6 +12,7 @@ once. A seeded dropout mask is therefore identical on every backend.
 from __future__ import annotations
 
 import importlib
+import numbers
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "host_uniform",
     "host_normal",
     "host_rng",
+    "check_seed",
     "host_integers",
     "rng_state",
     "rng_from_state",
@@ -222,6 +224,23 @@ def host_normal(shape: tuple[int, ...], seed: int | np.random.Generator | None =
     """Standard normal float64 NumPy array drawn from a seeded Generator, or NumPy's global state if no seed."""
     rng = _host_rng(seed)
     return rng.standard_normal(shape)
+
+
+def check_seed(seed: Any, name: str = "seed", *, generator: bool = False):
+    """``seed`` checked once for every seeded thing in xpnet: ``None``, or an int >= 0 (Python or NumPy; bools
+    refused) returned as a Python int; with ``generator=True`` a ``numpy.random.Generator`` passes through too.
+
+    Anything else is a ``TypeError`` (wrong type) or ``ValueError`` (negative) naming ``name``, instead of the
+    message NumPy's ``SeedSequence`` would give later without saying which argument it was.
+    """
+    if seed is None or (generator and isinstance(seed, np.random.Generator)):
+        return seed
+    expected = "an int >= 0" + (", a numpy.random.Generator" if generator else "") + " or None"
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be {expected}, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be {expected}, got {seed!r}")
+    return int(seed)
 
 
 def host_rng(seed: int | np.random.Generator | None = None) -> np.random.Generator | None:

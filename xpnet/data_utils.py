@@ -18,6 +18,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._backend import check_seed
+
 __all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "load_digits", "get_digits_data"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -185,16 +187,6 @@ def _check_float_dtype(dtype):
     return resolved
 
 
-def _check_seed(seed):
-    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator, np.random.Generator)):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be None or an integer, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {int(seed)}")
-    return int(seed)
-
-
 def _finish(X_train, y_train, X_val, y_val, X_test, y_test, *, subtract_mean, dtype):
     """Cast, subtract the training mean image and return CS231n's data dict."""
     # Contiguous copies: the channels-first transpose is otherwise a strided view of the channels-last data.
@@ -328,7 +320,7 @@ def get_digits_data(
     if num_training is not None:
         num_training = _check_count("num_training", num_training, low=1)
     subtract_mean = _check_flag("subtract_mean", subtract_mean)
-    seed = _check_seed(seed)
+    seed = check_seed(seed, generator=True)
     dtype = _check_float_dtype(dtype)
     images, labels = load_digits()
     n = images.shape[0]

@@ -23,7 +23,17 @@ from random import randrange
 
 import numpy as np
 
-from ._backend import _describe, device, dtype_name, is_array, namespace, random_normal, to_numpy
+from ._backend import (
+    _describe,
+    check_seed,
+    device,
+    dtype_name,
+    host_rng,
+    is_array,
+    namespace,
+    random_normal,
+    to_numpy,
+)
 
 __all__ = [
     "eval_numerical_gradient",
@@ -65,16 +75,6 @@ def _check_count(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value}")
     return int(value)
-
-
-def _check_seed(seed):
-    if seed is None or isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {_describe(seed)}")
-    if seed < 0:
-        raise ValueError(f"seed must be None, an int >= 0 or a numpy.random.Generator, got {seed}")
-    return np.random.default_rng(int(seed))
 
 
 def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
@@ -322,7 +322,7 @@ def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: fl
     """
     h = _check_step(h)
     num_checks = _check_count(num_checks, "num_checks")
-    rng = _check_seed(seed)
+    rng = host_rng(check_seed(seed, generator=True))
     _check_probed(x, h)
     _check_analytic(x, analytic_grad)
     errors = []
@@ -359,7 +359,7 @@ def directional_grad_check(f: Callable, x, analytic_grad, num_directions: int = 
     """
     h = _check_step(h)
     num_directions = _check_count(num_directions, "num_directions")
-    rng = _check_seed(seed)
+    rng = host_rng(check_seed(seed, generator=True))
     _check_probed(x, h, writable=False)
     xp = _check_analytic(x, analytic_grad)
     rng = np.random.default_rng(0) if rng is None else rng

@@ -15,13 +15,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from . import _files, optim
 from ._backend import (
     asarray,
     backend_name,
+    check_seed,
     dtype_name,
     host_integers,
     host_rng,
@@ -86,18 +86,6 @@ def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> 
     if value < low:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(value)
-
-
-def _seed_setting(seed: Any) -> int | np.random.Generator | None:
-    """``seed`` if NumPy's ``default_rng`` takes it as a seed we document, else an error naming ``seed``."""
-    if seed is None or isinstance(seed, np.random.Generator):
-        return seed
-    expected = "an int >= 0, a NumPy integer or a numpy.random.Generator (or None)"
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be {expected}, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be {expected}, got {seed!r}")
-    return int(seed)
 
 
 def _builtin_rule_name(rule: Callable) -> str | None:
@@ -243,7 +231,7 @@ class Solver:
         self.checkpoint_name = settings["checkpoint_name"]
         self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
         self.verbose = bool(settings["verbose"])
-        self.seed = _seed_setting(settings["seed"])
+        self.seed = check_seed(settings["seed"], generator=True)
         self.resume_from = settings["resume_from"]
 
         self.X_train = self._features(data["X_train"], "X_train")

@@ -54,17 +54,6 @@ def real_in(value: Any, name: str, *, low: float, high: float = math.inf, low_op
     return value
 
 
-def seed_or_none(value: Any, name: str = "seed") -> int | None:
-    """``value`` as an int >= 0 (Python or NumPy integer; bool refused), or None; else an error naming ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0 or None, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
-    return int(value)
-
-
 class Model:
     """Base of the xpnet classifiers.
 

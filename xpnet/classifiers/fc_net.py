@@ -15,7 +15,8 @@ from ..layer_utils import (
     affine_relu_forward,
 )
 from ..layers import affine_backward, affine_forward, dropout_backward, dropout_forward, softmax_loss
-from ._base import Model, positive_int, real_in, seed_or_none
+from .._backend import check_seed
+from ._base import Model, positive_int, real_in
 
 __all__ = ["FullyConnectedNet"]
 
@@ -102,7 +103,7 @@ class FullyConnectedNet(Model):
         self.reg = real_in(reg, "reg", low=0.0)
         self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
         keep = real_in(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, low_open=True)
-        seed = seed_or_none(seed)
+        seed = check_seed(seed)
         self._set_backend(xp, device, dtype)
         self.num_layers = len(self.hidden_dims) + 1
 

@@ -21,7 +21,6 @@ __all__ = [
     "check_keys",
     "check_real",
     "check_int",
-    "check_seed",
 ]
 
 _PY_SCALARS = (bool, int, float, complex)
@@ -111,10 +110,3 @@ def check_int(value, name: str, *, minimum: int) -> int:
     return value
 
 
-def check_seed(value, name: str) -> int | None:
-    """A random seed: ``None``, or a Python or NumPy integer >= 0 (bools refused), as a Python int."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 0 (or None), got {value!r}")
-    return check_int(value, name, minimum=0)
