@@ -318,6 +318,22 @@ def test_fc_bad_arguments(kwargs, error, match):
 
 
 @pytest.mark.parametrize(
+    ("dtype", "error", "match"),
+    [
+        ([], TypeError, r"dtype must be a dtype or a dtype name such as 'float32', got \[\]"),
+        (3, TypeError, r"dtype must be a dtype or a dtype name such as 'float32', got 3"),
+        ("int32", ValueError, "dtype must be a real floating dtype"),
+        (None, ValueError, "dtype must be a real floating dtype"),
+    ],
+)
+def test_bad_dtype_is_named_on_every_backend(xp, dtype, error, match):
+    for build in (lambda: FullyConnectedNet([3], input_dim=4, dtype=dtype, xp=xp),
+                  lambda: ThreeLayerConvNet((1, 4, 4), 2, 3, 5, dtype=dtype, xp=xp)):
+        with pytest.raises(error, match=match):
+            build()
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
         ({"filter_size": 4}, ValueError, "filter_size must be odd"),

@@ -79,6 +79,11 @@ class Model:
         self.xp = get_namespace(xp)
         self.device = device
         dt = resolve_dtype(self.xp, dtype)
+        # Compared with the namespace's own dtypes first: isdtype() of a list or an int is a raw AttributeError on
+        # some backends (torch) and a TypeError on others.
+        known = self.xp.__array_namespace_info__().dtypes().values()
+        if dt is not None and not any(dt == d for d in known):
+            raise TypeError(f"dtype must be a dtype or a dtype name such as 'float32', got {dtype!r}")
         if dt is None or not self.xp.isdtype(dt, "real floating"):
             raise ValueError(f"dtype must be a real floating dtype such as 'float32' or 'float64', got {dtype!r}")
         self.dtype = dt
