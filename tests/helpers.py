@@ -56,6 +56,18 @@ def assert_close(actual, expected, *, xp=None, rtol=None, atol=None, err_msg="")
     )
 
 
+def blobs(*, n_train: int, n_val: int, dim: int, classes: int, seed: int = 0) -> dict:
+    """CS231n's data dict of ``classes`` well separated Gaussian blobs in ``dim`` dimensions: a working model reaches
+    ~100% accuracy within an epoch or two."""
+    rng = np.random.default_rng(seed)
+    centers = 3.0 * rng.standard_normal((classes, dim))
+    data = {}
+    for split, n in (("train", n_train), ("val", n_val)):
+        y = rng.integers(0, classes, n)
+        data[f"X_{split}"], data[f"y_{split}"] = centers[y] + rng.standard_normal((n, dim)), y
+    return data
+
+
 # torch is the independent reference (torch.nn.functional + autograd). It is optional for users: without it the
 # reference comparisons skip. CI requires the torch backend, so there a missing torch fails instead.
 try:

@@ -16,10 +16,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import blobs, to_np, to_xp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import to_np, to_xp
 import xpnet
 from xpnet.classifiers import FullyConnectedNet, load_model
 from xpnet.solver import Solver
@@ -29,17 +29,7 @@ META = "__xpnet_meta__.npy"
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _data() -> dict:
-    rng = np.random.default_rng(0)
-    centers = 3.0 * rng.standard_normal((C, D))
-    data = {}
-    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
-        y = rng.integers(0, C, n)
-        data[f"X_{split}"], data[f"y_{split}"] = centers[y] + rng.standard_normal((n, D)), y
-    return data
-
-
-DATA = _data()
+DATA = blobs(n_train=N_TRAIN, n_val=N_VAL, dim=D, classes=C)
 
 
 def _model(xp, **kwargs) -> FullyConnectedNet:
@@ -322,6 +312,14 @@ def _paths(node, prefix=()):
         yield from _paths(value, (*prefix, key))
 
 
+def _draw_edit(data, meta: dict):
+    """An edit of ``meta`` drawn by hypothesis: any JSON value put at any place, or a key removed."""
+    where = data.draw(st.sampled_from([p for p in _paths(meta) if p]), label="where")
+    if data.draw(st.booleans(), label="delete") and isinstance(where[-1], str):
+        return _delete(list(where))
+    return _set(list(where), data.draw(JSON, label="value"))
+
+
 @FUZZ
 @given(data=st.data())
 def test_any_metadata_edit_resumes_or_is_a_value_error_naming_the_file(xp, checkpoint, tmp_path, data):
@@ -329,11 +327,7 @@ def test_any_metadata_edit_resumes_or_is_a_value_error_naming_the_file(xp, check
     ValueError naming the file with the model and NumPy's random state untouched; never another exception."""
     members = _members(checkpoint)
     meta = _meta(members)
-    where = data.draw(st.sampled_from([p for p in _paths(meta) if p]), label="where")
-    if data.draw(st.booleans(), label="delete") and isinstance(where[-1], str):
-        edit = _delete(list(where))
-    else:
-        edit = _set(list(where), data.draw(JSON, label="value"))
+    edit = _draw_edit(data, meta)
     path = tmp_path / "edited.npz"
     _edit_meta(checkpoint, edit, dest=path)
     try:
@@ -346,11 +340,7 @@ def test_any_metadata_edit_resumes_or_is_a_value_error_naming_the_file(xp, check
 @given(data=st.data())
 def test_any_model_metadata_edit_loads_or_is_a_value_error_naming_the_file(xp, model_file, tmp_path, data):
     meta = _meta(_members(model_file))
-    where = data.draw(st.sampled_from([p for p in _paths(meta) if p]), label="where")
-    if data.draw(st.booleans(), label="delete") and isinstance(where[-1], str):
-        edit = _delete(list(where))
-    else:
-        edit = _set(list(where), data.draw(JSON, label="value"))
+    edit = _draw_edit(data, meta)
     path = tmp_path / "edited.npz"
     _edit_meta(model_file, edit, dest=path)
     try:

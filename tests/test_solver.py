@@ -9,9 +9,9 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import load_backend
-from helpers import to_np, to_xp
+from helpers import blobs, to_np, to_xp
+
 from xpnet import optim
 from xpnet._backend import (
     device,
@@ -30,14 +30,7 @@ N_TRAIN, N_VAL, BATCH = 200, 60, 20  # 10 iterations per epoch
 
 
 def make_data(seed: int = 0) -> dict:
-    """Three well separated Gaussian blobs: a working model reaches ~100% accuracy within an epoch or two."""
-    rng = np.random.default_rng(seed)
-    centers = 3.0 * rng.standard_normal((C, D))
-    data = {}
-    for split, n in (("train", N_TRAIN), ("val", N_VAL)):
-        y = rng.integers(0, C, n)
-        data[f"X_{split}"], data[f"y_{split}"] = centers[y] + rng.standard_normal((n, D)), y
-    return data
+    return blobs(n_train=N_TRAIN, n_val=N_VAL, dim=D, classes=C, seed=seed)
 
 
 DATA = make_data()

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .._backend import check_seed
 from ..layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -15,7 +16,6 @@ from ..layer_utils import (
     affine_relu_forward,
 )
 from ..layers import affine_backward, affine_forward, dropout_backward, dropout_forward, softmax_loss
-from .._backend import check_seed
 from ._base import Model, positive_int, real_in
 
 __all__ = ["FullyConnectedNet"]

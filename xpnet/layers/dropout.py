@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .._backend import asarray, host_uniform, namespace
-from .._backend import check_seed
+from .._backend import asarray, check_seed, host_uniform, namespace
 from ._checks import check_keys, check_real, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
