@@ -7,12 +7,13 @@ import copyreg
 import os
 import pickle
 import pickletools
-import struct
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from cifar_format import Py2Pickler, write_py2_batch
 
 from xpnet.data_utils import (
     CIFAR10_URL,
@@ -26,55 +27,7 @@ from xpnet.data_utils import (
 PER_BATCH = 20
 # Every global the official files name (checked on the fixture below), written as Python 2 NumPy wrote them.
 OFFICIAL_GLOBALS = {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]
 _FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-class _Py2Pickler(pickle._Pickler):
-    """Writes a batch as Python 2 cPickle and NumPy 1 wrote the official CIFAR-10 files (protocol 2).
-
-    ``bytes`` become Python 2 ``str`` (BINSTRING opcodes): loaded with ``encoding='latin1'`` these are ``str``, dict
-    keys ``'data'`` and the array payload as text that NumPy decodes back to bytes, the exact path the real files
-    take. Arrays are rebuilt by ``numpy.core.multiarray._reconstruct`` (NumPy 2 writes ``numpy._core``), and dtypes
-    get Python 2 NumPy's integer ``align, copy`` arguments.
-    """
-
-    def save_py2_str(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-
-    dispatch = pickle._Pickler.dispatch.copy()
-    dispatch[bytes] = save_py2_str
-
-    def reducer_override(self, obj):
-        if isinstance(obj, np.dtype):
-            cls, (spec, _, _), state = obj.__reduce__()
-            py2_str = tuple(v.encode() if isinstance(v, str) else v for v in state)
-            return cls, (spec.encode(), 0, 1), py2_str
-        return NotImplemented
-
-    def save_global(self, obj, name=None):
-        if obj is _RECONSTRUCT:
-            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
-            self.memoize(obj)
-        else:
-            super().save_global(obj, name)
-
-
-def _write_py2_batch(path, data, labels, name="batch"):
-    """A batch file in the official format; ``labels`` are written as given (ints in the real files)."""
-    batch = {
-        b"batch_label": name.encode(),
-        b"labels": [int(v) if isinstance(v, np.integer) else v for v in labels],
-        b"data": data,
-        b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
-    }
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(batch)
-    return path
 
 
 def _dump(path, obj, protocol=pickle.DEFAULT_PROTOCOL):
@@ -95,7 +48,7 @@ def cifar(tmp_path):
     for name in [f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, size=(PER_BATCH, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=PER_BATCH)
-        _write_py2_batch(tmp_path / name, data, labels, name)
+        write_py2_batch(tmp_path / name, data, labels, name)
         raw[name] = (data, labels)
     train_data = np.concatenate([raw[f"data_batch_{b}"][0] for b in range(1, 6)])
     train_labels = np.concatenate([raw[f"data_batch_{b}"][1] for b in range(1, 6)])
@@ -185,7 +138,7 @@ def test_load_CIFAR_batch_accepts_any_integer_pixels_in_0_255(tmp_path, data):
     ids=["float", "bool", "256", "negative", "1-d", "nhwc", "py2-str", "list"],
 )
 def test_load_CIFAR_batch_refuses_bad_data(tmp_path, data, expected):
-    path = _write_py2_batch(tmp_path / "data_batch_1", data, [0, 1])
+    path = write_py2_batch(tmp_path / "data_batch_1", data, [0, 1])
     with pytest.raises(ValueError, match=expected) as info:
         load_CIFAR_batch(path)
     assert str(path) in str(info.value)
@@ -207,7 +160,7 @@ _BAD_LABELS = st.one_of(
 def test_load_CIFAR_batch_refuses_labels_outside_0_to_9(tmp_path, good, bad, data):
     where = data.draw(st.integers(0, len(good)), label="where")
     labels = good[:where] + [bad] + good[where:]
-    path = _write_py2_batch(tmp_path / "data_batch_1", _pixels(len(labels)), labels)
+    path = write_py2_batch(tmp_path / "data_batch_1", _pixels(len(labels)), labels)
     with pytest.raises(ValueError, match=r"labels must be integers in \[0, 10\)") as info:
         load_CIFAR_batch(path)
     assert str(path) in str(info.value) and f"at index {where}" in str(info.value)
@@ -257,7 +210,7 @@ class _SmallBatch:
     """A valid 2-image batch in the official format, and the byte offsets of everything outside its pixels."""
 
     def __init__(self, path):
-        self.raw = _write_py2_batch(path, _pixels(2), [3, 7]).read_bytes()
+        self.raw = write_py2_batch(path, _pixels(2), [3, 7]).read_bytes()
         ops = list(pickletools.genops(self.raw))
         payload = next(pos for op, arg, pos in ops if op.name == "BINSTRING" and len(arg) == 2 * 3072)
         self.structure = [i for i in range(len(self.raw)) if not payload + 5 <= i < payload + 5 + 2 * 3072]
@@ -390,7 +343,7 @@ def test_load_CIFAR_batch_refuses_object_arrays(tmp_path, protocol):
 )
 def test_load_CIFAR_batch_refuses_tampered_dtype_state(tmp_path, state):
     # NumPy's own dtype.__setstate__ accepts flags claiming a uint8 dtype holds objects: never handed to it.
-    class Tampered(_Py2Pickler):
+    class Tampered(Py2Pickler):
         def reducer_override(self, obj):
             return (np.dtype, ("u1", 0, 1), state) if isinstance(obj, np.dtype) else NotImplemented
 
@@ -427,7 +380,7 @@ def test_load_CIFAR_batch_refuses_misused_numpy_globals(tmp_path, content, expec
         load_CIFAR_batch(path)
     assert str(path) in str(info.value)
     # Nothing leaked into the next load.
-    X, _ = load_CIFAR_batch(_write_py2_batch(tmp_path / "good", _pixels(1), [5]))
+    X, _ = load_CIFAR_batch(write_py2_batch(tmp_path / "good", _pixels(1), [5]))
     assert X.shape == (1, 32, 32, 3)
 
 
