@@ -2,7 +2,10 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import dropout_backward, dropout_forward
 from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
@@ -99,3 +102,99 @@ def test_a_misspelled_key_is_refused_by_name(xp):
     message = r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]$"
     with pytest.raises(ValueError, match=message):
         dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "sed": 0})
+
+
+def _cs231n_dropout_forward(x, dropout_param):
+    """CS231n's dropout_forward, transcribed literally (the seed's solution: a scaled mask from the global state)."""
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    if "seed" in dropout_param:
+        np.random.seed(dropout_param["seed"])
+    mask = None
+    if mode == "train":
+        mask = (np.random.rand(*x.shape) < p) / p
+        out = x * mask
+    elif mode == "test":
+        out = x
+    cache = (dropout_param, mask)
+    out = out.astype(x.dtype, copy=False)
+    return out, cache
+
+
+_SHAPES = st.lists(st.integers(1, 6), min_size=0, max_size=3).map(tuple)
+
+
+def _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np):
+    """Same kept units (the mask), survivors equal to CS231n's up to the rounding of x * (1/p) versus x / p."""
+    (param, mask), (_, ref_mask) = cache, ref_cache
+    assert namespace(mask) is xp and tuple(mask.shape) == x_np.shape and xp.isdtype(mask.dtype, "bool")
+    np.testing.assert_array_equal(to_np(mask), ref_mask != 0)
+    out_np = to_np(out)
+    np.testing.assert_array_equal(out_np == 0, np.asarray(ref_out) == 0)
+    np.testing.assert_allclose(out_np, ref_out, rtol=1e-6 if x_np.dtype == np.float32 else 1e-15)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=_SHAPES, p=st.floats(0.05, 1.0), seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from(["float32", "float64"]))
+def test_seeded_mask_is_cs231n_mask_and_leaves_numpy_global_state_alone(xp, shape, p, seed, dtype):
+    x_np = (np.random.default_rng(0).standard_normal(shape) + 1).astype(dtype)
+    param = {"mode": "train", "p": p, "seed": seed}
+    before = np.random.get_state()
+    out, cache = dropout_forward(to_xp(x_np, xp), param)
+    after = np.random.get_state()
+    np.testing.assert_array_equal(after[1], before[1])
+    assert after[2:] == before[2:]
+    ref_out, ref_cache = _cs231n_dropout_forward(x_np, param)
+    _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=_SHAPES, p=st.floats(0.05, 1.0), k=st.integers(0, 2**32 - 1))
+def test_unseeded_mask_is_cs231n_mask_after_np_random_seed(xp, shape, p, k):
+    x_np = np.random.default_rng(1).standard_normal(shape)
+    param = {"mode": "train", "p": p}
+    np.random.seed(k)
+    ref_out, ref_cache = _cs231n_dropout_forward(x_np, param)
+    ref_state = np.random.get_state()
+    np.random.seed(k)
+    out, cache = dropout_forward(to_xp(x_np, xp), param)
+    _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np)
+    np.testing.assert_array_equal(np.random.get_state()[1], ref_state[1])  # the same numbers were consumed
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_cache_is_dropout_param_and_mask_as_the_seed_specifies(xp, mode):
+    x = _x(xp, (3, 4))
+    param = {"mode": mode, "p": 0.5, "seed": 1}
+    _, (cached_param, mask) = dropout_forward(x, param)
+    assert cached_param == param
+    param["mode"] = "test" if mode == "train" else "train"  # a later change to the caller's dict ...
+    assert cached_param["mode"] == mode  # ... does not change what the backward pass will do
+    if mode == "test":
+        assert mask is None
+    else:
+        ref, _ = _cs231n_dropout_forward(to_np(x), {"mode": "train", "p": 0.5, "seed": 1})
+        np.testing.assert_array_equal(to_np(mask), ref != 0)
+
+
+def test_nan_and_inf_in_dropped_units_give_exact_zeros(xp):
+    x_np = np.full((4, 5), np.nan)
+    x_np[0] = np.inf
+    out, (_, mask) = dropout_forward(to_xp(x_np, xp), {"mode": "train", "p": 0.5, "seed": 0})
+    dropped = ~to_np(mask)
+    assert dropped.any() and (~dropped).any()
+    np.testing.assert_array_equal(to_np(out)[dropped], 0.0)
+    dx = dropout_backward(to_xp(x_np, xp), dropout_forward(to_xp(x_np, xp), {"mode": "train", "p": 0.5, "seed": 0})[1])
+    np.testing.assert_array_equal(to_np(dx)[dropped], 0.0)
+
+
+def test_a_seed_numpy_cannot_seed_is_refused_by_name(xp):
+    with pytest.raises(ValueError, match=r"^dropout_param\['seed'\] must be an int in \[0, 2\*\*32 - 1\]"):
+        dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "seed": 2**32})
+
+
+def test_a_numpy_scalar_keep_probability_works_forward_and_backward(xp):
+    x = _x(xp, (3, 4), dtype="float32")
+    out, cache = dropout_forward(x, {"mode": "train", "p": np.float32(0.5), "seed": 0})
+    ref, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 0})
+    assert_close(out, to_np(ref), xp=xp)
+    assert_close(dropout_backward(out, cache), to_np(ref) * 2, xp=xp)

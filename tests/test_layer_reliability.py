@@ -69,7 +69,7 @@ def _autograd(fn):
 
 
 def _dropout_reference(arrays, dout):
-    keep = np.random.default_rng(SEED).random(arrays["x"].shape) < KEEP
+    keep = np.random.RandomState(SEED).random_sample(arrays["x"].shape) < KEEP  # CS231n's np.random.seed mask
     return np.where(keep, arrays["x"] / KEEP, 0.0), (np.where(keep, dout / KEEP, 0.0),)
 
 

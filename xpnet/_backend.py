@@ -33,6 +33,8 @@ __all__ = [
     "dtype_name",
     "max_float_dtype",
     "host_uniform",
+    "host_rand",
+    "check_legacy_seed",
     "host_normal",
     "host_rng",
     "check_seed",
@@ -218,6 +220,23 @@ def host_uniform(shape: tuple[int, ...], seed: int | np.random.Generator | None 
     """Uniform [0, 1) float64 NumPy array drawn from a seeded Generator, or NumPy's global state if no seed."""
     rng = _host_rng(seed)
     return rng.random(shape) if rng is not np.random else np.random.random_sample(shape)
+
+
+def host_rand(shape: tuple[int, ...], seed: int | None = None) -> np.ndarray:
+    """CS231n's ``np.random.rand(*shape)``: uniform [0, 1) float64 from ``np.random.RandomState(seed)`` when seeded
+    (the numbers ``np.random.seed(seed); np.random.rand(*shape)`` gives, without touching NumPy's global state),
+    from NumPy's global state otherwise. ``seed`` must pass :func:`check_legacy_seed`."""
+    rng = np.random if seed is None else np.random.RandomState(seed)
+    return np.asarray(rng.random_sample(shape))
+
+
+def check_legacy_seed(seed: Any, name: str = "seed") -> int | None:
+    """:func:`check_seed` for seeds of NumPy's legacy ``RandomState`` (``np.random.seed``): an int in
+    ``[0, 2**32 - 1]`` or None; a larger int is a ``ValueError`` naming ``name``."""
+    seed = check_seed(seed, name)
+    if seed is not None and seed > 2**32 - 1:
+        raise ValueError(f"{name} must be an int in [0, 2**32 - 1] (as np.random.seed takes) or None, got {seed!r}")
+    return seed
 
 
 def host_normal(shape: tuple[int, ...], seed: int | np.random.Generator | None = None) -> np.ndarray:

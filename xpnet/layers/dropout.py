@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._backend import asarray, check_seed, host_uniform, namespace
+from .._backend import asarray, check_legacy_seed, host_rand, namespace
 from ._checks import check_keys, check_real, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
@@ -21,26 +21,33 @@ def dropout_forward(x, dropout_param):
     ----------
     x : real floating array of any shape.
     dropout_param : dict with ``'p'`` (the probability of KEEPING a unit, a finite number in (0, 1]), ``'mode'``
-        ('train' or 'test') and optional ``'seed'`` (an integer >= 0, or None). With a seed the mask is drawn from
-        a NumPy Generator seeded with it, so it is the same on every call and every backend; without one it comes
-        from NumPy's global random state. Any other key is refused (a misspelling would be silently ignored).
+        ('train' or 'test') and optional ``'seed'`` (an int in [0, 2**32 - 1], or None). The mask is CS231n's
+        ``np.random.rand(*x.shape) < p``: with a seed, drawn from ``np.random.RandomState(seed)`` (the mask
+        CS231n's ``np.random.seed(seed)`` gives, but NumPy's global state is left alone), so it is the same on
+        every call and every backend; without one, drawn from NumPy's global state as in CS231n. Any other key is
+        refused (a misspelling would be silently ignored).
 
     Returns
     -------
-    out : array of x's shape.
-    cache : opaque, for :func:`dropout_backward`.
+    out : array of x's shape, backend and dtype.
+    cache : ``(dropout_param, mask)`` as in CS231n: a copy of ``dropout_param`` as it was at this call (changing
+        the caller's dict afterwards does not change the backward pass), and ``mask``, a boolean array of x's
+        shape on x's backend and device, True where the unit is kept; None in test mode.
 
     A call that raises draws no random numbers: everything is checked before the mask is drawn.
     """
     xp = float_namespace(x=x)
     p, mode, seed = _settings(dropout_param)
+    # The caller's values, with 'p' as the checked Python float the backward pass divides by (a NumPy float32
+    # scalar would not combine with every backend's arrays).
+    cached = {**dropout_param, "p": p}
     if mode == "test":
-        return x, (None, p)
+        return x, (cached, None)
     # Drawn and compared on the host in float64, then moved as booleans: one small transfer, and the same mask on
     # every backend and for every dtype of x.
-    keep = asarray(host_uniform(tuple(x.shape), seed) < p, like=x)
+    mask = asarray(host_rand(tuple(x.shape), seed) < p, like=x)
     # Only the boolean mask is kept (1 byte per element), not a scaled float mask or x.
-    return xp.where(keep, x / p, 0.0), (keep, p)
+    return xp.where(mask, x / p, 0.0), (cached, mask)
 
 
 def dropout_backward(dout, cache):
@@ -49,20 +56,21 @@ def dropout_backward(dout, cache):
     Parameters
     ----------
     dout : upstream gradient, of x's shape.
-    cache : from :func:`dropout_forward`.
+    cache : ``(dropout_param, mask)`` from :func:`dropout_forward`.
 
     Returns
     -------
-    dx : array of dout's shape.
+    dx : array of dout's shape: ``dout / p`` where the unit was kept, exactly 0 where it was dropped (NaN in
+        ``dout`` included); ``dout`` itself in test mode.
     """
-    keep, p = cache
+    dropout_param, mask = cache
     float_namespace(dout=dout)
-    if keep is None:
+    if dropout_param["mode"] == "test":
         return dout
-    xp = namespace(dout=dout, cache=keep)  # the mask is bool, so it is not a float argument
-    if tuple(dout.shape) != tuple(keep.shape):
-        raise ValueError(f"dout must have the forward output's shape {tuple(keep.shape)}, got {tuple(dout.shape)}")
-    return xp.where(keep, dout / p, 0.0)
+    xp = namespace(dout=dout, cache=mask)  # the mask is bool, so it is not a float argument
+    if tuple(dout.shape) != tuple(mask.shape):
+        raise ValueError(f"dout must have the forward output's shape {tuple(mask.shape)}, got {tuple(dout.shape)}")
+    return xp.where(mask, dout / dropout_param["p"], 0.0)
 
 
 def _settings(dropout_param):
@@ -74,4 +82,4 @@ def _settings(dropout_param):
     mode = dropout_param.get("mode")
     if not isinstance(mode, str) or mode not in ("train", "test"):
         raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    return p, mode, check_seed(dropout_param.get("seed"), "dropout_param['seed']")
+    return p, mode, check_legacy_seed(dropout_param.get("seed"), "dropout_param['seed']")
