@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -348,22 +352,109 @@ def test_non_finite_loss_before_any_check_restores_initial_params():
         np.testing.assert_array_equal(value, initial[name], err_msg=name)
 
 
-def test_verbose_prints_cs231n_lines_and_a_progress_bar(capsys):
+ITERATION_LINE = r"\(Iteration (\d+) / 10\) loss: \d+\.\d{6}"
+EPOCH_LINE = r"\(Epoch (\d) / 1\) train acc: [01]\.\d{6}; val_acc: [01]\.\d{6}"
+
+
+def assert_cs231n_lines(stdout: str) -> None:
+    """``stdout`` is exactly CS231n's prints for 1 epoch of 10 iterations with print_every=5, and nothing else."""
+    lines = stdout.splitlines()
+    patterns = [ITERATION_LINE, EPOCH_LINE, ITERATION_LINE, EPOCH_LINE]
+    assert len(lines) == len(patterns), stdout
+    numbers = []
+    for line, pattern in zip(lines, patterns):
+        match = re.fullmatch(pattern, line)
+        assert match, f"{line!r} is not CS231n's format {pattern!r}"
+        numbers.append(int(match.group(1)))
+    assert numbers == [1, 0, 6, 1], stdout
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is an interactive terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_verbose_prints_cs231n_lines_and_no_bar_when_stderr_is_not_a_terminal(capfd):
     np.random.seed(0)
     make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
-    out, err = capsys.readouterr()
-    lines = out.splitlines()
-    assert [line.split(")")[0] for line in lines] == [
-        "(Iteration 1 / 10",
-        "(Epoch 0 / 1",
-        "(Iteration 6 / 10",
-        "(Epoch 1 / 1",
-    ]
-    assert lines[0].startswith("(Iteration 1 / 10) loss: ") and "; val_acc: " in lines[1]
-    assert "10/10" in err and "val_acc=" in err
+    out, err = capfd.readouterr()
+    assert_cs231n_lines(out)
+    assert err == "", "output to a file or a CI log gets no progress bar"
     np.random.seed(0)
     make_solver(TinyNet(np), num_epochs=1, verbose=False).train()
-    assert capsys.readouterr() == ("", "")
+    assert capfd.readouterr() == ("", "")
+
+
+def test_progress_bar_is_on_in_a_terminal_and_the_lines_stay_whole(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
+    bar = sys.stderr.getvalue()
+    assert "10/10" in bar and "val_acc=" in bar
+    assert_cs231n_lines(capsys.readouterr().out)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    make_solver(TinyNet(np), num_epochs=1, verbose=False).train()
+    assert sys.stderr.getvalue() == "", "verbose=False is silent, as in CS231n, unless progress=True"
+
+
+def test_progress_true_draws_a_bar_to_stderr_and_false_none(monkeypatch, capsys):
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=False, progress=True).train()
+    out, err = capsys.readouterr()
+    assert out == "" and "10/10" in err and "val_acc=" in err
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True, progress=True).train()
+    out, err = capsys.readouterr()
+    assert_cs231n_lines(out)
+    assert "10/10" in err
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    np.random.seed(0)
+    make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True, progress=False).train()
+    assert sys.stderr.getvalue() == "", "progress=False: no bar even in a terminal"
+    assert_cs231n_lines(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("progress", ["auto", 1, 0.5, "yes"])
+def test_progress_must_be_true_false_or_none(progress):
+    expected = rf"progress must be True, False or None \(auto\), got {re.escape(repr(progress))}"
+    with pytest.raises(TypeError, match=expected):
+        make_solver(TinyNet(np), progress=progress)
+
+
+# A Jupyter kernel without ipywidgets, as tqdm.auto detects one: ipykernel's shell module is loaded.
+_WIDGETLESS_KERNEL = """
+import sys, types
+shell = types.ModuleType("ipykernel.zmqshell")
+class ZMQInteractiveShell: pass
+ipython = types.ModuleType("IPython")
+ipython.get_ipython = lambda: ZMQInteractiveShell()
+sys.modules.update({"ipykernel.zmqshell": shell, "IPython": ipython, "ipywidgets": None})
+"""
+
+
+def test_no_tqdm_warning_and_no_bar_in_a_notebook_without_ipywidgets(tmp_path):
+    """Importing the Solver and training verbosely in a widget-less kernel: CS231n's lines, nothing else.
+
+    Warnings are shown, not raised: tqdm.auto catches its own TqdmWarning when it is an error, so ``-W error``
+    would hide the warning a notebook user sees.
+    """
+    script = _WIDGETLESS_KERNEL + """
+import numpy as np
+import xpnet.solver
+from test_solver import TinyNet, make_solver
+np.random.seed(0)
+make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
+"""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "no TqdmWarning, no bar fragments"
+    assert_cs231n_lines(done.stdout)
 
 
 def test_bad_arguments_raise_clear_errors(tmp_path):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm as terminal_tqdm
 
 from . import _files, optim
 from ._backend import (
@@ -45,6 +47,7 @@ _DEFAULTS = {
     "checkpoint_name": None,
     "print_every": 10,
     "verbose": True,
+    "progress": None,
     "seed": None,
     "resume_from": None,
     "on_nonfinite": "stop",
@@ -86,6 +89,52 @@ def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> 
     if value < low:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(value)
+
+
+def _in_jupyter_kernel() -> bool:
+    """Whether this process is a Jupyter kernel that shows rich output (notebook, lab, VS Code, Colab), as
+    ``tqdm.autonotebook`` decides it: qtconsole and Spyder kernels draw text."""
+    if "ipykernel.zmqshell" not in sys.modules:
+        return False
+    if any(k == "QT_API" or k.startswith("SPYDER") for k in os.environ):
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    name = type(shell).__name__.lower()
+    return shell is not None and "qt" not in name and "spyder" not in name
+
+
+def _notebook_tqdm():
+    """``tqdm.notebook.tqdm`` when ipywidgets can draw it, else None (then tqdm would warn and print text)."""
+    try:
+        import tqdm.notebook
+    except ImportError:
+        return None
+    return None if tqdm.notebook.IProgress is None else tqdm.notebook.tqdm
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def _progress_bar_class(progress: bool | None):
+    """The tqdm class that draws the Solver's bar, or None for no bar.
+
+    ``progress=None`` (auto) draws one only where it renders as one line that updates in place: a notebook widget
+    (Jupyter with ipywidgets) or an interactive terminal. A notebook without ipywidgets, a file and a CI log would
+    collect every refresh as a separate fragment between the printed lines.
+    """
+    if progress is False:
+        return None
+    if _in_jupyter_kernel():
+        widget = _notebook_tqdm()
+        if widget is not None or progress is None:
+            return widget
+        return terminal_tqdm
+    return terminal_tqdm if progress or _stderr_is_terminal() else None
 
 
 def _builtin_rule_name(rule: Callable) -> str | None:
@@ -163,7 +212,13 @@ class Solver:
         ``'checkpoints/run1'``) are created when the Solver is built, and a file is written and removed there, so an
         unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch.
     print_every : the loss is printed (and copied to the host) every this many iterations (10).
-    verbose : progress bar and CS231n's prints when True (default).
+    verbose : CS231n's prints when True (default): ``(Iteration t / T) loss: ...`` every ``print_every``
+        iterations and ``(Epoch e / E) train acc: ...; val_acc: ...`` at each check, as plain lines on stdout.
+    progress : a tqdm progress bar (with the last loss and accuracies) on stderr, or a widget in a notebook.
+        None (default): when ``verbose`` is True and the bar can draw in place, i.e. stderr is an interactive
+        terminal, or the code runs in a Jupyter notebook that has ``ipywidgets``; no bar when output goes to a
+        file, a CI log or a notebook without ``ipywidgets`` (whose bar would be hundreds of text fragments). True
+        draws one anyway (as text where widgets are missing), even with ``verbose=False``; False never does.
     seed : an int >= 0 (or a NumPy integer or ``Generator``) for the Solver's own minibatch sampler; None draws
         from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces
         CS231n's batches.
@@ -210,6 +265,9 @@ class Solver:
             raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
         if not 0 < lr_decay < math.inf:  # NaN fails this too
             raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
+        progress = settings["progress"]
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
         if settings["on_nonfinite"] not in _ON_NONFINITE:
             raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
 
@@ -231,6 +289,8 @@ class Solver:
         self.checkpoint_name = settings["checkpoint_name"]
         self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
         self.verbose = bool(settings["verbose"])
+        self.progress = progress
+        self._print = print  # train() points it at tqdm.write while a terminal bar is drawn
         self.seed = check_seed(settings["seed"], generator=True)
         self.resume_from = settings["resume_from"]
 
@@ -441,13 +501,7 @@ class Solver:
         num_iterations = self.num_epochs * per_epoch
         fallback = None if self.best_params else self._snapshot()
         postfix: dict[str, str] = {}
-        bar = tqdm(
-            total=num_iterations,
-            initial=min(self._iteration, num_iterations),
-            disable=not self.verbose,
-            unit="it",
-            dynamic_ncols=True,
-        )
+        bar = self._open_bar(num_iterations)
         diverged = None
         try:
             while self._iteration < num_iterations:
@@ -461,7 +515,7 @@ class Solver:
                         break
                     postfix["loss"] = f"{self.loss_history[-1]:.4f}"
                     if self.verbose and t % self.print_every == 0:
-                        tqdm.write(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
+                        self._print(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
                 if epoch_end:
                     self.epoch += 1
                     self._decay_learning_rates()
@@ -470,16 +524,39 @@ class Solver:
                     self._check_and_keep_best(postfix)
                 if epoch_end:
                     self._save_checkpoint()
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
+                if bar is not None:
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(1)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
+            self._print = print
         if diverged is not None:
             if self.on_nonfinite == "raise":
                 raise diverged
             warnings.warn(str(diverged), NonFiniteLossWarning, stacklevel=2)
             return
         self._restore_best()
+
+    def _open_bar(self, num_iterations: int):
+        """The progress bar of one :meth:`train` call (None for none); points ``_print`` at what keeps it whole."""
+        self._print = print
+        if self.progress is None and not self.verbose:
+            return None  # CS231n's verbose=False is silent: a hyperparameter sweep draws no bars
+        bar_class = _progress_bar_class(self.progress)
+        if bar_class is None:
+            return None
+        bar = bar_class(
+            total=num_iterations,
+            initial=min(self._iteration, num_iterations),
+            unit="it",
+            dynamic_ncols=True,
+        )
+        if bar_class is terminal_tqdm:
+            # In a terminal a plain print would land on the bar's line; tqdm.write clears the bar, prints the line
+            # to stdout and redraws the bar under it. A notebook widget sits apart from the text, so print suffices.
+            self._print = terminal_tqdm.write
+        return bar
 
     def _check_and_keep_best(self, postfix: dict) -> None:
         """CS231n's accuracy check: record both accuracies, print them, keep the params if validation improved.
@@ -494,7 +571,7 @@ class Solver:
         self.val_acc_history.append(val_acc)
         postfix.update(train_acc=f"{train_acc:.3f}", val_acc=f"{val_acc:.3f}")
         if self.verbose:
-            tqdm.write(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; val_acc: {val_acc:f}")
+            self._print(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; val_acc: {val_acc:f}")
         if val_acc > self.best_val_acc and train_finite and val_finite and self._params_finite():
             self.best_val_acc = val_acc
             self.best_params, self._best_model_state = self._snapshot()
