@@ -308,6 +308,7 @@ def test_backend_and_dtype_spellings():
         ({"weight_scale": "big"}, TypeError, "weight_scale must be a real number"),
         ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
+        ({"seed": 2**32}, ValueError, r"seed must be an int in \[0, 2\*\*32 - 1\] \(as np.random.seed takes\)"),
         ({"xp": "jax"}, ValueError, "xp must be one of"),
     ],
 )
@@ -349,14 +350,24 @@ def test_cnn_bad_arguments(kwargs, error, match):
         ThreeLayerConvNet(**kwargs)
 
 
+def _other_backend(xp):
+    """A backend that is neither NumPy nor ``xp``'s (its arrays stay refused by a model on ``xp``), or None."""
+    if backend_name(xp) != "array_api_strict":
+        return get_namespace("array_api_strict")
+    return None if torch is None else get_namespace("torch")
+
+
 @requires_torch
 def test_loss_rejects_inputs_of_another_backend_or_shape(xp):
     model = _fc(xp)
-    with pytest.raises(TypeError, match=f"model's backend \\({backend_name(xp)}\\)"):
+    name = backend_name(xp)
+    with pytest.raises(TypeError, match=f"model's backend \\({name}\\)"):
         model.loss([[0.0] * D] * 2)
-    other = torch.zeros((2, D), dtype=torch.float64) if backend_name(xp) != "torch" else np.zeros((2, D))
-    with pytest.raises(TypeError, match="X must be an array of the model's backend"):
-        model.loss(other)
+    other = _other_backend(xp)
+    with pytest.raises(TypeError, match=rf"^X must be an array of the model's backend \({name}\)"
+                                        rf"{'' if name == 'numpy' else ' or a NumPy array'}, "
+                                        rf"got an array of {backend_name(other)}"):
+        model.loss(to_xp(np.zeros((2, D)), other))
     with pytest.raises(ValueError, match="15 features per row"):
         model.loss(to_xp(np.zeros((2, D + 1)), xp))
     with pytest.raises(ValueError, match=r"input_dim \(2, 6, 6\)"):
@@ -392,7 +403,7 @@ def _bad_loss_calls(xp, X, y, num_classes):
     """(X, y, error, match) for calls a model must refuse before computing anything."""
     n = X.shape[0]
     y_np = to_np(y)
-    other = NUMPY if backend_name(xp) != "numpy" else get_namespace("array_api_strict")
+    other = _other_backend(xp)
     return [
         (X[:0, ...], y[:0], ValueError, r"X must hold at least one example, got shape \(0, "),
         (X, to_xp(np.where(np.arange(n) == 1, num_classes, y_np), xp), ValueError,
@@ -401,8 +412,13 @@ def _bad_loss_calls(xp, X, y, num_classes):
         (X, y[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
         (X, xp.reshape(y, (n, 1)), ValueError, rf"y must have shape \({n},\)"),
         (X, to_xp(y_np * 1.0, xp), TypeError, r"y must hold integer class labels, got dtype .*float64"),
-        (X, to_xp(y_np, other), TypeError, r"y must be an array of the model's backend"),
-        (X, list(y_np), TypeError, r"y must be an array of the model's backend \(.*\), got list"),
+        *([(X, to_xp(y_np, other), TypeError, r"y must be an array of the model's backend")] if other else []),
+        (X, list(y_np), TypeError, r"y must be an array of the model's backend \(.*\)( or a NumPy array)?, got list"),
+        # The same defects in NumPy labels (moved to the model's backend only once they pass) are refused alike.
+        (X, np.where(np.arange(n) == 1, num_classes, y_np), ValueError, rf"y must hold class labels in \[0, {num_classes}\)"),
+        (X, y_np[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
+        (X, y_np * 1.0, TypeError, r"y must hold integer class labels, got dtype .*float64"),
+        (to_np(X).astype(str), y, TypeError, r"X must hold real numbers, got dtype <U"),
     ]
 
 
@@ -459,3 +475,82 @@ def test_out_of_range_labels_never_touch_running_statistics(xp, labels):
     with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 10\)"):
         model.loss(X, to_xp(np.asarray(labels), xp))
     _assert_unchanged(model, before)
+
+
+# normalization, dropout keep ratio: every hidden-layer variant, dropout seeded so both models drop the same units.
+FC_VARIANTS = [(None, 1), ("batchnorm", 1), ("layernorm", 1), (None, 0.5), ("batchnorm", 0.75), ("layernorm", 0.5)]
+
+
+def _numpy_and_backend_models(xp, make):
+    """The same model (same weights, drawn from NumPy's global state) on NumPy and on ``xp``."""
+    np.random.seed(231)
+    reference = make(NUMPY)
+    np.random.seed(231)
+    return reference, make(xp)
+
+
+def _assert_same_loss_and_scores(reference, model, X, y, X_in=None, y_in=None):
+    """``model`` given NumPy ``X`` and ``y`` (or ``X_in``, ``y_in``) computes what the NumPy ``reference`` computes
+    from ``X`` and ``y``, on its own backend."""
+    ref_loss, ref_grads = reference.loss(X, y)
+    loss, grads = model.loss(X if X_in is None else X_in, y if y_in is None else y_in)
+    assert_close(loss, to_np(ref_loss), xp=model.xp, err_msg="loss")
+    assert sorted(grads) == sorted(ref_grads)
+    for name, g in grads.items():
+        assert_close(g, to_np(ref_grads[name]), xp=model.xp, err_msg=name)
+    assert_close(model.loss(X), to_np(reference.loss(X)), xp=model.xp, err_msg="scores")
+    for name, value in model.get_state().items():  # batchnorm's running statistics were updated alike
+        assert_close(value, to_np(reference.get_state()[name]), xp=model.xp, err_msg=name)
+
+
+@pytest.mark.parametrize(("normalization", "keep"), FC_VARIANTS)
+def test_fc_takes_numpy_input_on_any_backend(xp, normalization, keep):
+    reference, model = _numpy_and_backend_models(
+        xp, lambda on: _fc(on, normalization=normalization, dropout_keep_ratio=keep, seed=123, reg=0.1)
+    )
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((6, 3, 5)), rng.integers(C, size=6)  # (N, d_1, d_2) as CS231n allows
+    _assert_same_loss_and_scores(reference, model, X, y)
+
+
+def test_fc_takes_numpy_input_of_other_dtypes(xp):
+    reference, model = _numpy_and_backend_models(xp, lambda on: _fc(on, dtype="float32"))
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((4, D)), rng.integers(C, size=4)
+    for X_in, y_in in ((X, y), (X.astype(np.float32), y.astype(np.int32)), (X, y.astype(np.uint8))):
+        _assert_same_loss_and_scores(reference, model, X, y, X_in, y_in)
+    # NumPy labels with backend features, and the reverse.
+    _assert_same_loss_and_scores(reference, model, X, y, to_xp(X, xp, "float32"), y)
+    _assert_same_loss_and_scores(reference, model, X, y, X, to_xp(y, xp))
+
+
+def test_cnn_takes_numpy_input_on_any_backend(xp):
+    reference, model = _numpy_and_backend_models(xp, lambda on: _cnn(on, reg=0.1))
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((3, 2, 6, 6)), rng.integers(C, size=3)
+    _assert_same_loss_and_scores(reference, model, X, y)
+
+
+def test_solver_with_numpy_data_trains_and_checks_accuracy_on_any_backend(xp):
+    from xpnet.solver import Solver
+
+    rng = np.random.default_rng(0)
+    data = {"X_train": rng.standard_normal((20, D)), "y_train": rng.integers(C, size=20),
+            "X_val": rng.standard_normal((10, D)), "y_val": rng.integers(C, size=10)}
+    reference, model = _numpy_and_backend_models(xp, lambda on: _fc(on, normalization="batchnorm"))
+    for m in (reference, model):
+        np.random.seed(0)  # the same minibatches
+        Solver(m, data, num_epochs=1, batch_size=10, verbose=False).train()
+    assert_close(model.loss(data["X_val"]), to_np(reference.loss(data["X_val"])), xp=xp, rtol=1e-7, atol=1e-9)
+    solver = Solver(model, data, verbose=False)
+    assert solver.check_accuracy(data["X_val"], data["y_val"]) == pytest.approx(
+        float(np.mean(np.argmax(to_np(reference.loss(data["X_val"])), axis=1) == data["y_val"]))
+    )
+
+
+def test_input_on_another_device_of_the_models_backend_is_refused_by_name():
+    strict = get_namespace("array_api_strict")
+    model = _fc(strict)
+    X = strict.asarray(np.zeros((2, D)), device=strict.Device("device1"))
+    with pytest.raises(ValueError, match=r"^X is on device .*device1.*, the model's params on .*CPU_DEVICE.*; move it"):
+        model.loss(X)

@@ -108,36 +108,59 @@ class Model:
         """The constructor arguments (JSON-able) that rebuild this model's architecture and settings."""
         raise NotImplementedError
 
-    def _on_backend(self, value, name: str) -> None:
-        """A ``TypeError`` naming ``name`` unless ``value`` is an array of the model's backend."""
-        if not is_array(value) or namespace(value) is not self.xp:
-            got = backend_name(namespace(value)) if is_array(value) else type(value).__name__
-            raise TypeError(
-                f"{name} must be an array of the model's backend ({backend_name(self.xp)}), got {got}; "
-                f"move it with xpnet.asarray({name}, like=model.params['W1'])"
-            )
+    def _accept(self, value, name: str):
+        """``value`` if it is an array of the model's backend on the model's device, or a NumPy array (which any
+        model accepts: :meth:`_moved` puts it on the model's backend); otherwise a ``TypeError`` naming ``name`` and
+        both backends, or a ``ValueError`` naming both devices."""
+        if is_array(value):
+            xp = namespace(value)
+            if xp is self.xp:
+                if _device_of(value) != self.device:
+                    raise ValueError(
+                        f"{name} is on device {_device_of(value)!r}, the model's params on {self.device!r}; move it "
+                        f"with xpnet.asarray({name}, like=model.params['W1'])"
+                    )
+                return value
+            if backend_name(xp) == "numpy":
+                return value
+        model = backend_name(self.xp)
+        expected = f"an array of the model's backend ({model})" + ("" if model == "numpy" else " or a NumPy array")
+        got = f"an array of {backend_name(namespace(value))}" if is_array(value) else type(value).__name__
+        raise TypeError(f"{name} must be {expected}, got {got}; move it with xpnet.asarray({name}, like=model.params['W1'])")
+
+    def _moved(self, value, dtype=None):
+        """``value`` (accepted by :meth:`_accept`) on the model's backend and device, cast to ``dtype`` if given: a
+        NumPy array for a model on another backend is transferred here, once."""
+        if namespace(value) is self.xp:
+            return value if dtype is None or value.dtype == dtype else self.xp.astype(value, dtype)
+        return asarray(value, xp=self.xp, device=self.device, dtype=dtype)
 
     def _input(self, X, name: str = "X"):
-        """``X`` cast to the model's dtype; a ``TypeError`` if it lives on another backend."""
-        self._on_backend(X, name)
-        return X if X.dtype == self.dtype else self.xp.astype(X, self.dtype)
+        """``X`` on the model's backend and device, in the model's dtype. A NumPy ``X`` is moved there (so a
+        notebook's NumPy data works with a model on any backend); an array of another backend is a ``TypeError``."""
+        X = self._accept(X, name)
+        if not namespace(X).isdtype(X.dtype, ("bool", "integral", "real floating")):
+            raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+        return self._moved(X, self.dtype)
 
-    def _check_batch(self, X, y) -> None:
-        """Refuse an empty batch and bad labels before a loss computes (and so changes) anything.
+    def _check_batch(self, X, y):
+        """Refuse an empty batch and bad labels before a loss computes (and so changes) anything; return ``y`` on
+        the model's backend and device (None stays None).
 
-        ``y`` (or None) must be an array of the model's backend with shape (N,) and an integer dtype; its values
-        must lie in ``[0, num_classes)``. The range is read back only from host memory: on a GPU that would stall
-        every training step (the Solver checks its labels once, up front).
+        ``y`` (or None) must be a NumPy array or an array of the model's backend with shape (N,) and an integer
+        dtype; its values must lie in ``[0, num_classes)``. The range is read back only from host memory: on a GPU
+        that would stall every training step (the Solver checks its labels once, up front). NumPy labels are
+        checked on the host, then moved as int64 (every backend indexes with it).
         """
         N = X.shape[0]
         if N == 0:
             raise ValueError(f"X must hold at least one example, got shape {tuple(X.shape)}")
         if y is None:
-            return
-        self._on_backend(y, "y")
+            return None
+        y = self._accept(y, "y")
         if tuple(y.shape) != (N,):
             raise ValueError(f"y must have shape ({N},), one label per row of X, got {tuple(y.shape)}")
-        xp = self.xp
+        xp = namespace(y)
         if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
         C = self.num_classes
@@ -146,6 +169,7 @@ class Model:
                 f"y must hold class labels in [0, {C}) (num_classes), got values from {int(xp.min(y))} to "
                 f"{int(xp.max(y))}"
             )
+        return y if xp is self.xp else self._moved(y, self.xp.int64)
 
     def _own(self, value):
         """A fresh copy of ``value`` (any backend, or NumPy) on the model's backend, device and dtype."""

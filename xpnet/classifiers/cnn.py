@@ -114,8 +114,9 @@ class ThreeLayerConvNet(Model):
 
         Parameters
         ----------
-        X : (N, C, H, W) inputs on the model's backend, ``(C, H, W) == input_dim``.
-        y : (N,) integer labels in ``[0, num_classes)``, or None.
+        X : (N, C, H, W) inputs, ``(C, H, W) == input_dim``: an array of the model's backend, or a NumPy array
+            (moved to the model's backend and device once per call).
+        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
 
         Returns
         -------
@@ -134,7 +135,7 @@ class ThreeLayerConvNet(Model):
             raise ValueError(
                 f"X must have shape (N, C, H, W) with (C, H, W) == input_dim {self.input_dim}, got {tuple(X.shape)}"
             )
-        self._check_batch(X, y)
+        y = self._check_batch(X, y)
         p = self.params
         conv_param = {"stride": 1, "pad": (self.filter_size - 1) // 2}
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .._backend import check_seed
+from .._backend import check_legacy_seed
 from ..layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -103,7 +103,7 @@ class FullyConnectedNet(Model):
         self.reg = real_in(reg, "reg", low=0.0)
         self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
         keep = real_in(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, low_open=True)
-        seed = check_seed(seed)
+        seed = check_legacy_seed(seed)
         self._set_backend(xp, device, dtype)
         self.num_layers = len(self.hidden_dims) + 1
 
@@ -182,8 +182,9 @@ class FullyConnectedNet(Model):
 
         Parameters
         ----------
-        X : (N, d_1, ..., d_k) inputs on the model's backend, ``d_1 * ... * d_k == input_dim``.
-        y : (N,) integer labels in ``[0, num_classes)``, or None.
+        X : (N, d_1, ..., d_k) inputs, ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a
+            NumPy array (moved to the model's backend and device once per call).
+        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
 
         Returns
         -------
@@ -207,7 +208,7 @@ class FullyConnectedNet(Model):
             raise ValueError(
                 f"X must have shape (N, ...) with {self.input_dim} features per row (input_dim), got {tuple(X.shape)}"
             )
-        self._check_batch(X, y)
+        y = self._check_batch(X, y)
         mode = "test" if y is None else "train"
         # The layers write new running statistics into these shallow copies (they replace the arrays, never update
         # them in place); the copies replace the model's dicts' contents only after the whole call succeeded.
