@@ -17,6 +17,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 # Running `python examples/train_fc.py` from a source checkout works without installing xpnet.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,60 +30,125 @@ from xpnet.vis_utils import plot_solver_history  # noqa: E402
 BACKENDS = ("auto", "numpy", "cupy", "torch")
 
 
-def cupy_usable() -> bool:
-    """True if CuPy imports and can run a kernel on a CUDA device."""
+def cupy_problem() -> str | None:
+    """Why CuPy cannot run here (not installed, no driver, no device), or None when it runs a kernel on a GPU."""
     try:
         import cupy
-
+    except ImportError:
+        return 'CuPy is not installed; install it with: pip install "cupy-cuda12x>=14" (cupy-cuda13x for CUDA 13)'
+    try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            return False
-        return float(cupy.arange(3).sum()) == 3.0
-    except Exception:  # not installed, no driver, no device: all mean "use the CPU"
-        return False
+            return "CuPy sees no CUDA device"
+        if float(cupy.arange(3).sum()) != 3.0:
+            return "CuPy computed a wrong sum on the GPU"
+    except Exception as err:  # no driver, driver too old, device busy: all mean "use the CPU"
+        return f"CuPy cannot use the GPU: {type(err).__name__}: {err}"
+    return None
 
 
 def choose_backend(name: str):
     """``(namespace, device, description)`` for ``--backend``: auto is CuPy when usable, else NumPy; torch runs
-    on CUDA when torch sees a GPU, else on the CPU."""
+    on CUDA when torch sees a GPU, else on the CPU. A backend that cannot run is one line (SystemExit)."""
     if name == "auto":
-        name = "cupy" if cupy_usable() else "numpy"
-    if name == "cupy" and not cupy_usable():
-        raise SystemExit("--backend cupy: CuPy is not installed or no CUDA device is usable")
-    xp = get_namespace(name)
+        name = "numpy" if cupy_problem() else "cupy"
+    elif name == "cupy" and (problem := cupy_problem()):
+        raise SystemExit(f"--backend cupy: {problem}")
     device = None
     if name == "torch":
-        import torch
-
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("--backend torch: torch is not installed; install it with: pip install torch") from None
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    xp = get_namespace(name)
     description = name if device is None else f"{name} ({device})"
     return xp, device, description
 
 
-def add_common_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each flag's default once, as ``(default: X)``, lists as typed (``512 256``).
+
+    A flag whose default is None says in its help what happens without it; a switch shows no default.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if default is None or isinstance(default, bool) or default is argparse.SUPPRESS or "(default" in text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
+def new_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose description is the first line of ``doc`` and whose epilog is the rest (the usage examples)."""
+    first, _, rest = doc.strip().partition("\n")
+    return argparse.ArgumentParser(description=first, epilog=rest.strip("\n") or None, formatter_class=HelpFormatter)
+
+
+def add_common_flags(p: argparse.ArgumentParser, *, num_train: int | None = None) -> argparse.ArgumentParser:
     """Flags of every example: backend, data set, seed, dtype, verbosity."""
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: cupy with a CUDA GPU, else numpy")
-    p.add_argument("--data", choices=("digits", "cifar10"), default="digits")
-    p.add_argument("--data-dir", help="CIFAR-10 folder (cifar-10-batches-py); default $XPNET_CIFAR10_DIR")
-    p.add_argument("--num-train", type=int, help="use only this many training images (default: all)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="auto: cupy with a usable CUDA GPU, else numpy")
+    p.add_argument("--data", choices=("digits", "cifar10"), default="digits", help="data set")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="CIFAR-10 folder (cifar-10-batches-py) (default: where get_CIFAR10_data() looks, starting with "
+        "$XPNET_CIFAR10_DIR)",
+    )
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=num_train,
+        metavar="N",
+        help="use only the first N training images" + (" (default: all)" if num_train is None else ""),
+    )
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="of the params and data")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the minibatch sampler")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-iteration prints")
+    p.add_argument("--quiet", action="store_true", help="no per-iteration prints and no progress bar")
     return p
 
 
-def make_parser(description: str, *, epochs: int, batch_size: int, lr: float, lr_decay: float):
+def make_parser(doc: str, *, epochs: int, batch_size: int, lr: float, lr_decay: float, reg: float):
     """The flags of a training example; its defaults are the example's tuned settings."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_common_flags(p)
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=batch_size)
+    p = add_common_flags(new_parser(doc))
+    p.add_argument("--epochs", type=int, default=epochs, help="epochs to train in total")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="images per minibatch")
     p.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
     p.add_argument("--lr-decay", type=float, default=lr_decay, help="learning rate factor after each epoch")
-    p.add_argument("--reg", type=float, default=None, help="L2 regularization (default: the example's)")
-    p.add_argument("--checkpoint-dir", help="save a checkpoint there after every epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue training from a checkpoint file")
-    p.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG")
+    p.add_argument("--reg", type=float, default=reg, help="L2 regularization strength")
+    p.add_argument(
+        "--checkpoint-dir", metavar="DIR", help="save a checkpoint there after every epoch (default: none saved)"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue training from a checkpoint file, with its learning rate and random state; --epochs is the "
+        "total (default: start afresh)",
+    )
+    p.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG (default: none)")
     return p
+
+
+# A resumed run takes these from the checkpoint (that is what makes it repeat the uninterrupted run).
+_FROM_CHECKPOINT = ("lr", "seed")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """The parsed flags; with ``--resume``, giving a flag the checkpoint overrides is an error, not ignored."""
+    args = parser.parse_args(argv)
+    if getattr(args, "resume", None) is not None:
+        # Parsed again over placeholders, which argparse keeps where no flag was typed (a default it would not tell
+        # apart from a typed value equal to it).
+        unset = object()
+        typed = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(_FROM_CHECKPOINT, unset)))
+        given = [f"--{dest}" for dest in _FROM_CHECKPOINT if getattr(typed, dest) is not unset]
+        if given:
+            parser.error(
+                f"{' and '.join(given)} cannot be used with --resume: the learning rate and the random state come "
+                "from the checkpoint, so the resumed run repeats the interrupted one"
+            )
+    return args
 
 
 def load_data(args) -> dict:
@@ -105,27 +171,50 @@ def describe(data: dict) -> str:
     return ", ".join(f"{key} {tuple(data[key].shape)}" for key in ("X_train", "X_val", "X_test"))
 
 
+class ExampleSolver(Solver):
+    """The Solver, printing each checkpoint's path as it is written, so ``--resume PATH`` is one copy away."""
+
+    def save_checkpoint(self, path) -> None:
+        super().save_checkpoint(path)
+        tqdm.write(f"checkpoint written to {path}")  # tqdm.write: a progress bar on the terminal stays whole
+
+
 def train(model, data: dict, args, *, name: str) -> Solver:
     """Train ``model`` with Adam as the flags say (checkpoints, resume, plot), printing the time per epoch."""
     checkpoint_name = None
     if args.checkpoint_dir:
-        os.makedirs(args.checkpoint_dir, exist_ok=True)
+        try:
+            os.makedirs(args.checkpoint_dir, exist_ok=True)
+        except OSError as err:
+            raise SystemExit(f"--checkpoint-dir {args.checkpoint_dir}: {err.strerror or err}") from None
         checkpoint_name = os.path.join(args.checkpoint_dir, name)
-    solver = Solver(
-        model,
-        data,
-        update_rule="adam",
-        optim_config={"learning_rate": args.lr},
-        lr_decay=args.lr_decay,
-        batch_size=args.batch_size,
-        num_epochs=args.epochs,
-        num_train_samples=1000,
-        print_every=max(data["X_train"].shape[0] // args.batch_size, 1),
-        verbose=not args.quiet,
-        checkpoint_name=checkpoint_name,
-        seed=args.seed,
-        resume_from=args.resume,
-    )
+    try:
+        solver = ExampleSolver(
+            model,
+            data,
+            update_rule="adam",
+            optim_config={"learning_rate": args.lr},
+            lr_decay=args.lr_decay,
+            batch_size=args.batch_size,
+            num_epochs=args.epochs,
+            num_train_samples=1000,
+            print_every=max(data["X_train"].shape[0] // args.batch_size, 1),
+            verbose=not args.quiet,
+            checkpoint_name=checkpoint_name,
+            seed=args.seed,
+            resume_from=args.resume,
+        )
+    except (OSError, ValueError) as err:
+        if args.resume is None:
+            raise
+        # A missing file, or a checkpoint of another net, batch size or update rule: the message names it.
+        raise SystemExit(f"--resume: {err.strerror if isinstance(err, OSError) and err.strerror else err}") from None
+    if args.resume is not None:
+        lr = float(next(iter(solver.optim_configs.values()))["learning_rate"])
+        print(
+            f"resuming from {args.resume} at epoch {solver.epoch}: learning rate {lr:.3g} and random state come "
+            f"from the checkpoint; training runs to epoch {args.epochs}"
+        )
     first_epoch = solver.epoch
     begin = time.perf_counter()
     solver.train()

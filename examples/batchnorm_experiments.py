@@ -16,13 +16,12 @@ CIFAR-10 as the notebook does (slower: use a GPU backend).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
 import warnings
 
-from _common import add_common_flags, start  # first: it sets the thread defaults NumPy reads on import
+from _common import add_common_flags, new_parser, start  # first: it sets the thread defaults NumPy reads on import
 
 import numpy as np  # noqa: E402
 from xpnet.classifiers import FullyConnectedNet  # noqa: E402
@@ -31,16 +30,14 @@ from xpnet.vis_utils import plot_solver_history  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    add_common_flags(p)
-    p.set_defaults(num_train=1000)
-    p.add_argument("--out-dir", default="bn_plots", help="where the PNG files go")
-    p.add_argument("--experiments", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3])
+    p = add_common_flags(new_parser(__doc__), num_train=1000)
+    p.add_argument("--out-dir", metavar="DIR", default="bn_plots", help="where the PNG files go")
+    p.add_argument("--experiments", type=int, nargs="+", choices=(1, 2, 3), default=[1, 2, 3], help="which to run")
     p.add_argument("--epochs", type=int, default=10, help="epochs of every training run")
     p.add_argument("--scales", type=int, default=20, help="weight scales in logspace(-4, 0) for experiment 2")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[5, 10, 50], help="for experiment 3")
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[5, 10, 50], metavar="B", help="batch sizes of experiment 3"
+    )
     return p.parse_args(argv)
 
 

@@ -8,20 +8,20 @@
 
 from __future__ import annotations
 
-from _common import make_parser, report_test_accuracy, start, train
+from _common import make_parser, parse_args, report_test_accuracy, start, train
 
 from xpnet.classifiers import ThreeLayerConvNet
 from xpnet.vis_utils import plot_filters
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.splitlines()[0], epochs=15, batch_size=50, lr=2e-3, lr_decay=0.9)
-    parser.add_argument("--num-filters", type=int, default=32)
-    parser.add_argument("--filter-size", type=int, default=3)
-    parser.add_argument("--hidden-dim", type=int, default=128)
-    parser.add_argument("--weight-scale", type=float, default=0.05)
-    parser.add_argument("--filters", metavar="PATH", help="write the first-layer filters to this PNG")
-    args = parser.parse_args(argv)
+    parser = make_parser(__doc__, epochs=15, batch_size=50, lr=2e-3, lr_decay=0.9, reg=1e-3)
+    parser.add_argument("--num-filters", type=int, default=32, help="filters of the convolutional layer")
+    parser.add_argument("--filter-size", type=int, default=3, help="their height and width")
+    parser.add_argument("--hidden-dim", type=int, default=128, help="units of the hidden affine layer")
+    parser.add_argument("--weight-scale", type=float, default=0.05, help="std of the initial weights")
+    parser.add_argument("--filters", metavar="PATH", help="write the first-layer filters to this PNG (default: none)")
+    args = parse_args(parser, argv)
     xp, device, data = start(args)
     model = ThreeLayerConvNet(
         input_dim=tuple(data["X_train"].shape[1:]),
@@ -30,7 +30,7 @@ def main(argv=None):
         hidden_dim=args.hidden_dim,
         num_classes=10,
         weight_scale=args.weight_scale,
-        reg=1e-3 if args.reg is None else args.reg,
+        reg=args.reg,
         dtype=args.dtype,
         xp=xp,
         device=device,

@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import math
 
-from _common import make_parser, report_test_accuracy, start, train
+from _common import make_parser, parse_args, report_test_accuracy, start, train
 
 from xpnet.classifiers import FullyConnectedNet
 
 
 def main(argv=None):
-    parser = make_parser(__doc__.splitlines()[0], epochs=30, batch_size=50, lr=2e-3, lr_decay=0.9)
-    parser.add_argument("--hidden-dims", type=int, nargs="+", default=[512, 256])
-    parser.add_argument("--normalization", choices=("none", "batchnorm", "layernorm"), default="batchnorm")
+    parser = make_parser(__doc__, epochs=30, batch_size=50, lr=2e-3, lr_decay=0.9, reg=1e-3)
+    parser.add_argument(
+        "--hidden-dims", type=int, nargs="+", default=[512, 256], metavar="H", help="hidden layer sizes"
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=("none", "batchnorm", "layernorm"),
+        default="batchnorm",
+        help="after each hidden layer",
+    )
     parser.add_argument("--dropout-keep", type=float, default=0.7, help="keep probability; 1 disables dropout")
-    parser.add_argument("--weight-scale", type=float, default=None, help="default: He initialization sqrt(2/fan_in)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--weight-scale",
+        type=float,
+        help="std of the initial weights (default: He initialization, sqrt(2 / input dimension))",
+    )
+    args = parse_args(parser, argv)
     xp, device, data = start(args)
     input_dim = math.prod(data["X_train"].shape[1:])
     model = FullyConnectedNet(
@@ -29,7 +40,7 @@ def main(argv=None):
         num_classes=10,
         dropout_keep_ratio=args.dropout_keep,
         normalization=None if args.normalization == "none" else args.normalization,
-        reg=1e-3 if args.reg is None else args.reg,
+        reg=args.reg,
         weight_scale=math.sqrt(2.0 / input_dim) if args.weight_scale is None else args.weight_scale,
         dtype=args.dtype,
         xp=xp,

@@ -15,11 +15,28 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 pytestmark = pytest.mark.slow
 
 
+def _launch(script: str, *args, cwd, hide: str | None = None) -> subprocess.CompletedProcess:
+    """Run an example; ``hide`` makes that module unimportable in it, as if it were not installed."""
+    cmd = [sys.executable, str(EXAMPLES / script), *map(str, args)]
+    if hide is not None:
+        run = f"import os, runpy, sys; sys.modules[{hide!r}] = None; sys.argv = sys.argv[1:]; "
+        run += "sys.path.insert(0, os.path.dirname(sys.argv[0])); runpy.run_path(sys.argv[0], run_name='__main__')"
+        cmd = [sys.executable, "-c", run, *cmd[1:]]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
 def _run(script: str, *args, cwd) -> str:
-    cmd = [sys.executable, str(EXAMPLES / script), "--quiet", *map(str, args)]
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+    done = _launch(script, "--quiet", *args, cwd=cwd)
+    assert done.returncode == 0, f"{script} {args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def _fails(script: str, *args, cwd, hide: str | None = None) -> str:
+    """The one-line error an example exits with (no traceback)."""
+    done = _launch(script, *args, cwd=cwd, hide=hide)
+    assert done.returncode != 0, f"{script} {args} should have failed:\n{done.stdout}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]
 
 
 def _test_accuracy(stdout: str) -> float:
@@ -44,11 +61,54 @@ def test_train_fc_checkpoints_resumes_and_plots(backend, tmp_path):
     assert re.search(r"trained 1 epoch in [\d.]+ s: [\d.]+ s per epoch", out), out
     checkpoint = tmp_path / "ckpt" / "train_fc_epoch_1.npz"
     assert checkpoint.is_file()
+    assert f"checkpoint written to {Path('ckpt') / 'train_fc_epoch_1.npz'}\n" in out, out
     _assert_png(tmp_path / "fc.png")
 
     out = _run("train_fc.py", *small, "--epochs", 2, "--resume", checkpoint, cwd=tmp_path)
+    # The learning rate printed is the checkpoint's: 2e-3 decayed once by 0.9.
+    assert f"resuming from {checkpoint} at epoch 1: learning rate 0.0018" in out, out
     assert "trained 1 epoch in" in out, out  # epoch 2 only: epoch 1 came from the checkpoint
     assert 0.0 <= _test_accuracy(out) <= 1.0
+
+
+def test_resume_refuses_flags_it_would_ignore(tmp_path):
+    """The learning rate and the random state come from the checkpoint: --lr and --seed would be ignored."""
+    for flags in (["--lr", "1e-4"], ["--seed", "3"], ["--lr", "1e-4", "--seed", "3"]):
+        line = _fails("train_fc.py", "--resume", "missing.npz", *flags, cwd=tmp_path)
+        given = " and ".join(f for f in flags if f.startswith("--"))
+        assert line.endswith(
+            f"error: {given} cannot be used with --resume: the learning rate and the random state come from the "
+            "checkpoint, so the resumed run repeats the interrupted one"
+        ), line
+
+
+@pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py"])
+def test_backend_torch_without_torch_is_one_clean_line(script, tmp_path):
+    line = _fails(script, "--backend", "torch", "--epochs", 1, cwd=tmp_path, hide="torch")
+    assert line == "--backend torch: torch is not installed; install it with: pip install torch", line
+
+
+@pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py", "batchnorm_experiments.py"])
+def test_help_shows_every_default_once(script, tmp_path):
+    done = _launch(script, "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    options = done.stdout.split("options:", 1)[1].strip("\n").split("\n\n")[0]  # the epilog follows a blank line
+    # One block per option: its first line starts with "  -", continuation lines are indented further.
+    blocks = re.split(r"\n(?=  -)", options)
+    for block in blocks:
+        text = " ".join(block.split())
+        flag = text.split()[0].rstrip(",")
+        assert text.count("default") <= 1, f"{flag} states its default more than once: {text}"
+        assert "(default: None)" not in text, text
+        takes_value = re.match(r"(-\w, )?--[\w-]+ [A-Z{]", text) is not None
+        if takes_value:
+            assert re.search(r"\(default: [^)]+\)", text), f"{flag} shows no default: {text}"
+    shown = {" ".join(b.split()).split()[0].rstrip(","): " ".join(b.split()) for b in blocks}
+    assert "(default: " in shown["--epochs"] and "(default: " in shown["--seed"], shown
+    if script != "batchnorm_experiments.py":
+        assert "(default: " in shown["--batch-size"] and "(default: 0.001)" in shown["--reg"], shown
+    else:
+        assert "(default: 1000)" in shown["--num-train"], shown
 
 
 def test_train_cnn_runs_and_draws_filters(tmp_path):
