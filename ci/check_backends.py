@@ -1,12 +1,15 @@
 """Read pytest's JUnit XML and fail unless every required backend ran tests that passed.
 
-Prints the number of tests per backend (passed / skipped / failed), which goes into the issue notes. Also checks
-that the test command in README.md is still the one ci/test.sh runs, so the README never drifts from CI.
+Prints the number of tests per backend (passed / skipped / failed), which goes into the issue notes, and for a
+backend that did not load (its tests carry the property ``xpnet_backend_unavailable``, set by tests/conftest.py)
+the reason it did not. Also checks that the test command in README.md is still the one ci/test.sh runs, so the
+README never drifts from CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -14,6 +17,7 @@ from collections import Counter, defaultdict
 
 BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
 TEST_COMMAND = "python -m pytest"
+UNAVAILABLE = "xpnet_backend_unavailable"  # the JUnit property tests/conftest.py puts on backend-unavailable skips
 
 
 def backend_of(name: str) -> str:
@@ -33,7 +37,11 @@ def main() -> int:
     ap.add_argument("--readme", default=None)
     args = ap.parse_args()
 
+    if not os.path.isfile(args.junit):
+        print(f"FAIL: no JUnit report {args.junit!r}: pytest stopped before running tests", file=sys.stderr)
+        return 1
     counts: dict[str, Counter] = defaultdict(Counter)
+    unavailable: dict[str, str] = {}  # backend -> why it did not load, from the skip message
     for case in ET.parse(args.junit).getroot().iter("testcase"):
         kind = "passed"
         for child in case:
@@ -42,11 +50,15 @@ def main() -> int:
             elif child.tag == "skipped":
                 kind = "skipped"
         counts[backend_of(case.get("name", ""))][kind] += 1
+        for prop in case.iter("property"):
+            if prop.get("name") == UNAVAILABLE and kind == "skipped":
+                unavailable.setdefault(prop.get("value", "?"), case.find("skipped").get("message", ""))
 
     print(f"{'backend':<18}{'passed':>8}{'skipped':>9}{'failed':>8}")
     for b in [*BACKENDS, "backend-free"]:
         c = counts.get(b, Counter())
-        print(f"{b:<18}{c['passed']:>8}{c['skipped']:>9}{c['failed']:>8}")
+        note = f"  not run: {unavailable[b]}" if b in unavailable else ""
+        print(f"{b:<18}{c['passed']:>8}{c['skipped']:>9}{c['failed']:>8}{note}")
 
     ok = True
     total = sum(sum(c.values()) for c in counts.values())
@@ -57,7 +69,8 @@ def main() -> int:
         c = counts.get(b, Counter())
         # A required backend that failed to load fails in conftest; here: it must have run and passed tests.
         if c["passed"] == 0 or c["failed"] > 0:
-            print(f"FAIL: required backend {b!r}: {c['passed']} passed, {c['failed']} failed", file=sys.stderr)
+            why = f" ({unavailable[b]})" if b in unavailable else ""
+            print(f"FAIL: required backend {b!r}: {c['passed']} passed, {c['failed']} failed{why}", file=sys.stderr)
             ok = False
     if args.readme:
         with open(args.readme, encoding="utf-8") as fh:

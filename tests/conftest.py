@@ -1,13 +1,20 @@
 """One ``xp`` fixture over every backend present.
 
 ``XPNET_BACKENDS=numpy,cupy`` selects backends (default: all four). ``XPNET_REQUIRE_BACKENDS=numpy,torch,...``
-turns a missing backend from a skip into a failure; CI sets it so that a broken install cannot pass quietly.
-array_api_strict is pinned to the 2024.12 standard: passing on it is the proof that xpnet uses only the standard.
+makes a missing backend an error that stops the run before any test; CI sets it so that a broken install cannot
+pass quietly. array_api_strict is pinned to the 2024.12 standard: passing on it is the proof that xpnet uses only
+the standard.
+
+A backend that is not installed (or has no device) skips its tests; the run ends with one line per such backend
+("backend cupy unavailable (...): 548 tests skipped") instead of a ``SKIPPED`` line per test under ``-ra``, which
+keeps listing every other skip. The JUnit XML still holds each skipped test, with the property
+``xpnet_backend_unavailable`` naming the backend, for ``ci/check_backends.py``.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pytest
 
@@ -15,19 +22,22 @@ from xpnet._backend import get_namespace
 
 ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
 STRICT_API_VERSION = "2024.12"
+# The user property (and JUnit <property>) that marks a test skipped because its backend did not load.
+UNAVAILABLE = "xpnet_backend_unavailable"
+# The report category of such skips: the short summary of -ra lists only "skipped", so they leave it.
+UNAVAILABLE_CATEGORY = "skipped (backend unavailable)"
 
 
-def _selected() -> list[str]:
-    raw = os.environ.get("XPNET_BACKENDS", "")
-    names = [n.strip() for n in raw.split(",") if n.strip()] or list(ALL_BACKENDS)
+def _names(variable: str) -> list[str]:
+    names = [n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()]
     unknown = sorted(set(names) - set(ALL_BACKENDS))
     if unknown:
-        raise pytest.UsageError(f"XPNET_BACKENDS names unknown backends {unknown}; known: {list(ALL_BACKENDS)}")
+        raise pytest.UsageError(f"{variable} names unknown backends {unknown}; known: {list(ALL_BACKENDS)}")
     return names
 
 
-def _required() -> set[str]:
-    return {n.strip() for n in os.environ.get("XPNET_REQUIRE_BACKENDS", "").split(",") if n.strip()}
+def _selected() -> list[str]:
+    return _names("XPNET_BACKENDS") or list(ALL_BACKENDS)
 
 
 def _load(name: str):
@@ -49,25 +59,65 @@ def _load(name: str):
                 return "cupy is installed but no CUDA device is visible"
         return get_namespace(name)
     except Exception as err:  # ImportError, CUDA driver errors...
-        return f"{name} unavailable: {type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}"
 
 
 _CACHE: dict[str, object] = {}
 
 
 def load_backend(name: str):
-    """Namespace of backend ``name``; skips (or fails, if required) when it is not available."""
+    """Namespace of backend ``name``; skips the test, marked as a backend-unavailable skip, when it did not load."""
     if name not in _CACHE:
         _CACHE[name] = _load(name)
     xp = _CACHE[name]
     if isinstance(xp, str):
-        if name in _required():
-            pytest.fail(f"required backend {name!r} did not load: {xp}")
-        pytest.skip(xp)
+        skip = pytest.skip.Exception(f"{name} unavailable: {xp}")
+        skip.xpnet_backend = name
+        raise skip
     return xp
 
 
 BACKENDS = _selected()
+
+
+def pytest_sessionstart(session):
+    """Stop before any test when a backend of ``XPNET_REQUIRE_BACKENDS`` does not load or is not selected."""
+    for name in _names("XPNET_REQUIRE_BACKENDS"):
+        if name not in BACKENDS:
+            raise pytest.UsageError(
+                f"XPNET_REQUIRE_BACKENDS requires {name!r}, but XPNET_BACKENDS selects only {BACKENDS}"
+            )
+        _CACHE.setdefault(name, _load(name))
+        if isinstance(_CACHE[name], str):
+            raise pytest.UsageError(f"required backend {name!r} (XPNET_REQUIRE_BACKENDS) did not load: {_CACHE[name]}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    backend = getattr(call.excinfo.value, "xpnet_backend", None) if call.excinfo is not None else None
+    if backend is not None and (UNAVAILABLE, backend) not in item.user_properties:
+        # Added before the report is built, so this phase's report and the JUnit testcase both carry it.
+        item.user_properties.append((UNAVAILABLE, backend))
+    return (yield)
+
+
+def pytest_report_teststatus(report, config):
+    if report.skipped and any(key == UNAVAILABLE for key, _ in report.user_properties):
+        return UNAVAILABLE_CATEGORY, "s", "SKIPPED"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per unavailable backend, with the reason it did not load and how many tests it skipped."""
+    counts = Counter(
+        backend
+        for report in terminalreporter.stats.get(UNAVAILABLE_CATEGORY, [])
+        for key, backend in report.user_properties
+        if key == UNAVAILABLE
+    )
+    for backend, n in sorted(counts.items()):
+        tests = "test" if n == 1 else "tests"
+        terminalreporter.write_line(f"backend {backend} unavailable ({_CACHE[backend]}): {n} {tests} skipped")
 
 
 @pytest.fixture(params=BACKENDS)
