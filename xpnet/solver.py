@@ -98,10 +98,11 @@ def _in_jupyter_kernel() -> bool:
         return False
     if any(k == "QT_API" or k.startswith("SPYDER") for k in os.environ):
         return False
-    ipython = sys.modules.get("IPython")
-    shell = getattr(ipython, "get_ipython", lambda: None)()
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if shell is None:  # ipykernel imported by a plain Python process
+        return False
     name = type(shell).__name__.lower()
-    return shell is not None and "qt" not in name and "spyder" not in name
+    return "qt" not in name and "spyder" not in name
 
 
 def _notebook_tqdm():
