@@ -125,7 +125,8 @@ _SHAPES = st.lists(st.integers(1, 6), min_size=0, max_size=3).map(tuple)
 
 def _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np):
     """Same kept units (the mask), survivors equal to CS231n's up to the rounding of x * (1/p) versus x / p."""
-    (param, mask), (_, ref_mask) = cache, ref_cache
+    (param, mask), (ref_param, ref_mask) = cache, ref_cache
+    assert param == ref_param
     assert namespace(mask) is xp and tuple(mask.shape) == x_np.shape and xp.isdtype(mask.dtype, "bool")
     np.testing.assert_array_equal(to_np(mask), ref_mask != 0)
     out_np = to_np(out)

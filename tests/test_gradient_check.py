@@ -14,6 +14,7 @@ from xpnet.gradient_check import (
     eval_numerical_gradient,
     eval_numerical_gradient_array,
     eval_numerical_gradient_blobs,
+    eval_numerical_gradient_net,
     grad_check_sparse,
     rel_error,
 )
@@ -270,8 +271,8 @@ def test_blobs_check_their_output_against_diffs(xp):
     out = _Blob(to_xp(np.zeros(3), xp), to_xp(np.ones((3, 1)), xp))
     inp = _Blob(a, None)
 
-    def forward(blob):
-        out.vals = blob.vals * blob.vals
+    def forward(blob, output):  # CS231n calls f(*inputs, output) for blobs
+        output.vals = blob.vals * blob.vals
 
     with pytest.raises(ValueError, match=r"output.vals must have output.diffs's shape \(3, 1\), got \(3,\)"):
         eval_numerical_gradient_blobs(forward, [inp], out)
@@ -280,6 +281,60 @@ def test_blobs_check_their_output_against_diffs(xp):
     assert_close(grad, np.asarray([2.0, 4.0, 6.0]), xp=xp, rtol=1e-8, atol=1e-8)
     with pytest.raises(TypeError, match=r"inputs must be a list of arrays or blobs, got a single array"):
         eval_numerical_gradient_blobs(lambda u: u * u, a, out.diffs)
+
+
+class _AffineNet:
+    """A CS231n-style net over blobs: ``forward()`` reads its input blobs and writes its output blob."""
+
+    def __init__(self, x, w, out):
+        self.x, self.w, self.out = x, w, out
+
+    def forward(self):
+        self.out.vals = self.x.vals @ self.w.vals
+
+
+def _affine_case(xp):
+    rng = np.random.default_rng(5)
+    x, w, dout = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    return x, w, dout, _Blob(to_xp(x, xp), None), _Blob(to_xp(w, xp), None), _Blob(None, to_xp(dout, xp))
+
+
+def test_blobs_are_called_with_the_output_blob_last_as_in_cs231n(xp):
+    x, w, dout, xb, wb, outb = _affine_case(xp)
+
+    def affine(x_blob, w_blob, out_blob):
+        out_blob.vals = x_blob.vals @ w_blob.vals
+
+    dx, dw = eval_numerical_gradient_blobs(affine, (xb, wb), outb)
+    assert_close(dx, dout @ w.T, xp=xp, rtol=1e-8, atol=1e-9)
+    assert_close(dw, x.T @ dout, xp=xp, rtol=1e-8, atol=1e-9)
+
+
+def test_net_gradient_runs_the_nets_forward(xp):
+    x, w, dout, xb, wb, outb = _affine_case(xp)
+    before = to_np(xb.vals).copy()
+    dx, dw = eval_numerical_gradient_net(_AffineNet(xb, wb, outb), [xb, wb], outb)
+    assert_close(dx, dout @ w.T, xp=xp, rtol=1e-8, atol=1e-9)
+    assert_close(dw, x.T @ dout, xp=xp, rtol=1e-8, atol=1e-9)
+    np.testing.assert_array_equal(to_np(xb.vals), before)  # restored exactly after the probes
+
+
+def test_net_gradient_with_plain_arrays_uses_what_forward_returns(xp):
+    x, w, dout = (to_xp(a, xp) for a in _affine_case(xp)[:3])
+
+    class Net:
+        def forward(self):
+            return x @ w
+
+    dx, dw = eval_numerical_gradient_net(Net(), [x, w], dout, h=1e-6)
+    assert_close(dx, to_np(dout) @ to_np(w).T, xp=xp, rtol=1e-7, atol=1e-8)
+    assert_close(dw, to_np(x).T @ to_np(dout), xp=xp, rtol=1e-7, atol=1e-8)
+
+
+def test_net_without_forward_is_refused_by_name(xp):
+    x = _as([1.0, 2.0], xp)
+    with pytest.raises(TypeError, match=r"^net must have a forward\(\) method .*, got builtins.object"):
+        eval_numerical_gradient_net(object(), [x], x)
 
 
 def test_scalar_function_must_return_a_scalar(xp):

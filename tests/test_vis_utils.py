@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from helpers import to_xp
-from xpnet.vis_utils import plot_filters, plot_solver_history, visualize_grid
+from xpnet.vis_utils import plot_filters, plot_solver_history, vis_grid, vis_nn, visualize_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -81,3 +82,97 @@ def test_plot_filters_writes_png(xp, tmp_path, channels):
 def test_plot_filters_rejects_bad_shape(tmp_path):
     with pytest.raises(ValueError, match=r"W1 must have shape \(F, C, HH, WW\) with C = 1 or 3, got \(6, 2, 3, 3\)"):
         plot_filters(np.zeros((6, 2, 3, 3)), tmp_path / "f.png")
+
+
+def _cs231n_vis_grid(Xs):
+    """CS231n's vis_grid, transcribed literally."""
+    (N, H, W, C) = Xs.shape
+    A = int(math.ceil(math.sqrt(N)))
+    G = np.ones((A * H + A, A * W + A, C), Xs.dtype)
+    G *= np.min(Xs)
+    n = 0
+    for y in range(A):
+        for x in range(A):
+            if n < N:
+                G[y * H + y : (y + 1) * H + y, x * W + x : (x + 1) * W + x, :] = Xs[n, :, :, :]
+                n += 1
+    maxg = G.max()
+    ming = G.min()
+    G = (G - ming) / (maxg - ming)
+    return G
+
+
+def _cs231n_vis_nn(rows):
+    """CS231n's vis_nn, transcribed literally."""
+    N = len(rows)
+    D = len(rows[0])
+    H, W, C = rows[0][0].shape
+    Xs = rows[0][0]
+    G = np.ones((N * H + N, D * W + D, C), Xs.dtype)
+    for y in range(N):
+        for x in range(D):
+            G[y * H + y : (y + 1) * H + y, x * W + x : (x + 1) * W + x, :] = rows[y][x]
+    maxg = G.max()
+    ming = G.min()
+    G = (G - ming) / (maxg - ming)
+    return G
+
+
+@pytest.mark.parametrize(("n", "dtype"), [(1, "float64"), (5, "float64"), (9, "float32"), (7, "uint8")])
+def test_vis_grid_is_cs231n_vis_grid(xp, n, dtype):
+    rng = np.random.default_rng(n)
+    Xs = (rng.random((n, 3, 2, 3)) * 200).astype(dtype)
+    expected = _cs231n_vis_grid(Xs)
+    grid = vis_grid(Xs if dtype == "uint8" else to_xp(Xs, xp))  # torch and array_api_strict have no uint8 needs
+    assert isinstance(grid, np.ndarray) and grid.shape == expected.shape and grid.dtype == expected.dtype
+    np.testing.assert_allclose(grid, expected, rtol=1e-6 if dtype == "float32" else 1e-15)
+
+
+def test_vis_nn_is_cs231n_vis_nn(xp):
+    rng = np.random.default_rng(0)
+    rows = [[rng.standard_normal((4, 3, 1)) * 3 for _ in range(3)] for _ in range(2)]
+    expected = _cs231n_vis_nn(rows)
+    for given in ([[to_xp(img, xp) for img in row] for row in rows], to_xp(np.asarray(rows), xp)):
+        grid = vis_nn(given)
+        assert isinstance(grid, np.ndarray) and grid.shape == (2 * 4 + 2, 3 * 3 + 3, 1)
+        np.testing.assert_allclose(grid, expected, rtol=1e-15)
+
+
+def test_vis_grid_and_vis_nn_of_constant_images_are_zeros_not_nan():
+    np.testing.assert_array_equal(vis_grid(np.full((2, 2, 2, 1), 3.0)), 0.0)
+    np.testing.assert_array_equal(vis_nn([[np.ones((2, 2, 1))]]), 0.0)
+
+
+def test_vis_grid_and_vis_nn_name_bad_input():
+    with pytest.raises(ValueError, match=r"^Xs must have shape \(N, H, W, C\) with N >= 1, got \(0, 2, 2, 1\)"):
+        vis_grid(np.zeros((0, 2, 2, 1)))
+    with pytest.raises(ValueError, match=r"^Xs must have shape \(N, H, W, C\) with N >= 1, got \(2, 2, 1\)"):
+        vis_grid(np.zeros((2, 2, 1)))
+    with pytest.raises(ValueError, match=r"^rows\[1\]\[0\] must have rows\[0\]\[0\]'s shape \(2, 2, 1\), got \(2, 3, 1\)"):
+        vis_nn([[np.zeros((2, 2, 1))], [np.zeros((2, 3, 1))]])
+    with pytest.raises(ValueError, match=r"^rows\[1\] must hold 2 images like rows\[0\], got 1"):
+        vis_nn([[np.zeros((2, 2, 1))] * 2, [np.zeros((2, 2, 1))]])
+    with pytest.raises(ValueError, match=r"^rows must be a non-empty list of non-empty lists of \(H, W, C\) images"):
+        vis_nn([])
+    with pytest.raises(TypeError, match=r"^rows\[0\]\[0\] must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.str"):
+        vis_nn([["image"]])
+
+
+@pytest.mark.parametrize(("channels", "colour"), [(1, (0.55, 0.75, 0.95)), (3, (1.0, 1.0, 1.0))])
+def test_filter_borders_and_empty_slots_take_a_colour_the_filters_cannot(channels, colour):
+    from xpnet.vis_utils import _filter_picture
+
+    W1 = np.random.default_rng(0).normal(size=(5, channels, 3, 2))
+    picture = _filter_picture(W1, padding=2)
+    # 5 filters: a 3x3 grid of 3x2 tiles with 2-pixel borders.
+    assert picture.shape == (3 * 3 + 2 * 2, 3 * 2 + 2 * 2, 3)
+    tiles = visualize_grid(W1.transpose(0, 2, 3, 1), ubound=1.0, padding=2)
+    inside = np.zeros(picture.shape[:2], dtype=bool)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        inside[r * 5 : r * 5 + 3, c * 4 : c * 4 + 2] = True
+    np.testing.assert_array_equal(picture[inside], np.broadcast_to(tiles[inside], (inside.sum(), 3)))
+    np.testing.assert_array_equal(picture[~inside], np.broadcast_to(colour, ((~inside).sum(), 3)))
+    # No filter pixel has the border's colour: grey pixels have equal channels, and a colour filter reaches white
+    # only if all three channels peak at one pixel, which these do not.
+    assert not np.any(np.all(picture[inside] == colour, axis=1))

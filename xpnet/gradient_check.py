@@ -39,6 +39,7 @@ __all__ = [
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
     "eval_numerical_gradient_blobs",
+    "eval_numerical_gradient_net",
     "grad_check_sparse",
     "rel_error",
     "directional_grad_check",
@@ -263,9 +264,9 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
 def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: float = 1e-5):
     """Numerical gradients of a function over several inputs, as in CS231n (blob ``.vals`` / ``.diffs``).
 
-    ``f(*inputs)`` writes its result into ``output.vals`` (CS231n's ``Blob``); ``output.diffs`` is the upstream
-    gradient. Plain arrays are accepted too: then ``f(*inputs)`` returns the output and ``output`` is the upstream
-    gradient. Every input is checked as ``x`` in :func:`eval_numerical_gradient` before any is probed, and the
+    ``f(*inputs, output)`` writes its result into ``output.vals`` (CS231n's ``Blob``: the output blob comes last, as
+    CS231n calls it); ``output.diffs`` is the upstream gradient. Plain arrays are accepted too: then ``f(*inputs)``
+    returns the output and ``output`` is the upstream gradient. Every input is checked as ``x`` in :func:`eval_numerical_gradient` before any is probed, and the
     output must have the upstream gradient's shape.
 
     Returns
@@ -290,11 +291,36 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
     for x, xp in probed:
 
         def run(_, xp=xp, x=x):
-            out = f(*inputs)
-            return _array_output(output.vals if blobs else out, out_name, df, df_name, xp=xp, x=x)
+            if blobs:
+                f(*inputs, output)
+                return _array_output(output.vals, out_name, df, df_name, xp=xp, x=x)
+            return _array_output(f(*inputs), out_name, df, df_name, xp=xp, x=x)
 
         grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp)))
     return grads
+
+
+def eval_numerical_gradient_net(net, inputs: Sequence, output, h: float = 1e-5):
+    """Numerical gradients of a net's output with respect to its inputs, as CS231n's: the net is re-run with
+    ``net.forward()`` (no arguments) around each probe, and :func:`eval_numerical_gradient_blobs` does the rest.
+
+    Parameters
+    ----------
+    net : object whose ``forward()`` reads the input blobs (or arrays) in ``inputs`` and writes ``output.vals``
+        (or, with plain arrays, returns the output).
+    inputs : list of blobs (``.vals`` arrays, probed in place and restored exactly) or of arrays.
+    output : the output blob, whose ``.diffs`` is the upstream gradient; or, with plain arrays, the upstream
+        gradient itself.
+    h : step, as in :func:`eval_numerical_gradient`.
+
+    Returns
+    -------
+    list of arrays : one gradient per input, of its shape, backend and dtype.
+    """
+    forward = getattr(net, "forward", None)
+    if not callable(forward):
+        raise TypeError(f"net must have a forward() method (a CS231n net over blobs), got {_describe(net)}")
+    return eval_numerical_gradient_blobs(lambda *args: forward(), inputs, output, h=h)
 
 
 def _relative(numeric: float, analytic: float) -> float:

@@ -2,12 +2,16 @@
 
 Every ``*_forward`` returns ``(out, cache)`` where ``cache`` is the tuple of the inner layers' caches, and every
 ``*_backward(dout, cache)`` returns the gradients of the inputs in the order the forward takes them, as in CS231n.
-The namespace comes from the inputs through the inner layers, so these work on every backend.
+The namespace comes from the inputs through the inner layers, so these work on every backend. As in CS231n,
+``from xpnet.layer_utils import *`` also gives every function of :mod:`xpnet.layers` and :mod:`xpnet.fast_layers`.
 """
 
 from __future__ import annotations
 
+from . import fast_layers, layers
+from .fast_layers import *  # noqa: F403
 from .fast_layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
+from .layers import *  # noqa: F403
 from .layers import (
     affine_backward,
     affine_forward,
@@ -34,6 +38,8 @@ __all__ = [
     "conv_relu_pool_backward",
     "conv_bn_relu_forward",
     "conv_bn_relu_backward",
+    # CS231n's layer_utils star-imports layers and fast_layers, so `from layer_utils import *` gives them too.
+    *dict.fromkeys([*layers.__all__, *fast_layers.__all__]),
 ]
 
 

@@ -2,21 +2,24 @@
 
 Arrays of any backend are copied to the host first. Plots are drawn on a bare ``matplotlib.figure.Figure`` and
 written straight to a PNG file: no pyplot state, no display and no global backend switch, so they work on a headless
-GPU machine and inside a notebook alike. matplotlib is imported only when a plot is drawn (``pip install
-xpnet[plot]``).
+GPU machine and inside a notebook alike. matplotlib (a dependency of xpnet) is imported only when a plot is drawn,
+so importing this module stays fast.
+
+:func:`visualize_grid`, :func:`vis_grid` and :func:`vis_nn` are CS231n's, with the same arguments and results
+(a constant image, which CS231n divides by zero, comes out as zeros here).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._backend import to_numpy
+from ._backend import is_array, namespace, to_numpy
 
-__all__ = ["visualize_grid", "plot_solver_history", "plot_filters"]
+__all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_solver_history", "plot_filters"]
 
 _HISTORY_KEYS = ("loss_history", "train_acc_history", "val_acc_history")
 
@@ -50,6 +53,89 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
         scaled = (img - low) / (high - low) if high > low else np.zeros_like(img)
         grid[y0 : y0 + H, x0 : x0 + W] = ubound * scaled
     return grid
+
+
+def _rescaled(G):
+    """``(G - min) / (max - min)`` over the whole array, as CS231n normalizes to [0, 1]; zeros if G is constant."""
+    low, high = G.min(), G.max()
+    return (G - low) / (high - low) if high > low else np.zeros_like(G)
+
+
+def _host_images(a, name):
+    """``a`` (any backend) as a NumPy array, floating: integer and bool images become float64."""
+    a = np.asarray(to_numpy(a))
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype.name}")
+    return a if a.dtype.kind == "f" else a.astype(np.float64)
+
+
+def vis_grid(Xs):
+    """Tile images into one grid with a one-pixel border after each, the whole grid rescaled to [0, 1] (CS231n's).
+
+    Unlike :func:`visualize_grid`, the images keep their relative brightness: one min/max for the whole grid, and
+    the borders and empty slots take the darkest value.
+
+    Parameters
+    ----------
+    Xs : array of shape (N, H, W, C) with N >= 1, any backend
+
+    Returns
+    -------
+    G : NumPy array of shape (A*H + A, A*W + A, C) with A = ceil(sqrt(N)), in Xs's floating dtype (float64 for
+        integer images)
+    """
+    Xs = _host_images(Xs, "Xs")
+    if Xs.ndim != 4 or Xs.shape[0] == 0:
+        raise ValueError(f"Xs must have shape (N, H, W, C) with N >= 1, got {Xs.shape}")
+    N, H, W, C = Xs.shape
+    A = math.ceil(math.sqrt(N))
+    G = np.full((A * H + A, A * W + A, C), Xs.min(), dtype=Xs.dtype)
+    for n, img in enumerate(Xs):
+        y, x = divmod(n, A)
+        G[y * (H + 1) : y * (H + 1) + H, x * (W + 1) : x * (W + 1) + W] = img
+    return _rescaled(G)
+
+
+def vis_nn(rows):
+    """Tile a table of images (``rows[i][j]``, e.g. nearest neighbours) into one grid, rescaled to [0, 1] (CS231n's).
+
+    Each image is followed by a one-pixel border of ones (before the rescaling, as in CS231n).
+
+    Parameters
+    ----------
+    rows : N lists of D images of one shape (H, W, C), or an array of shape (N, D, H, W, C); any backend
+
+    Returns
+    -------
+    G : NumPy array of shape (N*H + N, D*W + D, C), in the images' floating dtype (float64 for integer images)
+    """
+    shaped = "rows must be a non-empty list of non-empty lists of (H, W, C) images, or an (N, D, H, W, C) array"
+    if is_array(rows):
+        rows = _host_images(rows, "rows")
+        if rows.ndim != 5 or 0 in rows.shape[:2]:
+            raise ValueError(f"{shaped}, got an array of shape {rows.shape}")
+    elif not isinstance(rows, Sequence) or not rows or not all(isinstance(r, Sequence) and r for r in rows):
+        raise ValueError(f"{shaped}, got {rows!r:.80}")
+    first = _host_images(_image(rows[0][0], "rows[0][0]"), "rows[0][0]")
+    if first.ndim != 3:
+        raise ValueError(f"rows[0][0] must have shape (H, W, C), got {first.shape}")
+    (H, W, C), D = first.shape, len(rows[0])
+    G = np.ones((len(rows) * (H + 1), D * (W + 1), C), first.dtype)
+    for y, row in enumerate(rows):
+        if len(row) != D:
+            raise ValueError(f"rows[{y}] must hold {D} images like rows[0], got {len(row)}")
+        for x, img in enumerate(row):
+            img = _host_images(_image(img, f"rows[{y}][{x}]"), f"rows[{y}][{x}]")
+            if img.shape != first.shape:
+                raise ValueError(f"rows[{y}][{x}] must have rows[0][0]'s shape {first.shape}, got {img.shape}")
+            G[y * (H + 1) : y * (H + 1) + H, x * (W + 1) : x * (W + 1) + W] = img
+    return _rescaled(G)
+
+
+def _image(img, name):
+    """``img`` if it is an array of any backend, else a TypeError naming it."""
+    namespace(**{name: img})
+    return img
 
 
 def _histories(obj, name):
@@ -132,13 +218,39 @@ def plot_solver_history(solver_or_histories, path, *, title=None):
     return _save(fig, path)
 
 
+# Separators between filters, in a colour the filters themselves cannot take: each filter is rescaled to [0, 1] on
+# its own, so grey filters span the whole grey ramp (a black or white border would merge with their darkest or
+# brightest pixels) and get a light blue one; colour filters reach pure white only where all three channels peak at
+# once, so white borders them, as the page around the picture is.
+_GREY_SEPARATOR = (0.55, 0.75, 0.95)
+_COLOUR_SEPARATOR = (1.0, 1.0, 1.0)
+
+
+def _filter_picture(W1, padding):
+    """The RGB picture :func:`plot_filters` draws: :func:`visualize_grid`'s tiles, borders and empty slots in the
+    separator colour."""
+    F, C, H, W = W1.shape
+    grid = visualize_grid(W1.transpose(0, 2, 3, 1), ubound=1.0, padding=padding)
+    rows, cols = np.arange(grid.shape[0]), np.arange(grid.shape[1])
+    size = math.ceil(math.sqrt(F))
+    tile = (rows[:, None] // (H + padding)) * size + cols[None, :] // (W + padding)
+    inside = (rows[:, None] % (H + padding) < H) & (cols[None, :] % (W + padding) < W) & (tile < F)
+    picture = np.repeat(grid, 3, axis=2) if C == 1 else grid
+    picture[~inside] = _GREY_SEPARATOR if C == 1 else _COLOUR_SEPARATOR
+    return picture
+
+
 def plot_filters(W1, path, *, padding=1):
     """Write a PNG of first-layer convolution filters tiled with :func:`visualize_grid`.
+
+    Each filter is rescaled to its own [0, 1]; the borders between filters are drawn in a colour the filters cannot
+    take (light blue between grey filters, white between colour ones), so every filter's edge stays visible.
 
     Parameters
     ----------
     W1 : array of shape (F, C, HH, WW), any backend; C = 3 is drawn in colour, C = 1 in grey
     path : the PNG file to write (folders are created)
+    padding : pixels of border between neighbouring filters, an int >= 0
 
     Returns
     -------
@@ -147,13 +259,10 @@ def plot_filters(W1, path, *, padding=1):
     W1 = np.asarray(to_numpy(W1), dtype=np.float64)
     if W1.ndim != 4 or W1.shape[1] not in (1, 3):
         raise ValueError(f"W1 must have shape (F, C, HH, WW) with C = 1 or 3, got {W1.shape}")
-    grid = visualize_grid(W1.transpose(0, 2, 3, 1), ubound=1.0, padding=padding)
+    picture = _filter_picture(W1, padding)
     fig = _new_figure((5, 5))
     ax = fig.subplots()
-    if grid.shape[2] == 1:
-        ax.imshow(grid[:, :, 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-        ax.imshow(grid, interpolation="nearest")
+    ax.imshow(picture, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"{W1.shape[0]} first-layer filters")
     return _save(fig, path)

@@ -1,15 +1,23 @@
-"""CS231n's ``ThreeLayerConvNet`` on any Array API backend."""
+"""CS231n's ``ThreeLayerConvNet`` on any Array API backend.
+
+``from xpnet.classifiers.cnn import *`` gives the model and every function of ``layers``, ``fast_layers`` and
+``layer_utils``, as CS231n's star import does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from .. import layer_utils
+from ..layer_utils import *  # noqa: F403
 from ..layer_utils import affine_relu_backward, affine_relu_forward, conv_relu_pool_backward, conv_relu_pool_forward
 from ..layers import affine_backward, affine_forward, softmax_loss
 from ._base import Model, positive_int, real_in
 
-__all__ = ["ThreeLayerConvNet"]
+# CS231n's cnn star-imports layers, fast_layers and layer_utils and has no __all__: layer_utils.__all__ holds all
+# of their names.
+__all__ = ["ThreeLayerConvNet", *layer_utils.__all__]
 
 _POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
 

@@ -1,4 +1,8 @@
-"""CS231n's ``FullyConnectedNet`` on any Array API backend."""
+"""CS231n's ``FullyConnectedNet`` on any Array API backend.
+
+``from xpnet.classifiers.fc_net import *`` gives the model and every function of ``layers``, ``layer_utils`` and
+``fast_layers``, as CS231n's star import does.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .. import layer_utils
 from .._backend import check_legacy_seed
+from ..layer_utils import *  # noqa: F403
 from ..layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -18,7 +24,9 @@ from ..layer_utils import (
 from ..layers import affine_backward, affine_forward, dropout_backward, dropout_forward, softmax_loss
 from ._base import Model, positive_int, real_in
 
-__all__ = ["FullyConnectedNet"]
+# CS231n's fc_net star-imports layers and layer_utils (which star-imports fast_layers) and has no __all__, so
+# `from cs231n.classifiers.fc_net import *` gives every layer function; layer_utils.__all__ holds all of them.
+__all__ = ["FullyConnectedNet", *layer_utils.__all__]
 
 # normalization -> (forward, backward) of the hidden layer's sandwich; None has no gamma/beta.
 _SANDWICHES = {
