@@ -415,7 +415,8 @@ def _bad_loss_calls(xp, X, y, num_classes):
         *([(X, to_xp(y_np, other), TypeError, r"y must be an array of the model's backend")] if other else []),
         (X, list(y_np), TypeError, r"y must be an array of the model's backend \(.*\)( or a NumPy array)?, got list"),
         # The same defects in NumPy labels (moved to the model's backend only once they pass) are refused alike.
-        (X, np.where(np.arange(n) == 1, num_classes, y_np), ValueError, rf"y must hold class labels in \[0, {num_classes}\)"),
+        (X, np.where(np.arange(n) == 1, num_classes, y_np), ValueError,
+         rf"y must hold class labels in \[0, {num_classes}\)"),
         (X, y_np[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
         (X, y_np * 1.0, TypeError, r"y must hold integer class labels, got dtype .*float64"),
         (to_np(X).astype(str), y, TypeError, r"X must hold real numbers, got dtype <U"),

@@ -148,13 +148,13 @@ def test_vis_grid_and_vis_nn_name_bad_input():
         vis_grid(np.zeros((0, 2, 2, 1)))
     with pytest.raises(ValueError, match=r"^Xs must have shape \(N, H, W, C\) with N >= 1, got \(2, 2, 1\)"):
         vis_grid(np.zeros((2, 2, 1)))
-    with pytest.raises(ValueError, match=r"^rows\[1\]\[0\] must have rows\[0\]\[0\]'s shape \(2, 2, 1\), got \(2, 3, 1\)"):
+    with pytest.raises(ValueError, match=r"^rows\[1\]\[0\] must have rows\[0\]\[0\]'s shape \(2, 2, 1\), got \(2, 3, "):
         vis_nn([[np.zeros((2, 2, 1))], [np.zeros((2, 3, 1))]])
     with pytest.raises(ValueError, match=r"^rows\[1\] must hold 2 images like rows\[0\], got 1"):
         vis_nn([[np.zeros((2, 2, 1))] * 2, [np.zeros((2, 2, 1))]])
     with pytest.raises(ValueError, match=r"^rows must be a non-empty list of non-empty lists of \(H, W, C\) images"):
         vis_nn([])
-    with pytest.raises(TypeError, match=r"^rows\[0\]\[0\] must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins.str"):
+    with pytest.raises(TypeError, match=r"^rows\[0\]\[0\] must be an array \(NumPy, CuPy, torch, .*got builtins"):
         vis_nn([["image"]])
 
 

@@ -266,8 +266,8 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
 
     ``f(*inputs, output)`` writes its result into ``output.vals`` (CS231n's ``Blob``: the output blob comes last, as
     CS231n calls it); ``output.diffs`` is the upstream gradient. Plain arrays are accepted too: then ``f(*inputs)``
-    returns the output and ``output`` is the upstream gradient. Every input is checked as ``x`` in :func:`eval_numerical_gradient` before any is probed, and the
-    output must have the upstream gradient's shape.
+    returns the output and ``output`` is the upstream gradient. Every input is checked as ``x`` in
+    :func:`eval_numerical_gradient` before any is probed, and the output must have the upstream gradient's shape.
 
     Returns
     -------

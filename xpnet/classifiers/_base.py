@@ -115,10 +115,11 @@ class Model:
         if is_array(value):
             xp = namespace(value)
             if xp is self.xp:
-                if _device_of(value) != self.device:
+                here, home = _device_of(value), _device_of(self._reference())
+                if here != home:
                     raise ValueError(
-                        f"{name} is on device {_device_of(value)!r}, the model's params on {self.device!r}; move it "
-                        f"with xpnet.asarray({name}, like=model.params['W1'])"
+                        f"{name} is on device {here!r}, the model's params on {home!r}; move it with "
+                        f"xpnet.asarray({name}, like=model.params['W1'])"
                     )
                 return value
             if backend_name(xp) == "numpy":
@@ -126,14 +127,20 @@ class Model:
         model = backend_name(self.xp)
         expected = f"an array of the model's backend ({model})" + ("" if model == "numpy" else " or a NumPy array")
         got = f"an array of {backend_name(namespace(value))}" if is_array(value) else type(value).__name__
-        raise TypeError(f"{name} must be {expected}, got {got}; move it with xpnet.asarray({name}, like=model.params['W1'])")
+        raise TypeError(
+            f"{name} must be {expected}, got {got}; move it with xpnet.asarray({name}, like=model.params['W1'])"
+        )
 
     def _moved(self, value, dtype=None):
         """``value`` (accepted by :meth:`_accept`) on the model's backend and device, cast to ``dtype`` if given: a
         NumPy array for a model on another backend is transferred here, once."""
         if namespace(value) is self.xp:
             return value if dtype is None or value.dtype == dtype else self.xp.astype(value, dtype)
-        return asarray(value, xp=self.xp, device=self.device, dtype=dtype)
+        return asarray(value, like=self._reference(), dtype=dtype)
+
+    def _reference(self):
+        """A param: inputs go to its backend and device (where the params are now, even if moved by hand)."""
+        return next(iter(self.params.values()))
 
     def _input(self, X, name: str = "X"):
         """``X`` on the model's backend and device, in the model's dtype. A NumPy ``X`` is moved there (so a
