@@ -124,14 +124,17 @@ _SHAPES = st.lists(st.integers(1, 6), min_size=0, max_size=3).map(tuple)
 
 
 def _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np):
-    """Same kept units (the mask), survivors equal to CS231n's up to the rounding of x * (1/p) versus x / p."""
+    """Same cache and kept units (the mask), and CS231n's output values."""
     (param, mask), (ref_param, ref_mask) = cache, ref_cache
     assert param == ref_param
     assert namespace(mask) is xp and tuple(mask.shape) == x_np.shape and xp.isdtype(mask.dtype, "bool")
     np.testing.assert_array_equal(to_np(mask), ref_mask != 0)
     out_np = to_np(out)
     np.testing.assert_array_equal(out_np == 0, np.asarray(ref_out) == 0)
-    np.testing.assert_allclose(out_np, ref_out, rtol=1e-6 if x_np.dtype == np.float32 else 1e-15)
+    if x_np.dtype == np.float64:  # bit for bit, so a notebook prints CS231n's numbers
+        np.testing.assert_array_equal(out_np, ref_out)
+    else:  # CS231n multiplies in float64 and rounds; xpnet stays in float32 (one rounding more)
+        np.testing.assert_allclose(out_np, ref_out, rtol=2e-7)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -46,8 +46,9 @@ def dropout_forward(x, dropout_param):
     # Drawn and compared on the host in float64, then moved as booleans: one small transfer, and the same mask on
     # every backend and for every dtype of x.
     mask = asarray(host_rand(tuple(x.shape), seed) < p, like=x)
-    # Only the boolean mask is kept (1 byte per element), not a scaled float mask or x.
-    return xp.where(mask, x / p, 0.0), (cached, mask)
+    # Only the boolean mask is kept (1 byte per element), not a scaled float mask or x. Survivors are x * (1 / p),
+    # CS231n's x * mask, bit for bit in float64, so a notebook prints CS231n's numbers.
+    return xp.where(mask, x * (1.0 / p), 0.0), (cached, mask)
 
 
 def dropout_backward(dout, cache):
@@ -60,7 +61,7 @@ def dropout_backward(dout, cache):
 
     Returns
     -------
-    dx : array of dout's shape: ``dout / p`` where the unit was kept, exactly 0 where it was dropped (NaN in
+    dx : array of dout's shape: ``dout * (1 / p)`` where the unit was kept, exactly 0 where it was dropped (NaN in
         ``dout`` included); ``dout`` itself in test mode.
     """
     dropout_param, mask = cache
@@ -70,7 +71,7 @@ def dropout_backward(dout, cache):
     xp = namespace(dout=dout, cache=mask)  # the mask is bool, so it is not a float argument
     if tuple(dout.shape) != tuple(mask.shape):
         raise ValueError(f"dout must have the forward output's shape {tuple(mask.shape)}, got {tuple(dout.shape)}")
-    return xp.where(mask, dout / dropout_param["p"], 0.0)
+    return xp.where(mask, dout * (1.0 / dropout_param["p"]), 0.0)
 
 
 def _settings(dropout_param):
