@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cifar_format import Py2Pickler, write_py2_batch
+from cifar_format import Py2Pickler, write_cifar10_folder, write_py2_batch
 
 from xpnet.data_utils import (
     CIFAR10_URL,
+    default_CIFAR10_dir,
     get_CIFAR10_data,
     get_digits_data,
     load_CIFAR10,
@@ -447,27 +448,100 @@ def test_get_CIFAR10_data_subtracts_training_mean(cifar):
     np.testing.assert_allclose(data["X_test"], test_data.reshape(-1, 3, 32, 32) - mean, atol=1e-4)
 
 
-def test_get_CIFAR10_data_directory_from_env(cifar, monkeypatch, tmp_path_factory):
-    root = cifar[0]
-    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(root))
-    assert get_CIFAR10_data(10, 5, 5)["X_train"].shape == (10, 3, 32, 32)
-    # The argument wins over the environment variable.
-    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(tmp_path_factory.mktemp("empty") / "nothing"))
-    assert get_CIFAR10_data(10, 5, 5, cifar10_dir=root)["X_val"].shape == (5, 3, 32, 32)
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path_factory):
+    """No CIFAR-10 or cache variable from the developer's shell, and a fresh HOME: the default cache is in it."""
+    for name in ("XPNET_CIFAR10_DIR", "XPNET_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("USERPROFILE", str(home))  # what os.path.expanduser reads on Windows
+    return home
 
 
-def test_get_CIFAR10_data_missing_directory(tmp_path, monkeypatch):
+def test_default_CIFAR10_dir_order(clean_env, monkeypatch, tmp_path):
+    assert default_CIFAR10_dir() == str(clean_env / ".cache" / "xpnet" / "cifar-10-batches-py")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec says to ignore relative paths
+    assert default_CIFAR10_dir() == str(clean_env / ".cache" / "xpnet" / "cifar-10-batches-py")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_CIFAR10_dir() == str(tmp_path / "xdg" / "xpnet" / "cifar-10-batches-py")
+    monkeypatch.setenv("XPNET_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_CIFAR10_dir() == str(tmp_path / "mine" / "cifar-10-batches-py")
+    monkeypatch.setenv("XPNET_CACHE_DIR", "")  # empty as unset
+    assert default_CIFAR10_dir() == str(tmp_path / "xdg" / "xpnet" / "cifar-10-batches-py")
+
+
+def test_get_CIFAR10_data_lookup_order(clean_env, monkeypatch, tmp_path):
+    # Three folders with different images: the argument wins over the variable, the variable over the cache.
+    places = {
+        "cache": clean_env / ".cache" / "xpnet" / "cifar-10-batches-py",
+        "env": tmp_path / "env" / "cifar-10-batches-py",
+        "arg": tmp_path / "arg",
+    }
+    labels = {}
+    for seed, (name, folder) in enumerate(places.items()):
+        labels[name] = write_cifar10_folder(folder, per_batch=4, seed=seed)["data_batch_1"][1]
+
+    def first_labels(**kwargs):
+        return get_CIFAR10_data(4, 0, 0, **kwargs)["y_train"]
+
+    np.testing.assert_array_equal(first_labels(), labels["cache"])
+    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(places["env"]))
+    np.testing.assert_array_equal(first_labels(), labels["env"])
+    np.testing.assert_array_equal(first_labels(cifar10_dir=places["arg"]), labels["arg"])
+    np.testing.assert_array_equal(first_labels(cifar10_dir=str(places["arg"]).encode()), labels["arg"])
+
+
+def test_a_set_variable_never_falls_back_to_the_cache(clean_env, monkeypatch, tmp_path):
+    write_cifar10_folder(clean_env / ".cache" / "xpnet" / "cifar-10-batches-py", per_batch=2)
+    missing = tmp_path / "typo"
+    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(missing))
+    with pytest.raises(FileNotFoundError) as info:
+        get_CIFAR10_data(2, 0, 0)
+    assert f"no CIFAR-10 in {str(missing)!r} (from XPNET_CIFAR10_DIR): it does not exist" in str(info.value)
+
+
+def test_missing_data_says_how_to_get_it(clean_env):
+    default = clean_env / ".cache" / "xpnet" / "cifar-10-batches-py"
+    with pytest.raises(FileNotFoundError) as info:
+        get_CIFAR10_data()
+    message = str(info.value)
+    expected = [
+        f"no CIFAR-10 in {str(default)!r} (the default folder: cifar10_dir is not given and XPNET_CIFAR10_DIR "
+        "is not set): it does not exist",
+        "get_CIFAR10_data(download=True) downloads it into that folder",
+        "python -m xpnet.data_utils download-cifar10 [DIR]",
+        f"download {CIFAR10_URL}",
+        "tar -xzf cifar-10-python.tar.gz",
+        "cifar10_dir=",
+        "XPNET_CIFAR10_DIR",
+        "XPNET_CACHE_DIR",
+    ]
+    for text in expected:
+        assert text in message, text
+
+
+def test_get_CIFAR10_data_missing_directory(tmp_path, clean_env):
     missing = tmp_path / "cifar-10-batches-py"
     with pytest.raises(FileNotFoundError) as info:
         get_CIFAR10_data(cifar10_dir=missing)
-    for text in (str(missing), CIFAR10_URL, "XPNET_CIFAR10_DIR", "cifar10_dir"):
+    for text in (f"no CIFAR-10 in {str(missing)!r} (from cifar10_dir)", CIFAR10_URL, "XPNET_CIFAR10_DIR", "download=True"):
         assert text in str(info.value)
     missing.mkdir()
     with pytest.raises(FileNotFoundError, match="give the folder inside it instead"):
         get_CIFAR10_data(cifar10_dir=tmp_path)
-    monkeypatch.delenv("XPNET_CIFAR10_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="XPNET_CIFAR10_DIR is not set"):
-        get_CIFAR10_data()
+    with pytest.raises(FileNotFoundError, match="it lacks data_batch_1"):
+        get_CIFAR10_data(cifar10_dir=missing)
+    write_cifar10_folder(missing, per_batch=2)
+    os.unlink(missing / "test_batch")
+    with pytest.raises(FileNotFoundError, match="it lacks test_batch"):
+        get_CIFAR10_data(cifar10_dir=missing)
+
+
+def test_download_flag_is_checked_before_anything(tmp_path):
+    with pytest.raises(TypeError, match="download must be True or False, got 'yes'"):
+        get_CIFAR10_data(cifar10_dir=tmp_path / "missing", download="yes")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_get_CIFAR10_data_rejects_counts_beyond_the_data(cifar):

@@ -3,28 +3,56 @@
 Everything here returns NumPy arrays on the host; the Solver moves them to the model's backend once. CIFAR-10
 batches are read by a restricted unpickler (:mod:`xpnet._safe_pickle`) that builds only what the format holds, so a
 tampered batch file cannot run code; every damaged or wrong file is a ValueError naming it.
+
+Where CIFAR-10 is looked for, first match wins (a set place is never skipped for a later one):
+
+1. the ``cifar10_dir`` argument;
+2. the environment variable ``XPNET_CIFAR10_DIR``;
+3. the cache folder ``<cache>/cifar-10-batches-py``, where ``<cache>`` is ``$XPNET_CACHE_DIR`` if set, else
+   ``$XDG_CACHE_HOME/xpnet`` if that is set to an absolute path, else ``~/.cache/xpnet``.
+
+``get_CIFAR10_data(download=True)``, :func:`download_CIFAR10` and ``python -m xpnet.data_utils download-cifar10
+[DIR]`` download the official archive into that folder (or DIR) when it is absent; see :mod:`xpnet._download` for
+how the download is verified and unpacked.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import pickle
 import reprlib
+import shlex
+import sys
 from importlib import resources
 
 import numpy as np
 
-from . import _safe_pickle
+from . import _download, _safe_pickle
 from ._backend import check_seed
 
-__all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "load_digits", "get_digits_data"]
+__all__ = [
+    "load_CIFAR_batch",
+    "load_CIFAR10",
+    "get_CIFAR10_data",
+    "download_CIFAR10",
+    "default_CIFAR10_dir",
+    "load_digits",
+    "get_digits_data",
+]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_ENV = "XPNET_CIFAR10_DIR"
+CACHE_ENV = "XPNET_CACHE_DIR"
+_CIFAR10_FOLDER = "cifar-10-batches-py"
+_CIFAR10_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6)) + ("test_batch",)
+_CLI = "python -m xpnet.data_utils download-cifar10"
 _CIFAR10_HOWTO = (
-    f"download {CIFAR10_URL}, extract it (tar -xzf cifar-10-python.tar.gz gives cifar-10-batches-py/), "
-    f"then pass cifar10_dir=... or set the environment variable {CIFAR10_ENV}"
+    f"get it with get_CIFAR10_data(download=True) or `{_CLI} [DIR]`, or download {CIFAR10_URL} and extract it "
+    f"(tar -xzf cifar-10-python.tar.gz gives {_CIFAR10_FOLDER}/), then pass cifar10_dir=... or set the environment "
+    f"variable {CIFAR10_ENV}"
 )
 
 
@@ -57,6 +85,14 @@ def load_CIFAR_batch(filename):
     filename = _as_path("filename", filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"CIFAR-10 batch file {filename!r} does not exist; {_CIFAR10_HOWTO}")
+    data, y = _read_batch(filename)
+    # Each row stores the red plane, then green, then blue, each 32x32 row-major.
+    X = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
+    return X, y
+
+
+def _read_batch(filename):
+    """The checked ``data`` (integer array (N, 3072)) and ``labels`` (int64 (N,)) of an existing batch file."""
     with open(filename, "rb") as f:
         raw = f.read()
     batch = _unpickle_batch(raw, filename)
@@ -64,9 +100,7 @@ def load_CIFAR_batch(filename):
     y = _batch_labels(_entry(batch, "labels", filename), filename)
     if y.shape[0] != data.shape[0]:
         raise ValueError(f"{filename!r}: expected {data.shape[0]} labels to match 'data', got {y.shape[0]}")
-    # Each row stores the red plane, then green, then blue, each 32x32 row-major.
-    X = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
-    return X, y
+    return data, y
 
 
 def _entry(batch, key, filename):
@@ -143,9 +177,9 @@ def load_CIFAR10(ROOT):
     root = _as_path("ROOT", ROOT)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CIFAR-10 directory {root!r} does not exist; {_CIFAR10_HOWTO}")
-    inner = os.path.join(root, "cifar-10-batches-py")
-    if not os.path.exists(os.path.join(root, "data_batch_1")) and os.path.isdir(inner):
-        raise FileNotFoundError(f"{root!r} holds no data_batch_1; give the folder inside it instead: {inner!r}")
+    nested = _nested(root)
+    if nested:
+        raise FileNotFoundError(f"{root!r} {nested}")
     batches = [load_CIFAR_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
     X_train = np.concatenate([X for X, _ in batches])
     y_train = np.concatenate([y for _, y in batches])
@@ -203,7 +237,14 @@ def _finish(X_train, y_train, X_val, y_val, X_test, y_test, *, subtract_mean, dt
 
 
 def get_CIFAR10_data(
-    num_training=49000, num_validation=1000, num_test=1000, subtract_mean=True, *, cifar10_dir=None, dtype=np.float64
+    num_training=49000,
+    num_validation=1000,
+    num_test=1000,
+    subtract_mean=True,
+    *,
+    cifar10_dir=None,
+    download=False,
+    dtype=np.float64,
 ):
     """CIFAR-10 split and preprocessed as in CS231n.
 
@@ -211,14 +252,21 @@ def get_CIFAR10_data(
     first ``num_test`` of the test batch. With ``subtract_mean`` the mean image of the training subset is subtracted
     from all three. Images are transposed to channels-first.
 
+    The data is read from ``cifar10_dir``, else from the folder named by the environment variable
+    ``XPNET_CIFAR10_DIR``, else from the cache folder :func:`default_CIFAR10_dir` (``~/.cache/xpnet/
+    cifar-10-batches-py`` unless ``XPNET_CACHE_DIR`` or ``XDG_CACHE_HOME`` say otherwise). The first of these that
+    is set is the one read: a set variable is never skipped for the cache.
+
     Parameters
     ----------
     num_training : int >= 1;  num_validation, num_test : int >= 0
         Split sizes; ``num_training + num_validation`` at most 50000, ``num_test`` at most 10000.
     subtract_mean : bool
     cifar10_dir : str or os.PathLike, optional
-        Folder holding ``data_batch_1`` ... ``test_batch``; defaults to the environment variable
-        ``XPNET_CIFAR10_DIR``.
+        Folder holding ``data_batch_1`` ... ``test_batch`` (the archive's ``cifar-10-batches-py``).
+    download : bool
+        If the folder does not hold the data, download the official archive (170 MB) and unpack it there
+        (see :func:`download_CIFAR10`); a folder holding the data is read as it is, without any network access.
     dtype : floating NumPy dtype
         Of the images (CS231n uses float64; float32 halves the 600 MB). Integer dtypes are refused: they would
         truncate the mean-subtracted pixels.
@@ -233,19 +281,28 @@ def get_CIFAR10_data(
     TypeError, ValueError
         Naming the argument, before any file is read; a ValueError naming the file for a damaged batch.
     FileNotFoundError
-        No folder given, or it lacks the batches; the message says how to get them.
+        The data is not there (and ``download`` is False): the message names the folder, how it was chosen, and
+        every way to get the data.
+    OSError, ValueError
+        With ``download``: as :func:`download_CIFAR10`.
     """
     num_training = _check_count("num_training", num_training, low=1)
     num_validation = _check_count("num_validation", num_validation)
     num_test = _check_count("num_test", num_test)
     subtract_mean = _check_flag("subtract_mean", subtract_mean)
+    download = _check_flag("download", download)
     dtype = _check_float_dtype(dtype)
-    cifar10_dir = _cifar10_dir(cifar10_dir)
-    X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
+    folder, source = _locate_CIFAR10(cifar10_dir)
+    absent = _cifar10_absent(folder)
+    if absent and download:
+        _download_CIFAR10(folder)
+    elif absent:
+        raise FileNotFoundError(_not_found(folder, source, absent))
+    X_train, y_train, X_test, y_test = load_CIFAR10(folder)
     if num_training + num_validation > X_train.shape[0]:
         raise ValueError(
             f"num_training + num_validation must be at most {X_train.shape[0]} (the training images in "
-            f"{cifar10_dir!r}), got {num_training} + {num_validation}"
+            f"{folder!r}), got {num_training} + {num_validation}"
         )
     if num_test > X_test.shape[0]:
         raise ValueError(f"num_test must be at most {X_test.shape[0]}, got {num_test}")
@@ -263,15 +320,195 @@ def get_CIFAR10_data(
     )
 
 
-def _cifar10_dir(cifar10_dir):
-    """The CIFAR-10 folder to read: the argument, else the environment variable."""
-    if cifar10_dir is None:
-        cifar10_dir = os.environ.get(CIFAR10_ENV) or None
-        if cifar10_dir is None:
-            raise FileNotFoundError(
-                f"no CIFAR-10 directory given: cifar10_dir is None and {CIFAR10_ENV} is not set; {_CIFAR10_HOWTO}"
-            )
-    return _as_path("cifar10_dir", cifar10_dir)
+def default_CIFAR10_dir():
+    """The folder :func:`get_CIFAR10_data` reads when neither ``cifar10_dir`` nor ``XPNET_CIFAR10_DIR`` is given.
+
+    It is ``<cache>/cifar-10-batches-py``, where ``<cache>`` is the environment variable ``XPNET_CACHE_DIR`` if set,
+    else ``$XDG_CACHE_HOME/xpnet`` if ``XDG_CACHE_HOME`` is an absolute path (the XDG rule), else ``~/.cache/xpnet``.
+
+    Returns
+    -------
+    str
+        An absolute path; the folder may not exist.
+    """
+    cache = os.environ.get(CACHE_ENV)
+    if not cache:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+        cache = os.path.join(base, "xpnet")
+    return os.path.abspath(os.path.join(os.path.expanduser(cache), _CIFAR10_FOLDER))
+
+
+def download_CIFAR10(cifar10_dir=None, *, progress=None, url=None, md5=None, timeout=60.0):
+    """Download the official CIFAR-10 python archive and unpack its ``cifar-10-batches-py`` into ``cifar10_dir``.
+
+    Nothing is downloaded if the folder already holds the six batches. Otherwise the archive (170 MB) is streamed
+    to a temporary file beside the folder, its MD5 is verified, every member is checked (only regular files and
+    folders inside ``cifar-10-batches-py/``), the batches are unpacked into a temporary folder and verified to load,
+    and that folder is then renamed to ``cifar10_dir``: an interrupted download never leaves a folder that looks
+    complete, and the next download removes what a killed one left. Details in :mod:`xpnet._download`.
+
+    Parameters
+    ----------
+    cifar10_dir : str or os.PathLike, optional
+        The folder to fill (new or empty; created with its parents). Defaults to where :func:`get_CIFAR10_data`
+        looks: ``XPNET_CIFAR10_DIR``, else :func:`default_CIFAR10_dir`.
+    progress : bool or None
+        A tqdm progress bar on stderr (a widget in a notebook); None draws one in an interactive terminal or a
+        Jupyter notebook with ipywidgets, and none when output goes to a file or a CI log.
+    url : str, optional
+        Where to get the archive (``https://``, ``http://`` or ``file://``); defaults to :data:`CIFAR10_URL`.
+    md5 : str, optional
+        The archive's MD5 as 32 hexadecimal digits; defaults to the official archive's, :data:`CIFAR10_MD5`.
+    timeout : float
+        Seconds without data from the server before giving up.
+
+    Returns
+    -------
+    str
+        The folder, absolute: pass it as ``cifar10_dir`` or set ``XPNET_CIFAR10_DIR`` to it, unless it is
+        :func:`default_CIFAR10_dir`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming a bad argument, before anything is fetched.
+    FileExistsError
+        The folder exists and holds other files: nothing is written into it.
+    OSError
+        Naming the URL: HTTP error, failed connection, truncated transfer, or ``TimeoutError``.
+    ValueError
+        Naming the URL: the MD5 differs, or the archive holds an unsafe member (named) or no valid batches.
+    """
+    folder, _ = _locate_CIFAR10(cifar10_dir)
+    return _download_CIFAR10(folder, progress=progress, url=url, md5=md5, timeout=timeout)[0]
+
+
+def _download_CIFAR10(folder, *, progress=None, url=None, md5=None, timeout=60.0):
+    """``(folder, whether it was downloaded)``; the module's constants are read now, so tests can point them at a
+    local server."""
+    url = _download.check_url(CIFAR10_URL if url is None else url)
+    md5 = _download.check_md5(CIFAR10_MD5 if md5 is None else md5)
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    downloaded = _download.download_and_extract(
+        url,
+        md5,
+        folder,
+        member_root=_CIFAR10_FOLDER,
+        expected_files=_CIFAR10_BATCHES,
+        check=_check_unpacked,
+        what="CIFAR-10",
+        progress=progress,
+        timeout=float(timeout),
+    )
+    return os.path.abspath(folder), downloaded
+
+
+def _check_unpacked(folder):
+    """``ValueError`` unless ``folder`` holds the six batches and each of them loads."""
+    for name in _CIFAR10_BATCHES:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise ValueError(f"it lacks {_CIFAR10_FOLDER}/{name}")
+        _read_batch(path)
+
+
+def _locate_CIFAR10(cifar10_dir):
+    """The folder to read and how it was chosen: the argument, else the environment variable, else the cache."""
+    if cifar10_dir is not None:
+        return _as_path("cifar10_dir", cifar10_dir), "from cifar10_dir"
+    if os.environ.get(CIFAR10_ENV):
+        return os.environ[CIFAR10_ENV], f"from {CIFAR10_ENV}"
+    return default_CIFAR10_dir(), f"the default folder: cifar10_dir is not given and {CIFAR10_ENV} is not set"
+
+
+def _nested(folder):
+    """What to say when ``folder`` holds the archive's folder instead of the batches, else ``''``."""
+    inner = os.path.join(folder, _CIFAR10_FOLDER)
+    if not os.path.exists(os.path.join(folder, "data_batch_1")) and os.path.isdir(inner):
+        return f"holds no data_batch_1; give the folder inside it instead: {inner!r}"
+    return ""
+
+
+def _cifar10_absent(folder):
+    """Why ``folder`` does not hold CIFAR-10 (``''`` if it has every batch file)."""
+    if not os.path.exists(folder):
+        return "it does not exist"
+    if not os.path.isdir(folder):
+        return "it is a file, not a folder"
+    nested = _nested(folder)
+    if nested:
+        return f"it {nested}"
+    missing = [name for name in _CIFAR10_BATCHES if not os.path.isfile(os.path.join(folder, name))]
+    return f"it lacks {', '.join(missing)}" if missing else ""
+
+
+def _not_found(folder, source, absent):
+    cache = os.path.join("~", ".cache", "xpnet")
+    return (
+        f"no CIFAR-10 in {folder!r} ({source}): {absent}. Get the data set (170 MB) in one of these ways:\n"
+        f"  - get_CIFAR10_data(download=True) downloads it into that folder;\n"
+        f"  - `{_CLI} [DIR]` does so from a shell (DIR defaults to that folder);\n"
+        f"  - by hand: download {CIFAR10_URL}, run `tar -xzf cifar-10-python.tar.gz` and pass "
+        f"cifar10_dir='.../{_CIFAR10_FOLDER}'.\n"
+        f"Folders are looked for in this order: the cifar10_dir argument, the environment variable {CIFAR10_ENV}, "
+        f"then <cache>/{_CIFAR10_FOLDER}, where <cache> is ${CACHE_ENV}, else $XDG_CACHE_HOME/xpnet, else {cache}."
+    )
+
+
+def _shell_assignment(name, value):
+    if os.name == "nt":
+        return f"set {name}={value}   (cmd)   or   $env:{name} = '{value}'   (PowerShell)"
+    return f"export {name}={shlex.quote(value)}"
+
+
+def main(argv=None):
+    """``python -m xpnet.data_utils download-cifar10 [DIR]``: download CIFAR-10; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m xpnet.data_utils", description="Data sets for xpnet.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cifar = commands.add_parser(
+        "download-cifar10",
+        help="download and unpack CIFAR-10 (170 MB)",
+        description="Download the official CIFAR-10 python archive, verify its MD5 and unpack its batches into DIR. "
+        "Nothing is downloaded if DIR already holds them.",
+    )
+    cifar.add_argument(
+        "dir",
+        nargs="?",
+        metavar="DIR",
+        help="the folder to fill with data_batch_1 ... test_batch, new or empty (default: $XPNET_CIFAR10_DIR if "
+        f"set, else {default_CIFAR10_dir()})",
+    )
+    cifar.add_argument("--url", default=CIFAR10_URL, help="a mirror of the archive (default: %(default)s)")
+    cifar.add_argument(
+        "--md5", default=CIFAR10_MD5, help="the archive's expected MD5 (default: the official one, %(default)s)"
+    )
+    cifar.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        md5 = _download.check_md5(args.md5, name="--md5")
+        url = _download.check_url(args.url, name="--url")
+    except ValueError as err:
+        cifar.error(str(err))
+    try:
+        folder, _ = _locate_CIFAR10(args.dir)
+        folder, downloaded = _download_CIFAR10(folder, progress=args.progress, url=url, md5=md5)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was kept", file=sys.stderr)
+        return 130
+    print(f"CIFAR-10 is in {folder!r}" if downloaded else f"CIFAR-10 is already in {folder!r}; nothing downloaded")
+    if os.path.abspath(_locate_CIFAR10(None)[0]) != folder:
+        print(
+            "get_CIFAR10_data() finds it there once the environment variable is set: "
+            f"{_shell_assignment(CIFAR10_ENV, folder)}   (or pass cifar10_dir={folder!r})"
+        )
+    return 0
 
 
 def load_digits():
@@ -368,3 +605,7 @@ def _unpickle_batch(raw, filename):
         if isinstance(err, _safe_pickle.Refused):
             raise ValueError(f"{filename!r}: {err}") from None
         raise ValueError(f"{filename!r} is damaged: {damage or f'{type(err).__name__}: {str(err)[:200]}'}") from err
+
+
+if __name__ == "__main__":
+    sys.exit(main())
