@@ -341,6 +341,9 @@ def test_an_occupied_folder_is_never_written_into(server, archive, tmp_path):
     assert str(target) in str(info.value)
     assert _left_in(target) == ["notes.txt"] and _left_in(tmp_path) == ["mine"]
     assert server.count("/c.tgz") == 0  # refused before downloading 170 MB
+    (target / FOLDER).mkdir()
+    with pytest.raises(FileExistsError, match=rf"it holds {FOLDER}/, give that folder instead: '{target / FOLDER}'"):
+        download_CIFAR10(target, url=url, md5=md5, progress=False)
     # An empty folder (made by hand beforehand) is filled.
     empty = tmp_path / "empty"
     empty.mkdir()

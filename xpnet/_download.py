@@ -128,7 +128,7 @@ def download_and_extract(
     parent, base = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
     with _exclusive(parent, base, target):
-        if _claimable(target, expected_files):
+        if _claimable(target, expected_files, member_root):
             return False
         _remove_stale_temps(parent, base)
         print(f"Downloading {url} into {target!r}", flush=True)
@@ -155,7 +155,7 @@ def download_and_extract(
     return True
 
 
-def _claimable(target: str, expected_files: Sequence[str]) -> bool:
+def _claimable(target: str, expected_files: Sequence[str], member_root: str) -> bool:
     """True if ``target`` is complete, False if it is absent or an empty folder (to be filled); otherwise a
     ``FileExistsError`` naming it, raised before anything is downloaded."""
     if not os.path.lexists(target):
@@ -167,10 +167,16 @@ def _claimable(target: str, expected_files: Sequence[str]) -> bool:
         if all(os.path.isfile(os.path.join(target, name)) for name in expected_files):
             return True
         missing = next(name for name in expected_files if not os.path.isfile(os.path.join(target, name)))
+        inner = os.path.join(target, member_root)
+        advice = (
+            f"it holds {member_root}/, give that folder instead: {inner!r}"
+            if os.path.isdir(inner)
+            else "give another folder, or remove this one"
+        )
         raise FileExistsError(
             errno.EEXIST,
             f"{target!r} exists and holds other files (no {missing}); a download fills only a new or empty folder: "
-            f"give another folder, or remove this one",
+            f"{advice}",
         )
     raise FileExistsError(errno.EEXIST, f"{target!r} exists and is a file, not a folder")
 
