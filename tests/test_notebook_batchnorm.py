@@ -1,73 +1,54 @@
 """CS231n's BatchNormalization notebook runs on xpnet after changing only its imports, and prints its own numbers.
 
 ``notebooks/BatchNormalization.ipynb`` holds the code cells of a completed assignment-2 notebook with ``cs231n``
-replaced by ``xpnet`` in the imports, and the outputs that notebook printed (cs231n on the real CIFAR-10). The test
-executes every code cell in order in one namespace, as a kernel would, and compares what each prints with the
-stored output line by line: the text around the numbers must be identical; the numbers are compared by what they
-mean (see ``_RULES``). CIFAR-10 is a generated folder of the official size and format, found by the notebook's own
-``get_CIFAR10_data()`` through ``XPNET_CIFAR10_DIR``.
+replaced by ``xpnet`` in the imports, and the outputs that notebook printed (cs231n on the real CIFAR-10).
+``notebooks/kernel.py`` executes every code cell in order in one namespace, in a fresh process as a kernel would
+(so warnings printed at import time count too), and the test compares what each cell printed with the stored
+output line by line: the text around the numbers must be identical; the numbers are compared by what they mean
+(``_RULES``). CIFAR-10 is a generated folder of the official size and format, found by the notebook's own
+``get_CIFAR10_data()`` through ``XPNET_CIFAR10_DIR``; plots are drawn with matplotlib's Agg backend.
 
 What is not the notebook's own code, and why:
 
-- IPython line magics (``%matplotlib inline``, ``%load_ext autoreload``, ``%autoreload 2``) become
-  ``get_ipython().run_line_magic(...)`` calls, as IPython rewrites them; the stand-in kernel accepts exactly those
-  three (plots go to matplotlib's Agg backend; nothing is reloaded in a test) and refuses any other.
-- The three training sweeps run for ``SWEEP_EPOCHS`` epochs instead of 10 (the literal ``num_epochs=10`` of the
+- IPython line magics become ``get_ipython().run_line_magic(...)`` calls, as IPython rewrites them; the test kernel
+  accepts exactly the three this notebook uses and refuses any other (see ``notebooks/kernel.py``).
+- The three training sweeps run for ``SWEEP_EPOCHS`` epoch instead of 10 (the literal ``num_epochs=10`` of the
   weight-scale cell and ``n_epochs=10`` of ``run_batchsize_experiments``): every model of every sweep is still
-  built and trained, and what the cells print does not depend on the epoch count. The verbose training cell runs
-  its full 10 epochs, so its 200 iterations and 11 epoch lines match the notebook's.
+  built, trained and evaluated, and what these cells print does not depend on the epoch count. The verbose
+  training cell runs its full 10 epochs, so its 200 iterations and 11 epoch lines match the notebook's.
 """
 
 from __future__ import annotations
 
 import json
-import linecache
 import math
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from cifar_format import write_cifar10_folder
 
-NOTEBOOK = Path(__file__).parent / "notebooks" / "BatchNormalization.ipynb"
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+NOTEBOOK = NOTEBOOKS / "BatchNormalization.ipynb"
+REPO = Path(__file__).resolve().parents[1]
 
 SWEEP_EPOCHS = 1
-# cell id -> (literal in the cell, its replacement, how many times it occurs): the only edits of notebook code.
+# cell id -> [literal in the cell, its replacement, how many times it occurs]: the only edits of notebook code.
 SHRINK = {
-    "cell10": ("num_epochs=10", f"num_epochs={SWEEP_EPOCHS}", 2),  # weight-scale sweep: 20 scales x 2 models
-    "cell12": ("n_epochs=10", f"n_epochs={SWEEP_EPOCHS}", 1),  # run_batchsize_experiments, also run by cell16
+    "cell10": ["num_epochs=10", f"num_epochs={SWEEP_EPOCHS}", 2],  # weight-scale sweep: 20 scales x 2 models
+    "cell12": ["n_epochs=10", f"n_epochs={SWEEP_EPOCHS}", 1],  # run_batchsize_experiments, also run by cell16
 }
 # Notebook output that is cs231n's and not the assignment's: the setup cell printed cs231n's notice about its
 # Cython extension, which xpnet does not have.
 NOT_XPNETS = {"cell01"}
 
-_MAGIC = re.compile(r"^%(\w+)[ \t]*(.*)$", re.MULTILINE)
 # A number, but not the digit of a name such as W1 or gamma2 (those stay in the text, which must match exactly).
 _NUMBER = re.compile(r"(?<![A-Za-z_\d.])[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 _ARRAY = re.compile(r"\[([^\]]*)\]")
-
-
-class _Kernel:
-    """The ``get_ipython()`` of the executed cells: the line magics this notebook uses, and no others."""
-
-    KNOWN = frozenset({("matplotlib", "inline"), ("load_ext", "autoreload"), ("autoreload", "2")})
-
-    def run_line_magic(self, name, line):
-        if (name, line) not in self.KNOWN:
-            raise NotImplementedError(f"the test kernel does not run %{name} {line}; it knows {sorted(self.KNOWN)}")
-
-
-def _python(cell) -> str:
-    """The cell's code as IPython would run it: line magics become ``run_line_magic`` calls."""
-    source = "".join(cell["source"])
-    source = _MAGIC.sub(lambda m: f"get_ipython().run_line_magic({m[1]!r}, {m[2]!r})", source)
-    if cell["id"] in SHRINK:
-        old, new, count = SHRINK[cell["id"]]
-        assert source.count(old) == count, f"{cell['id']} should contain {old!r} {count} times"
-        source = source.replace(old, new)
-    return source
 
 
 def _stdout(cell) -> str:
@@ -131,42 +112,57 @@ def cifar10_dir(tmp_path_factory):
     shutil.rmtree(root)
 
 
+def _run_notebook(tmp_path, cifar10_dir) -> list[dict]:
+    """What each cell printed, from the test kernel in a fresh process."""
+    plan, out = tmp_path / "plan.json", tmp_path / "out.json"
+    plan.write_text(json.dumps({"notebook": str(NOTEBOOK), "replace": SHRINK}), encoding="utf-8")
+    env = {
+        **os.environ,
+        "XPNET_CIFAR10_DIR": str(cifar10_dir),
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        # The notebook's matrices are small: BLAS threads gain nothing and, on a busy 2-core machine, spin.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(NOTEBOOKS / "kernel.py"), str(plan), str(out)],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"the test kernel failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 @pytest.mark.slow
-def test_batchnorm_notebook_runs_and_prints_its_numbers(cifar10_dir, monkeypatch, capsys):
-    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(cifar10_dir))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    import matplotlib
-
-    matplotlib.use("Agg")  # %matplotlib inline draws into Agg figures too; plt.show() shows nothing
-    import matplotlib.pyplot as plt
-
-    cells = [c for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-    namespace = {"__name__": "__main__", "get_ipython": _Kernel}
-    random_state = np.random.get_state()
+def test_batchnorm_notebook_runs_and_prints_its_numbers(cifar10_dir, tmp_path):
+    cells = {c["id"]: c for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"}
+    results = _run_notebook(tmp_path, cifar10_dir)
     problems = []
-    try:
-        with matplotlib.rc_context():  # the setup cell changes rcParams for the whole process
-            for cell in cells:
-                source = _python(cell)
-                filename = f"<{NOTEBOOK.name} {cell['id']}>"  # tracebacks name the cell and show its lines
-                linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-                exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - running the notebook is the test
-                out, err = capsys.readouterr()
-                # The notebook's one stderr block is RuntimeWarnings of its own softmax; xpnet's writes nothing,
-                # and the Solver draws no progress bar when stderr is not a terminal.
-                assert err == "", f"{cell['id']} wrote to stderr:\n{err}"
-                expected = "" if cell["id"] in NOT_XPNETS else _stdout(cell)
-                problems += _mismatches(cell["id"], out, expected)
-                if "plt.show()" in source:
-                    # As %matplotlib inline: one figure per cell, shown at its end; each subplot got its curves.
-                    figures = [plt.figure(n) for n in plt.get_fignums()]
-                    assert len(figures) == 1, f"{cell['id']} drew {len(figures)} figures"
-                    lines = [len(ax.get_lines()) for ax in figures[0].axes]
-                    assert len(lines) == source.count("plt.subplot(") and min(lines) >= 2, (cell["id"], lines)
-                plt.close("all")
-    finally:
-        plt.close("all")
-        np.random.set_state(random_state)
+    for result in results:
+        cell_id = result["id"]
+        if result["error"] is not None:
+            pytest.fail(f"{cell_id} raised:\n{result['error']}\nafter printing:\n{result['stdout']}")
+        # The notebook's one stderr block is RuntimeWarnings of its own softmax. xpnet's prints nothing there: no
+        # warning (import-time ones included), no progress bar (the Solver draws none where stderr is no terminal).
+        if result["stderr"]:
+            problems.append(f"{cell_id} wrote to stderr:\n{result['stderr']}")
+        expected = "" if cell_id in NOT_XPNETS else _stdout(cells[cell_id])
+        problems += _mismatches(cell_id, result["stdout"], expected)
+        source = "".join(cells[cell_id]["source"])
+        # As %matplotlib inline shows them: a plotting cell leaves one figure, each subplot with its curves.
+        subplots = source.count("plt.subplot(")
+        figures = result["figures"]
+        if subplots and not (len(figures) == 1 and len(figures[0]) == subplots and min(figures[0]) >= 2):
+            problems.append(f"{cell_id}: expected one figure of {subplots} subplots with curves, got {figures}")
+        elif not subplots and figures:
+            problems.append(f"{cell_id} left figures open: {figures}")
+    assert [r["id"] for r in results] == list(cells), "the kernel did not run every cell"
     assert not problems, "\n".join(problems)
 
 
