@@ -42,6 +42,7 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 
+from . import _progress
 from ._files import _TMP_INFIX, _create_temp, _sync_folder, _temp_pattern
 
 __all__ = ["download_and_extract", "check_md5", "check_url"]
@@ -241,9 +242,7 @@ def _fetch(url: str, md5: str, out, *, progress: bool | None, timeout: float) ->
 
 def _progress_bar(progress: bool | None, total: int | None, name: str):
     """A tqdm bar of bytes, or None: where and whether to draw one is decided as for the Solver's bar."""
-    from .solver import _progress_bar_class  # imported here: the Solver pulls in the whole training stack
-
-    bar_class = _progress_bar_class(progress)
+    bar_class = _progress.bar_class(progress)
     if bar_class is None:
         return None
     return bar_class(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name)

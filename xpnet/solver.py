@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from tqdm.std import tqdm as terminal_tqdm
-
-from . import _files, optim
+from . import _files, _progress, optim
 from ._backend import (
     asarray,
     backend_name,
@@ -89,53 +85,6 @@ def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> 
     if value < low:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return int(value)
-
-
-def _in_jupyter_kernel() -> bool:
-    """Whether this process is a Jupyter kernel that shows rich output (notebook, lab, VS Code, Colab), as
-    ``tqdm.autonotebook`` decides it: qtconsole and Spyder kernels draw text."""
-    if "ipykernel.zmqshell" not in sys.modules:
-        return False
-    if any(k == "QT_API" or k.startswith("SPYDER") for k in os.environ):
-        return False
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    if shell is None:  # ipykernel imported by a plain Python process
-        return False
-    name = type(shell).__name__.lower()
-    return "qt" not in name and "spyder" not in name
-
-
-def _notebook_tqdm():
-    """``tqdm.notebook.tqdm`` when ipywidgets can draw it, else None (then tqdm would warn and print text)."""
-    try:
-        import tqdm.notebook
-    except ImportError:
-        return None
-    return None if tqdm.notebook.IProgress is None else tqdm.notebook.tqdm
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr is not None and sys.stderr.isatty()
-    except (AttributeError, ValueError):  # a replaced or closed stream
-        return False
-
-
-def _progress_bar_class(progress: bool | None):
-    """The tqdm class that draws the Solver's bar, or None for no bar.
-
-    ``progress=None`` (auto) draws one only where it renders as one line that updates in place: a notebook widget
-    (Jupyter with ipywidgets) or an interactive terminal. A notebook without ipywidgets, a file and a CI log would
-    collect every refresh as a separate fragment between the printed lines.
-    """
-    if progress is False:
-        return None
-    if _in_jupyter_kernel():
-        widget = _notebook_tqdm()
-        if widget is not None or progress is None:
-            return widget
-        return terminal_tqdm
-    return terminal_tqdm if progress or _stderr_is_terminal() else None
 
 
 def _builtin_rule_name(rule: Callable) -> str | None:
@@ -544,7 +493,7 @@ class Solver:
         self._print = print
         if self.progress is None and not self.verbose:
             return None  # CS231n's verbose=False is silent: a hyperparameter sweep draws no bars
-        bar_class = _progress_bar_class(self.progress)
+        bar_class = _progress.bar_class(self.progress)
         if bar_class is None:
             return None
         bar = bar_class(
@@ -553,10 +502,10 @@ class Solver:
             unit="it",
             dynamic_ncols=True,
         )
-        if bar_class is terminal_tqdm:
+        if bar_class is _progress.terminal_tqdm:
             # In a terminal a plain print would land on the bar's line; tqdm.write clears the bar, prints the line
             # to stdout and redraws the bar under it. A notebook widget sits apart from the text, so print suffices.
-            self._print = terminal_tqdm.write
+            self._print = _progress.terminal_tqdm.write
         return bar
 
     def _check_and_keep_best(self, postfix: dict) -> None:
