@@ -15,7 +15,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+BACKENDS = ("numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "cupy")
 TEST_COMMAND = "python -m pytest"
 UNAVAILABLE = "xpnet_backend_unavailable"  # the JUnit property tests/conftest.py puts on backend-unavailable skips
 
@@ -33,7 +33,9 @@ def backend_of(name: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("junit")
-    ap.add_argument("--require", default="numpy,array_api_strict,torch")
+    ap.add_argument(
+        "--require", default="numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch"
+    )
     ap.add_argument("--readme", default=None)
     args = ap.parse_args()
 
@@ -54,11 +56,11 @@ def main() -> int:
             if prop.get("name") == UNAVAILABLE and kind == "skipped":
                 unavailable.setdefault(prop.get("value", "?"), case.find("skipped").get("message", ""))
 
-    print(f"{'backend':<18}{'passed':>8}{'skipped':>9}{'failed':>8}")
+    print(f"{'backend':<30}{'passed':>8}{'skipped':>9}{'failed':>8}")
     for b in [*BACKENDS, "backend-free"]:
         c = counts.get(b, Counter())
         note = f"  not run: {unavailable[b]}" if b in unavailable else ""
-        print(f"{b:<18}{c['passed']:>8}{c['skipped']:>9}{c['failed']:>8}{note}")
+        print(f"{b:<30}{c['passed']:>8}{c['skipped']:>9}{c['failed']:>8}{note}")
 
     ok = True
     total = sum(sum(c.values()) for c in counts.values())

@@ -1,9 +1,12 @@
 """One ``xp`` fixture over every backend present.
 
-``XPNET_BACKENDS=numpy,cupy`` selects backends (default: all four). ``XPNET_REQUIRE_BACKENDS=numpy,torch,...``
-makes a missing backend an error that stops the run before any test; CI sets it so that a broken install cannot
-pass quietly. array_api_strict is pinned to the 2024.12 standard: passing on it is the proof that xpnet uses only
-the standard.
+``XPNET_BACKENDS=numpy,cupy`` selects backends (default: all of ``ALL_BACKENDS``). Two of them are GPU proxies:
+array_api_strict on its ``device1`` (refuses NumPy conversion and mixing with the default device, as CuPy does) and
+on ``no_float64`` (as Apple MPS); a test puts its arrays there with ``helpers.to_xp`` and its models with
+``device=helpers.device_under_test(xp)``, both reading the device the ``xp`` fixture set.
+``XPNET_REQUIRE_BACKENDS=numpy,torch,...`` makes a missing backend an error that stops the run before any test; CI
+sets it so that a broken install cannot pass quietly. array_api_strict is pinned to the 2024.12 standard: passing on
+it is the proof that xpnet uses only the standard.
 
 A backend that is not installed (or has no device) skips its tests; the run ends with one line per such backend
 ("backend cupy unavailable (...): 548 tests skipped") instead of a ``SKIPPED`` line per test under ``-ra``, which
@@ -16,11 +19,18 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+import helpers
 import pytest
 
 from xpnet._backend import get_namespace
 
-ALL_BACKENDS = ("numpy", "array_api_strict", "torch", "cupy")
+ALL_BACKENDS = (
+    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "cupy"
+)
+# GPU proxies: array_api_strict on a non-default device. device1 refuses conversion to NumPy and mixing with the
+# default device (what CuPy does); no_float64 has no float64 (what Apple MPS does), so only tests that create no
+# float64 array run there (tests/helpers.py skips the others, naming the reason).
+DEVICE_VARIANTS = {"array_api_strict_device1": "device1", "array_api_strict_no_float64": "no_float64"}
 STRICT_API_VERSION = "2024.12"
 # The user property (and JUnit <property>) that marks a test skipped because its backend did not load.
 UNAVAILABLE = "xpnet_backend_unavailable"
@@ -42,6 +52,8 @@ def _selected() -> list[str]:
 
 def _load(name: str):
     """The namespace for backend ``name``, or a string saying why it is unavailable."""
+    if name in DEVICE_VARIANTS:
+        return _load("array_api_strict")
     try:
         if name == "array_api_strict":
             import array_api_strict
@@ -122,8 +134,22 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(params=BACKENDS)
 def xp(request):
-    """The array namespace of one backend (array-api-compat wrapped for numpy, torch and cupy)."""
-    return load_backend(request.param)
+    """The array namespace of one backend (array-api-compat wrapped for numpy, torch and cupy).
+
+    For a device variant the namespace is array_api_strict's and ``helpers.DEVICE`` is set to the variant's device
+    for the test's duration: ``helpers.to_xp`` creates arrays there, and the ``device`` fixture returns it.
+    """
+    namespace = load_backend(request.param)
+    device_name = DEVICE_VARIANTS.get(request.param)
+    token = helpers.DEVICE.set(None if device_name is None else namespace.Device(device_name))
+    yield namespace
+    helpers.DEVICE.reset(token)
+
+
+@pytest.fixture
+def device(xp):
+    """The device the test creates its arrays and models on (None: the backend's default)."""
+    return helpers.DEVICE.get()
 
 
 @pytest.fixture

@@ -4,10 +4,20 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 import pytest
 
-from xpnet._backend import asarray, backend_name, dtype_name, namespace, to_numpy
+from xpnet._backend import (
+    asarray,
+    backend_name,
+    dtype_name,
+    get_namespace,
+    namespace,
+    resolve_dtype,
+    to_numpy,
+)
 
 # Written once: the tolerance of a comparison depends on the dtype of the arrays compared.
 TOL = {
@@ -18,10 +28,35 @@ TOL = {
 GRAD_REL_ERROR = 1e-8
 
 
+# The device of the backend variant under test, set by the ``xp`` fixture (tests/conftest.py) for one test: None
+# for the backend's default device, array_api_strict's Device("device1") or Device("no_float64") for the GPU proxies.
+DEVICE: ContextVar = ContextVar("xpnet_test_device", default=None)
+
+
+def device_under_test(xp=None):
+    """The device under test, for ``device=`` of models built on backend ``xp`` (None: the backend's default, and
+    always for a backend other than the one under test, e.g. NumPy in a cross-backend test)."""
+    if xp is not None and backend_name(get_namespace(xp)) != "array_api_strict":
+        return None
+    return DEVICE.get()
+
+
 def to_xp(a, xp, dtype=None):
-    """Host data (NumPy array, list, scalar) on backend ``xp`` (keeps NumPy's dtype unless ``dtype`` is given)."""
+    """Host data (NumPy array, list, scalar) on backend ``xp`` and the device under test (keeps NumPy's dtype unless
+    ``dtype`` is given). A float64 array on a device without float64 skips the test, saying so."""
     a = np.asarray(a)
-    return asarray(a, xp=xp, dtype=a.dtype if dtype is None else dtype)
+    dtype = a.dtype if dtype is None else dtype
+    require_dtype(xp, dtype)
+    return asarray(a, xp=xp, device=device_under_test(xp), dtype=dtype)
+
+
+def require_dtype(xp, dtype):
+    """Skip the test, naming the reason, when the device under test has no ``dtype`` (float64 on no_float64)."""
+    device = device_under_test(xp)
+    if device is not None:
+        xp_dtype = resolve_dtype(get_namespace(xp), dtype)
+        if xp_dtype not in get_namespace(xp).__array_namespace_info__().dtypes(device=device).values():
+            pytest.skip(f"device {device} has no {dtype_name(xp_dtype)} (this test needs it)")
 
 
 def to_np(a):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
-from helpers import F, assert_close, rel_error, requires_torch, to_np, to_xp, torch
+from helpers import F, assert_close, device_under_test, rel_error, require_dtype, requires_torch, to_np, to_xp, torch
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
 NUMPY = get_namespace("numpy")
@@ -23,13 +23,16 @@ def _fc_data(xp, n=N, d=D, seed=231):
 
 
 def _fc(xp, **kwargs):
-    kwargs = {"input_dim": D, "num_classes": C, "weight_scale": 5e-2, "dtype": "float64", "xp": xp, **kwargs}
+    kwargs = {"input_dim": D, "num_classes": C, "weight_scale": 5e-2, "dtype": "float64", "xp": xp,
+              "device": device_under_test(xp), **kwargs}
+    require_dtype(xp, kwargs["dtype"])
     return FullyConnectedNet([H1, H2], **kwargs)
 
 
 def _cnn(xp, **kwargs):
     kwargs = {"input_dim": (2, 6, 6), "num_filters": 3, "filter_size": 3, "hidden_dim": 10, "dtype": "float64",
-              "weight_scale": 1e-1, "xp": xp, **kwargs}
+              "weight_scale": 1e-1, "xp": xp, "device": device_under_test(xp), **kwargs}
+    require_dtype(xp, kwargs["dtype"])
     return ThreeLayerConvNet(**kwargs)
 
 
@@ -131,7 +134,7 @@ def test_fc_regularization_adds_half_reg_sum_of_squared_weights(xp):
 def test_fc_initial_loss_is_log_num_classes_and_scores_shape(xp, normalization):
     X, y = _fc_data(xp, n=20)
     model = FullyConnectedNet([30], input_dim=D, num_classes=C, weight_scale=1e-3, normalization=normalization,
-                              xp=xp)
+                              xp=xp, device=device_under_test(xp))
     loss, _ = model.loss(X, y)
     assert float(loss) == pytest.approx(math.log(C), abs=0.05)
     scores = model.loss(X)
@@ -151,7 +154,8 @@ def test_cnn_gradients_match_numerical(xp, backend):
 
 def test_cnn_initial_loss_any_input_size(xp):
     X, y = _cnn_data(xp, n=8, shape=(1, 7, 9))
-    model = ThreeLayerConvNet(input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp)
+    model = ThreeLayerConvNet(input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp,
+                              device=device_under_test(xp))
     assert tuple(model.params["W2"].shape) == (4 * 3 * 4, 12)  # the pool floors 7/2 and 9/2
     loss, grads = model.loss(X, y)
     assert float(loss) == pytest.approx(math.log(C), abs=0.05)
@@ -181,7 +185,7 @@ def test_fc_overfits_fifty_samples(xp, normalization):
     # float64 inputs into a float32 model: loss() casts them.
     X, y = to_xp(rng.standard_normal((50, 20)), xp), to_xp(rng.integers(C, size=50), xp)
     model = FullyConnectedNet([64], input_dim=20, num_classes=C, normalization=normalization, weight_scale=1e-1,
-                              xp=xp)
+                              xp=xp, device=device_under_test(xp))
     assert _adam_fit(model, X, y, steps=150, lr=1e-2) == 1.0
 
 
@@ -189,14 +193,14 @@ def test_cnn_overfits_fifty_samples(xp):
     np.random.seed(0)
     X, y = _cnn_data(xp, n=50, shape=(1, 8, 8), seed=2)
     model = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=64, weight_scale=1e-1,
-                              xp=xp)
+                              xp=xp, device=device_under_test(xp))
     assert _adam_fit(model, X, y, steps=100, lr=1e-2) == 1.0
 
 
 def test_weights_reproduce_cs231n_global_seed(xp):
     np.random.seed(231)
     model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, weight_scale=5e-2, normalization="batchnorm",
-                              xp=xp)
+                              xp=xp, device=device_under_test(xp))
     np.random.seed(231)
     expected = {f"W{i}": np.random.randn(a, b) * 5e-2 for i, (a, b) in enumerate([(D, H1), (H1, H2), (H2, C)], 1)}
     for name, w in expected.items():
@@ -205,7 +209,8 @@ def test_weights_reproduce_cs231n_global_seed(xp):
     assert model.bn_params == [{"mode": "train"}, {"mode": "train"}]
 
     np.random.seed(231)
-    cnn = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, xp=xp)
+    cnn = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, xp=xp,
+                            device=device_under_test(xp))
     np.random.seed(231)
     for name, shape in [("W1", (4, 3, 3, 3)), ("W2", (4 * 4 * 4, 5)), ("W3", (5, C))]:
         w = 1e-3 * np.random.randn(*shape)
@@ -221,13 +226,14 @@ def _trained_bn_model(xp):
 
 @pytest.mark.parametrize("target", ["to_backend", "from_backend"])
 def test_save_load_across_backends(xp, tmp_path, target):
+    require_dtype(xp, "float64")  # the model is float64 on both sides
     source_xp, dest_xp = (NUMPY, xp) if target == "to_backend" else (xp, NUMPY)
     model, X = _trained_bn_model(source_xp)
     state = model.get_state()
     assert sorted(state) == ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"]
     model.save(tmp_path / "fc.npz")
 
-    loaded = load_model(tmp_path / "fc.npz", xp=dest_xp)
+    loaded = load_model(tmp_path / "fc.npz", xp=dest_xp, device=device_under_test(dest_xp))
     assert type(loaded) is FullyConnectedNet and loaded.config() == model.config()
     assert loaded.xp is dest_xp and dtype_name(loaded.dtype) == "float64"
     for name, p in model.params.items():
@@ -241,7 +247,7 @@ def test_save_load_across_backends(xp, tmp_path, target):
 def test_cnn_save_load_and_class_checks(xp, tmp_path):
     model = _cnn(xp)
     model.save(tmp_path / "cnn.npz")
-    loaded = ThreeLayerConvNet.load(tmp_path / "cnn.npz", xp=xp)
+    loaded = ThreeLayerConvNet.load(tmp_path / "cnn.npz", xp=xp, device=device_under_test(xp))
     assert loaded.config() == model.config() and loaded.get_state() == {}
     X, _ = _cnn_data(xp)
     assert_close(loaded.loss(X), to_np(model.loss(X)), xp=xp, rtol=0, atol=0)
@@ -328,8 +334,9 @@ def test_fc_bad_arguments(kwargs, error, match):
     ],
 )
 def test_bad_dtype_is_named_on_every_backend(xp, dtype, error, match):
-    for build in (lambda: FullyConnectedNet([3], input_dim=4, dtype=dtype, xp=xp),
-                  lambda: ThreeLayerConvNet((1, 4, 4), 2, 3, 5, dtype=dtype, xp=xp)):
+    device = device_under_test(xp)
+    for build in (lambda: FullyConnectedNet([3], input_dim=4, dtype=dtype, xp=xp, device=device),
+                  lambda: ThreeLayerConvNet((1, 4, 4), 2, 3, 5, dtype=dtype, xp=xp, device=device)):
         with pytest.raises(error, match=match):
             build()
 

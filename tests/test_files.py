@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import blobs, to_np, to_xp
+from helpers import blobs, device_under_test, require_dtype, to_np, to_xp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +35,8 @@ DATA = blobs(n_train=N_TRAIN, n_val=N_VAL, dim=D, classes=C)
 def _model(xp, **kwargs) -> FullyConnectedNet:
     np.random.seed(0)
     kwargs = {"normalization": "batchnorm", "weight_scale": 0.5, "dtype": "float64", **kwargs}
-    return FullyConnectedNet([8], input_dim=D, num_classes=C, xp=xp, **kwargs)
+    require_dtype(xp, kwargs["dtype"])
+    return FullyConnectedNet([8], input_dim=D, num_classes=C, xp=xp, device=device_under_test(xp), **kwargs)
 
 
 def _solver(model, **kwargs) -> Solver:
@@ -127,7 +128,7 @@ def _resume_fails(xp, path, match, error=ValueError) -> BaseException:
 
 def _load_fails(xp, path, match, error=ValueError) -> BaseException:
     with pytest.raises(error, match=match) as info:
-        load_model(path, xp=xp)
+        load_model(path, xp=xp, device=device_under_test(xp))
     message = str(info.value)
     assert os.fspath(path) in message, message
     assert "allow_pickle" not in message, "never advise unpickling"
@@ -141,7 +142,7 @@ def test_missing_files_are_named(xp, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         _solver(_model(xp), resume_from=tmp_path / "nope.npz")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
-        load_model(tmp_path / "nope.npz", xp=xp)
+        load_model(tmp_path / "nope.npz", xp=xp, device=device_under_test(xp))
 
 
 DAMAGE = {
@@ -344,7 +345,7 @@ def test_any_model_metadata_edit_loads_or_is_a_value_error_naming_the_file(xp, m
     path = tmp_path / "edited.npz"
     _edit_meta(model_file, edit, dest=path)
     try:
-        load_model(path, xp=xp)
+        load_model(path, xp=xp, device=device_under_test(xp))
     except ValueError as err:
         assert os.fspath(path) in str(err)
 
@@ -418,11 +419,11 @@ def test_a_flipped_byte_is_refused_or_harmless(xp, model_file, tmp_path, where, 
     path = tmp_path / "flipped.npz"
     path.write_bytes(bytes(data))
     try:
-        loaded = load_model(path, xp=xp)
+        loaded = load_model(path, xp=xp, device=device_under_test(xp))
     except ValueError as err:
         assert os.fspath(path) in str(err)
         return
-    original = load_model(model_file, xp=xp)
+    original = load_model(model_file, xp=xp, device=device_under_test(xp))
     assert loaded.config() == original.config()
     expected, got = _host(original), _host(loaded)
     assert sorted(got) == sorted(expected)
@@ -670,7 +671,7 @@ def test_round_trip_is_exact_and_float32_models_take_float64_files(xp, checkpoin
             stored = np.load(io.BytesIO(zf.read(name + ".npy")))
             np.testing.assert_array_equal(stored, np.load(checkpoint)[name], err_msg=name)
     np.testing.assert_array_equal(to_np(model.params["W1"]), np.load(checkpoint)["params/W1"])
-    loaded = load_model(model_file, xp=xp)
+    loaded = load_model(model_file, xp=xp, device=device_under_test(xp))
     _edit_meta(model_file, _set(["config", "dtype"], "float32"))
-    small = load_model(model_file, xp=xp)
+    small = load_model(model_file, xp=xp, device=device_under_test(xp))
     np.testing.assert_array_equal(to_np(small.params["W1"]), to_np(loaded.params["W1"]).astype(np.float32))

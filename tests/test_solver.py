@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import load_backend
-from helpers import blobs, to_np, to_xp
+from helpers import blobs, device_under_test, to_np, to_xp
 
 from xpnet import optim
 from xpnet._backend import (
@@ -543,7 +543,8 @@ def test_non_finite_loss_stops_with_one_warning_by_default(xp):
 def _fc_model(xp):
     from xpnet.classifiers.fc_net import FullyConnectedNet
 
-    return FullyConnectedNet([16], input_dim=D, num_classes=C, weight_scale=1e-1, xp=xp)
+    return FullyConnectedNet([16], input_dim=D, num_classes=C, weight_scale=1e-1, xp=xp,
+                             device=device_under_test(xp))
 
 
 def _train_recording(solver) -> list:

@@ -143,7 +143,8 @@ def to_device(x: Any, dev: Any):
 def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy (or view) of an array of any backend; NumPy inputs and Python scalars pass through.
 
-    CuPy arrays come back with ``.get()``, torch tensors with ``.detach().cpu().numpy()``, others through DLPack.
+    CuPy arrays come back with ``.get()``, torch tensors with ``.detach().cpu().numpy()``, array_api_strict arrays
+    via its CPU device, others through DLPack.
     """
     if isinstance(x, np.ndarray):
         return x
@@ -155,6 +156,10 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
     if not is_array(x):
         raise TypeError(f"to_numpy expects an array, got {_describe(x)}")
+    if _compat.is_array_api_strict_namespace(_compat.array_namespace(x)):
+        # Its non-default devices (device1, no_float64, ...) stand in for accelerators and refuse NumPy conversion:
+        # copy to its CPU device first, as a GPU array is copied to the host.
+        x = x.to_device(type(x.device)("CPU_DEVICE"))
     try:
         return np.from_dlpack(x)
     except (TypeError, RuntimeError, BufferError, AttributeError):
