@@ -363,29 +363,32 @@ def _tampered(a: np.ndarray):
     return st.sampled_from(different)
 
 
+def _write_tampered(data, source, tmp_path):
+    """A copy of file ``source`` with one array (drawn by hypothesis) replaced by a tampered one; returns the
+    copy's path and the array's name."""
+    members = _members(source)
+    name = data.draw(st.sampled_from(sorted(n for n in members if n != META)), label="member")
+    bad = data.draw(_tampered(np.load(io.BytesIO(members[name]))), label="tampered")
+    path = tmp_path / "tampered.npz"
+    _write_members(path, {**members, name: _npy(bad)})
+    return path, name.removesuffix(".npy")
+
+
 @FUZZ
 @given(data=st.data())
 def test_tampered_checkpoint_arrays_are_refused_before_anything_changes(xp, checkpoint, tmp_path, data):
     """Every array (params, best params, adam's m and v, running statistics, best running statistics) is checked
     for shape and dtype kind against what it replaces; a checkpoint whose best_params/W1 is (3, 3) or whose
     params are int64 was accepted before."""
-    members = _members(checkpoint)
-    name = data.draw(st.sampled_from(sorted(n for n in members if n != META)), label="member")
-    bad = data.draw(_tampered(np.load(io.BytesIO(members[name]))), label="tampered")
-    path = tmp_path / "tampered.npz"
-    _write_members(path, {**members, name: _npy(bad)})
-    _resume_fails(xp, path, re.escape(repr(name.removesuffix(".npy"))))
+    path, name = _write_tampered(data, checkpoint, tmp_path)
+    _resume_fails(xp, path, re.escape(repr(name)))
 
 
 @FUZZ
 @given(data=st.data())
 def test_tampered_model_file_arrays_are_refused(xp, model_file, tmp_path, data):
-    members = _members(model_file)
-    name = data.draw(st.sampled_from(sorted(n for n in members if n != META)), label="member")
-    bad = data.draw(_tampered(np.load(io.BytesIO(members[name]))), label="tampered")
-    path = tmp_path / "tampered.npz"
-    _write_members(path, {**members, name: _npy(bad)})
-    _load_fails(xp, path, re.escape(repr(name.removesuffix(".npy"))))
+    path, name = _write_tampered(data, model_file, tmp_path)
+    _load_fails(xp, path, re.escape(repr(name)))
 
 
 def test_best_params_of_another_shape_and_int_params_are_refused(xp, checkpoint, tmp_path):

@@ -104,6 +104,13 @@ def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
     assert_close(dx, tx.grad.numpy())
 
 
+
+def _geometries(*, max_size: int) -> dict:
+    """Hypothesis strategies for a pooling problem: input height and width up to ``max_size``, window sides and
+    stride up to 3, and a seed for the values."""
+    sizes, small = st.integers(1, max_size), st.integers(1, 3)
+    return {"h": sizes, "w": sizes, "ph": small, "pw": small, "stride": small, "seed": st.integers(0, 2**16)}
+
 @settings(
     max_examples=15,
     deadline=None,
@@ -111,10 +118,7 @@ def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(
-    h=st.integers(1, 7), w=st.integers(1, 7), ph=st.integers(1, 3), pw=st.integers(1, 3),
-    stride=st.integers(1, 3), seed=st.integers(0, 2**16),
-)  # fmt: skip
+@given(**_geometries(max_size=7))
 def test_fast_matches_naive_with_ties_on_random_geometries(xp, h, w, ph, pw, stride, seed):
     if ph > h or pw > w:
         with pytest.raises(ValueError, match="is larger than the input"):
@@ -208,10 +212,7 @@ def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry):
 
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    h=st.integers(1, 6), w=st.integers(1, 6), ph=st.integers(1, 3), pw=st.integers(1, 3),
-    stride=st.integers(1, 3), seed=st.integers(0, 2**16),
-)  # fmt: skip
+@given(**_geometries(max_size=6))
 def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stride, seed):
     # With several NaNs in a window both send its gradient to the FIRST NaN in row-major order, as argmax does
     # (torch's max_pool2d picks the last one there).
