@@ -14,7 +14,7 @@ rm -rf "$VENV"
 source "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip
 # torch is pinned: the pinned version is the local CPU build; an unpinned one would pull GBs of CUDA packages.
-python -m pip install --quiet -e ".[test]" "torch==2.13.0"
+python -m pip install --quiet -e ".[test,jax,distributed]" "torch==2.13.0"
 python -m pip list --format=freeze | grep -iE '^(numpy|array.api|torch|pytest|hypothesis)' || true
 
 mkdir -p "$REPORT_DIR"
