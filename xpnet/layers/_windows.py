@@ -9,7 +9,7 @@ slice stops never pass the end of the array (array_api_strict rejects out-of-bou
 
 from __future__ import annotations
 
-from .._backend import device
+from .._backend import at, device
 
 __all__ = ["conv_output_size", "window_views", "gather_windows", "scatter_windows"]
 
@@ -50,11 +50,11 @@ def scatter_windows(windows, shape, kh: int, kw: int, stride: int, *, xp):
     """Adjoint of :func:`window_views`: sum KH·KW window arrays (..., H', W') back into a zero array ``shape``.
 
     ``windows`` is a sequence in window order (a list, or ``xp.unstack`` of a stacked array); overlapping windows
-    accumulate.
+    accumulate. The accumulation goes through ``at`` (in place on mutable backends, a new array on JAX).
     """
     first = windows[0]
     out_h, out_w = first.shape[-2], first.shape[-1]
     out = xp.zeros(shape, dtype=first.dtype, device=device(first))
     for window, (rows, columns) in zip(windows, _offsets(kh, kw, stride, out_h, out_w), strict=True):
-        out[..., rows, columns] += window
+        out = at(out, (..., rows, columns), xp=xp).add(window)
     return out

@@ -8,7 +8,7 @@ gives float64), and a backward pass computes in the common dtype of dout and the
 
 from __future__ import annotations
 
-from .._backend import device, pad
+from .._backend import at, device, pad
 from ._checks import as_common_dtype, check_int, check_keys, float_namespace, promote
 from ._windows import conv_output_size, gather_windows, scatter_windows
 
@@ -72,7 +72,7 @@ def conv_forward_naive(x, w, b, conv_param):
         for i in range(out_h):
             for j in range(out_w):
                 window = x_pad[n, :, i * s : i * s + HH, j * s : j * s + WW]  # (C, HH, WW)
-                out[n, :, i, j] = xp.sum(w * window, axis=(1, 2, 3)) + b
+                out = at(out, (n, slice(None), i, j), xp=xp).set(xp.sum(w * window, axis=(1, 2, 3)) + b)
     return out, (x, w, b, conv_param)
 
 
@@ -106,8 +106,8 @@ def conv_backward_naive(dout, cache):
             for j in range(out_w):
                 rows, cols = slice(i * s, i * s + HH), slice(j * s, j * s + WW)
                 g = xp.reshape(dout[n, :, i, j], (-1, 1, 1, 1))  # (F, 1, 1, 1)
-                dw += g * x_pad[n, :, rows, cols]
-                dx_pad[n, :, rows, cols] += xp.sum(g * w, axis=0)
+                dw = dw + g * x_pad[n, :, rows, cols]
+                dx_pad = at(dx_pad, (n, slice(None), rows, cols), xp=xp).add(xp.sum(g * w, axis=0))
     db = xp.sum(dout, axis=(0, 2, 3))
     return dx_pad[:, :, p : p + H, p : p + W], dw, db
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from .._backend import device, is_host_resident
+from .._backend import at, device, is_host_resident
 from ._checks import as_common_dtype, check_int, check_keys, float_namespace
 from ._windows import conv_output_size, scatter_windows, window_views
 
@@ -57,7 +57,8 @@ def max_pool_forward_naive(x, pool_param):
     for n in range(N):
         for i in range(out_h):
             for j in range(out_w):
-                out[n, :, i, j] = xp.max(x[n, :, i * s : i * s + ph, j * s : j * s + pw], axis=(1, 2))
+                window_max = xp.max(x[n, :, i * s : i * s + ph, j * s : j * s + pw], axis=(1, 2))
+                out = at(out, (n, slice(None), i, j), xp=xp).set(window_max)
     return out, (x, pool_param)
 
 
@@ -90,7 +91,7 @@ def max_pool_backward_naive(dout, cache):
                 # argmax takes NaN as the maximum (NumPy, torch), so a NaN window routes to its first NaN.
                 first_max = positions == xp.argmax(window, axis=1, keepdims=True)  # (C, ph·pw), one True a row
                 grad = xp.where(first_max, xp.reshape(dout[n, :, i, j], (C, 1)), 0.0)
-                dx[n, :, rows, cols] += xp.reshape(grad, (C, ph, pw))
+                dx = at(dx, (n, slice(None), rows, cols), xp=xp).add(xp.reshape(grad, (C, ph, pw)))
     return dx
 
 
@@ -191,6 +192,6 @@ def max_pool_backward_fast(dout, cache):
     if _tiles(x, ph, pw, s):
         dx = xp.zeros((N, C, out_h, ph, out_w, pw), dtype=dout.dtype, device=device(dout))
         for k, grad in enumerate(grads):
-            dx[:, :, :, k // pw, :, k % pw] = grad
+            dx = at(dx, (slice(None), slice(None), slice(None), k // pw, slice(None), k % pw), xp=xp).set(grad)
         return xp.reshape(dx, tuple(x.shape))
     return scatter_windows(grads, tuple(x.shape), ph, pw, s, xp=xp)
