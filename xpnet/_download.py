@@ -265,6 +265,7 @@ def _extract(archive: str, dest: str, member_root: str, url: str) -> str:
                     continue
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 source = tar.extractfile(member)
+                assert source is not None  # _safe_members admitted only regular files and folders
                 # "xb": a name seen twice or a path through a link could only fail here, never overwrite.
                 with source, open(path, "xb") as f:
                     shutil.copyfileobj(source, f, _CHUNK)
@@ -287,7 +288,8 @@ def _safe_members(tar: tarfile.TarFile, member_root: str, dest: str, url: str):
             f"files and folders under {member_root}/); nothing was extracted"
         )
 
-    checked, kinds = [], {}
+    checked: list[tuple[list[str], tarfile.TarInfo]] = []
+    kinds: dict[str, str] = {}
     for member in tar.getmembers():
         parts = _parts(member.name)
         if not parts and member.isdir():  # "./", as archives made with tar -C folder . begin
@@ -412,7 +414,7 @@ def _same_file(fd: int, path: str) -> bool:
 # File systems without locks (some network mounts) get no mutual exclusion rather than no download.
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
-if os.name == "nt":
+if sys.platform == "win32":  # spelled so that type checkers know which branch this platform takes
     import msvcrt
 
     def _try_lock(fd: int) -> bool:

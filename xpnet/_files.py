@@ -533,7 +533,7 @@ def _model_state(node: Any, arrays: dict, kind: str | None, specs: Any, file: st
             raise ValueError(f"{file}: {what} must be a list of {len(specs)} bn_params dicts, got {node!r:.60}")
         return [
             _named(d, arrays, s, file, f"{what} bn_params[{i}]", complete=False)
-            for i, (d, s) in enumerate(zip(node, specs))
+            for i, (d, s) in enumerate(zip(node, specs, strict=True))
         ]
     raise ValueError(f"{file}: {what} is present, but the model keeps no state")
 

@@ -14,6 +14,8 @@ import pickle
 import pickletools
 import re
 import reprlib
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -55,7 +57,7 @@ class BatchUnpickler(pickle._Unpickler):
         # EXT opcodes name globals by copyreg code and are served from a process-wide cache, past find_class.
         raise Refused(f"refusing a copyreg extension code; {_FORMAT_HOLDS}")
 
-    dispatch = pickle._Unpickler.dispatch.copy()
+    dispatch: ClassVar[dict[int, Callable[..., Any]]] = pickle._Unpickler.dispatch.copy()
     for _ext in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         dispatch[_ext[0]] = _refuse_extension
     del _ext
@@ -100,7 +102,7 @@ class _PickledDtype:
         if (
             self.has_state
             or not (isinstance(state, tuple) and len(state) == 8)
-            or not all(type(v) is type(p) and v == p for v, p in zip(state[:1] + state[2:], plain))
+            or not all(type(v) is type(p) and v == p for v, p in zip(state[:1] + state[2:], plain, strict=True))
             or not (isinstance(state[1], str) and state[1] in ("<", ">", "|", "="))
         ):
             raise Refused(

@@ -64,7 +64,8 @@ def _check_hyperparameter(value: Any, key: str, name: str) -> None:
         )
     low, low_open, high = _RANGES[key]
     # NaN fails every comparison, infinity the upper bound: both land here.
-    if not ((low < value) if low_open else (low <= value)) or not value < high:
+    x: Any = value  # numbers.Real declares no comparison operators for type checkers; every real has them
+    if not ((low < x) if low_open else (low <= x)) or not x < high:
         raise ValueError(f"{name}[{key!r}] must be a finite number in {_interval(key)}, got {value!r}")
 
 

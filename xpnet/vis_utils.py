@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def _image(img, name):
 def _histories(obj, name):
     """The three history lists of a Solver-like object or a dict holding them."""
     get = obj.get if isinstance(obj, Mapping) else lambda key: getattr(obj, key, None)
-    values = {key: get(key) for key in _HISTORY_KEYS}
+    values: dict[str, Any] = {key: get(key) for key in _HISTORY_KEYS}
     missing = [key for key, value in values.items() if value is None]
     if missing:
         raise TypeError(
@@ -207,7 +208,7 @@ def plot_solver_history(solver_or_histories, path, *, title=None):
         acc_ax.set(title="Classification accuracy", xlabel="Epoch", ylabel="Accuracy")
         acc_ax.legend(loc="lower right")
     else:
-        for ax, key, what in zip(acc_axes, _HISTORY_KEYS[1:], ("Training", "Validation")):
+        for ax, key, what in zip(acc_axes, _HISTORY_KEYS[1:], ("Training", "Validation"), strict=True):
             for label, h in runs:
                 ax.plot(h[key], "-o", markersize=3, label=label)
             ax.set(title=f"{what} accuracy", xlabel="Epoch", ylabel="Accuracy")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from .._backend import (
@@ -69,6 +70,7 @@ class Model:
     params: dict
     weight_scale: float
     num_classes: int
+    _configure: Callable[..., None]  # each subclass's own keywords, so it is declared, not defined, here
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

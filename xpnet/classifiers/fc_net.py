@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import layer_utils
@@ -29,7 +29,7 @@ from ._base import Model, positive_int, real_in
 __all__ = ["FullyConnectedNet", *layer_utils.__all__]
 
 # normalization -> (forward, backward) of the hidden layer's sandwich; None has no gamma/beta.
-_SANDWICHES = {
+_SANDWICHES: dict[str | None, tuple[Callable[..., Any], Callable[..., Any]]] = {
     None: (affine_relu_forward, affine_relu_backward),
     "batchnorm": (affine_bn_relu_forward, affine_bn_relu_backward),
     "layernorm": (affine_ln_relu_forward, affine_ln_relu_backward),
@@ -132,7 +132,7 @@ class FullyConnectedNet(Model):
 
     def _param_specs(self) -> dict:
         dims = [self.input_dim, *self.hidden_dims, self.num_classes]
-        specs = {}
+        specs: dict[str, tuple[tuple[int, ...], str]] = {}
         for i in range(1, self.num_layers + 1):
             w, b, gamma, beta = _names(i)
             specs[w] = ((dims[i - 1], dims[i]), "normal")
@@ -182,7 +182,7 @@ class FullyConnectedNet(Model):
             dout = dropout_backward(dout, drop_cache)
         _, backward = _SANDWICHES[self.normalization]
         dx, *dparams = backward(dout, sandwich_cache)
-        grads.update(zip(_names(i), dparams))  # (dw, db) or (dw, db, dgamma, dbeta)
+        grads.update(zip(_names(i), dparams, strict=False))  # (dw, db), or (dw, db, dgamma, dbeta) with a norm
         return dx
 
     def loss(self, X, y=None):
@@ -254,7 +254,7 @@ class FullyConnectedNet(Model):
     def _commit(self, bn_params: list[dict], dropout_param: dict) -> None:
         """Write a successful call's layer dicts (modes, running statistics) into the model's, as CS231n leaves
         them."""
-        for target, new in zip(self.bn_params, bn_params):
+        for target, new in zip(self.bn_params, bn_params, strict=True):
             target.update(new)
         if self.use_dropout:
             self.dropout_param["mode"] = dropout_param["mode"]
