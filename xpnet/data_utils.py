@@ -1,7 +1,7 @@
 """Data sets as CS231n prepares them: CIFAR-10 from its python pickles, and the small digits set shipped with xpnet.
 
 Everything here returns NumPy arrays on the host; the Solver moves them to the model's backend once. CIFAR-10
-batches are read by a restricted unpickler (:mod:`xpnet._safe_pickle`) that builds only what the format holds, so a
+batches are read by a restricted unpickler (``xpnet._safe_pickle``) that builds only what the format holds, so a
 tampered batch file cannot run code; every damaged or wrong file is a ValueError naming it.
 
 Where CIFAR-10 is looked for, first match wins (a set place is never skipped for a later one):
@@ -12,7 +12,7 @@ Where CIFAR-10 is looked for, first match wins (a set place is never skipped for
    ``$XDG_CACHE_HOME/xpnet`` if that is set to an absolute path, else ``~/.cache/xpnet``.
 
 ``get_CIFAR10_data(download=True)``, :func:`download_CIFAR10` and ``python -m xpnet.data_utils download-cifar10
-[DIR]`` download the official archive into that folder (or DIR) when it is absent; see :mod:`xpnet._download` for
+[DIR]`` download the official archive into that folder (or DIR) when it is absent; see ``xpnet._download`` for
 how the download is verified and unpacked.
 """
 
@@ -361,7 +361,7 @@ def download_CIFAR10(cifar10_dir=None, *, progress=None, url=None, md5=None, tim
     to a temporary file beside the folder, its MD5 is verified, every member is checked (only regular files and
     folders inside ``cifar-10-batches-py/``), the batches are unpacked into a temporary folder and verified to load,
     and that folder is then renamed to ``cifar10_dir``: an interrupted download never leaves a folder that looks
-    complete, and the next download removes what a killed one left. Details in :mod:`xpnet._download`.
+    complete, and the next download removes what a killed one left. Details in ``xpnet._download``.
 
     Parameters
     ----------
@@ -372,9 +372,9 @@ def download_CIFAR10(cifar10_dir=None, *, progress=None, url=None, md5=None, tim
         A tqdm progress bar on stderr (a widget in a notebook); None draws one in an interactive terminal or a
         Jupyter notebook with ipywidgets, and none when output goes to a file or a CI log.
     url : str, optional
-        Where to get the archive (``https://``, ``http://`` or ``file://``); defaults to :data:`CIFAR10_URL`.
+        Where to get the archive (``https://``, ``http://`` or ``file://``); defaults to ``CIFAR10_URL``.
     md5 : str, optional
-        The archive's MD5 as 32 hexadecimal digits; defaults to the official archive's, :data:`CIFAR10_MD5`.
+        The archive's MD5 as 32 hexadecimal digits; defaults to the official archive's, ``CIFAR10_MD5``.
     timeout : float
         Seconds without data from the server before giving up.
 

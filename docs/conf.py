@@ -1,0 +1,163 @@
+"""Sphinx configuration: ``python -m sphinx -W -b html docs docs/_build/html`` (warnings are errors).
+
+The API reference is generated at every build from the package itself: one page per public module (every module
+whose dotted name has no part starting with ``_``), so a new module gets its page without anyone remembering to add
+it. A page documents the names in the module's ``__all__`` that are defined there (or in a private module behind
+it); names it re-exports from another public module are listed with a link to where they are documented.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import xpnet
+
+project = "xpnet"
+author = "the xpnet developers"
+copyright = "2026, the xpnet developers"
+release = version = xpnet.__version__
+
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "README.md"]
+templates_path: list[str] = []
+
+# A broken reference to anything of xpnet's is an error; names of other libraries are not resolved (no network
+# for intersphinx in CI), so they are let through below.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|np|cupy|torch|jax|array_api_strict|matplotlib|distributed|dask|pandas|tqdm)(\..*)?"),
+    (r"py:.*", r"(Any|Callable|Sequence|Mapping|Iterable|Path|PathLike|os\.PathLike|pathlib\.Path)"),
+]
+
+# Signatures without annotations: the numpydoc "Parameters" sections say the types and shapes in words
+# (array arguments are typed ``Any``, which would say nothing).
+autodoc_typehints = "none"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": False}
+autosummary_generate = False
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"xpnet {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": [],
+}
+html_show_sourcelink = False
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generated API reference
+
+_HERE = Path(__file__).resolve().parent
+_API = _HERE / "api"
+
+
+def _is_private(name: str) -> bool:
+    return any(part.startswith("_") for part in name.split("."))
+
+
+def public_modules() -> list[str]:
+    """Dotted names of xpnet's public modules, in import order (the package first)."""
+    names = ["xpnet"]
+    for info in pkgutil.walk_packages(xpnet.__path__, prefix="xpnet."):
+        if not _is_private(info.name):
+            names.append(info.name)
+    return names
+
+
+def _home(obj: object) -> tuple[str, str] | None:
+    """Where an object is documented, as ``(module, name)``: the outermost public package on the path to the module
+    that defines it whose ``__all__`` exports it (``xpnet.layers.affine_forward``, not ``xpnet.layers.affine.``...,
+    because ``from xpnet.layers import *`` is how CS231n code gets it); None when nothing public exports it."""
+    module = getattr(obj, "__module__", None)
+    if not isinstance(module, str) or not module.startswith("xpnet"):
+        return None
+    parts = module.split(".")
+    for i in range(1, len(parts) + 1):
+        candidate = ".".join(parts[:i])
+        if _is_private(candidate):
+            break
+        exporter = importlib.import_module(candidate)
+        for name in getattr(exporter, "__all__", ()):
+            if getattr(exporter, name, None) is obj:
+                return candidate, name
+    return None
+
+
+def _page(modname: str) -> str:
+    module = importlib.import_module(modname)
+    exported = list(getattr(module, "__all__", []))
+    own, elsewhere = [], []
+    for name in exported:
+        if name.startswith("__"):
+            continue
+        obj = getattr(module, name)
+        home = _home(obj)
+        if home is None or home == (modname, name):
+            own.append((name, obj))
+        else:
+            elsewhere.append((name, obj, home))
+
+    lines = [f"``{modname}``", "=" * (len(modname) + 4), "", f".. automodule:: {modname}", "   :no-members:", ""]
+    submodules = [m for m in public_modules() if m.rpartition(".")[0] == modname]
+    if submodules:
+        lines += ["Submodules", "----------", ""]
+        lines += [f"- :mod:`{m}`" for m in submodules] + [""]
+    if own:
+        lines += [".. currentmodule:: " + modname, "", ".. autosummary::", ""]
+        lines += [f"   {name}" for name, _ in own] + [""]
+        for name, obj in own:
+            if inspect.isclass(obj):
+                lines += [f".. autoclass:: {name}", "   :members:", "   :inherited-members: object", ""]
+                if issubclass(obj, BaseException):
+                    lines[-2:-1] = []  # the exception's own docstring is the contract; Exception's methods are not
+            else:
+                lines += [f".. autofunction:: {name}", ""]
+    if elsewhere:
+        lines += ["Also importable from here", "-------------------------", ""]
+        lines += ["Names in this module's ``__all__`` documented on the page of the package that exports them:", ""]
+        for name, obj, (home, home_name) in elsewhere:
+            role = "class" if inspect.isclass(obj) else "func"
+            label = name if name == home_name else f"{name} (the same function as {home_name})"
+            lines.append(f"- :py:{role}:`{label} <{home}.{home_name}>`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def generate_api_pages() -> None:
+    """Write ``api/generated/<module>.rst`` for every public module and drop pages of modules that are gone."""
+    out = _API / "generated"
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{m}.rst": _page(m) for m in public_modules()}
+    for stale in out.glob("*.rst"):
+        if stale.name not in wanted:
+            stale.unlink()
+    for name, text in wanted.items():
+        _write_if_changed(out / name, text)
+
+
+generate_api_pages()
