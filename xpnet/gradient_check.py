@@ -202,7 +202,7 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
     x : real floating array of any backend, any shape; modified in place during the probes and restored exactly.
     verbose : print each entry's index and gradient, as CS231n does.
     h : step, a positive finite number with ``h >= eps * max(1, max|x|)`` for ``eps`` of ``x``'s dtype
-        (float64: any h >= 2.2e-16 at |x| <= 1; float32 with the default 1e-5: |x| up to ~84; float16 needs
+        (float64: any h >= 2.2e-16 at ``|x| <= 1``; float32 with the default 1e-5: ``|x|`` up to ~84; float16 needs
         h >= 1e-3). A smaller h is refused with a ValueError: ``x + h`` would round back to ``x``.
 
     Returns
