@@ -20,6 +20,10 @@ import array_api_compat as _compat
 import array_api_extra as _xpx
 import numpy as np
 
+# An array of any supported backend (NumPy, CuPy, torch, JAX, array_api_strict) in annotations. No static type
+# covers every library's arrays, so this says "an array" to readers and checks nothing.
+Array = Any
+
 __all__ = [
     "namespace",
     "get_namespace",
