@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from xpnet._backend import asarray, backend_name, device, get_namespace, sync  # noqa: E402
-from xpnet.fast_layers import conv_backward_fast, conv_forward_fast  # noqa: E402
+from xpnet._backend import asarray, backend_name, device, get_namespace, sync
+from xpnet.fast_layers import conv_backward_fast, conv_forward_fast
 
 GEOMETRIES = [
     # (N, C, H, W), (F, HH, WW), stride, pad
@@ -118,7 +118,7 @@ def bench_geometry(xp, dev, x_shape, w_shape, stride, pad, repeats, rng):
         med = statistics.median(ts)
         line = f"  {name:<10} {med * 1e3:8.1f} ms  {flops / med / 1e9:6.1f} GFLOP/s"
         if name != "xpnet":
-            ratio = statistics.median(x / y for x, y in zip(times["xpnet"], ts))
+            ratio = statistics.median(x / y for x, y in zip(times["xpnet"], ts, strict=True))
             line += f"   xpnet / {name} = {ratio:.2f}"
         print(line)
 

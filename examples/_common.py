@@ -157,7 +157,9 @@ def load_data(args) -> dict:
         try:
             data = get_CIFAR10_data(cifar10_dir=args.data_dir, dtype=np.float32)
         except FileNotFoundError as err:
-            raise SystemExit(f"--data cifar10: {err}\nIn this example, --data-dir DIR is the cifar10_dir argument.") from None
+            raise SystemExit(
+                f"--data cifar10: {err}\nIn this example, --data-dir DIR is the cifar10_dir argument."
+            ) from None
     else:
         data = get_digits_data()
     if args.num_train is not None:

@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-from _common import make_parser, parse_args, report_test_accuracy, start, train
-
 from xpnet.classifiers import ThreeLayerConvNet
 from xpnet.vis_utils import plot_filters
+
+from _common import make_parser, parse_args, report_test_accuracy, start, train
 
 
 def main(argv=None):

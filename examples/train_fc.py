@@ -1,17 +1,17 @@
 """Train CS231n's FullyConnectedNet with Adam: digits by default (>95% test accuracy in seconds), or CIFAR-10.
 
-    python examples/train_fc.py                          # digits, CuPy if a GPU is usable, else NumPy
-    python examples/train_fc.py --backend torch --plot fc.png
-    python examples/train_fc.py --data cifar10 --data-dir ~/data/cifar-10-batches-py --epochs 10 --hidden-dims 512 256
+python examples/train_fc.py                          # digits, CuPy if a GPU is usable, else NumPy
+python examples/train_fc.py --backend torch --plot fc.png
+python examples/train_fc.py --data cifar10 --data-dir ~/data/cifar-10-batches-py --epochs 10 --hidden-dims 512 256
 """
 
 from __future__ import annotations
 
 import math
 
-from _common import make_parser, parse_args, report_test_accuracy, start, train
-
 from xpnet.classifiers import FullyConnectedNet
+
+from _common import make_parser, parse_args, report_test_accuracy, start, train
 
 
 def main(argv=None):

@@ -119,13 +119,42 @@ CS231N = {
 }
 
 # The keyword arguments CS231n's Solver takes, and the attributes notebooks read from a Solver and the models.
-SOLVER_KWARGS = {"update_rule": "sgd", "optim_config": {"learning_rate": 1e-3}, "lr_decay": 0.95, "batch_size": 5,
-                 "num_epochs": 1, "num_train_samples": 10, "num_val_samples": None, "checkpoint_name": None,
-                 "print_every": 10, "verbose": False}
-SOLVER_ATTRIBUTES = ["model", "X_train", "y_train", "X_val", "y_val", "update_rule", "optim_config", "lr_decay",
-                     "batch_size", "num_epochs", "num_train_samples", "num_val_samples", "checkpoint_name",
-                     "print_every", "verbose", "epoch", "best_val_acc", "best_params", "loss_history",
-                     "train_acc_history", "val_acc_history", "optim_configs"]
+SOLVER_KWARGS = {
+    "update_rule": "sgd",
+    "optim_config": {"learning_rate": 1e-3},
+    "lr_decay": 0.95,
+    "batch_size": 5,
+    "num_epochs": 1,
+    "num_train_samples": 10,
+    "num_val_samples": None,
+    "checkpoint_name": None,
+    "print_every": 10,
+    "verbose": False,
+}
+SOLVER_ATTRIBUTES = [
+    "model",
+    "X_train",
+    "y_train",
+    "X_val",
+    "y_val",
+    "update_rule",
+    "optim_config",
+    "lr_decay",
+    "batch_size",
+    "num_epochs",
+    "num_train_samples",
+    "num_val_samples",
+    "checkpoint_name",
+    "print_every",
+    "verbose",
+    "epoch",
+    "best_val_acc",
+    "best_params",
+    "loss_history",
+    "train_acc_history",
+    "val_acc_history",
+    "optim_configs",
+]
 FC_ATTRIBUTES = ["normalization", "use_dropout", "reg", "num_layers", "dtype", "params", "dropout_param", "bn_params"]
 CNN_ATTRIBUTES = ["params", "reg", "dtype"]
 
@@ -181,7 +210,7 @@ def _assert_compatible(ours: inspect.Signature, theirs: inspect.Signature, where
             assert p.default is not P.empty and _same_default(p.default, ref.default), (
                 f"{where}: {ref.name} must default to {ref.default!r} as in CS231n, got {p.default!r}"
             )
-    for p in mine[len(theirs.parameters):]:
+    for p in mine[len(theirs.parameters) :]:
         optional = p.default is not P.empty or p.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD)
         assert optional, f"{where}: xpnet's extra parameter {p.name!r} must be optional"
 
@@ -207,11 +236,14 @@ def test_classifier_star_import_brings_every_layer_as_cs231n_does(module, model)
     assert namespace[model] is source.__dict__[model]
 
 
-@pytest.mark.parametrize(("module", "expected"), [
-    ("layers", ("layers",)),
-    ("fast_layers", ("fast_layers",)),
-    ("layer_utils", ("layer_utils", "layers", "fast_layers")),  # CS231n's layer_utils star-imports the others
-])
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("layers", ("layers",)),
+        ("fast_layers", ("fast_layers",)),
+        ("layer_utils", ("layer_utils", "layers", "fast_layers")),  # CS231n's layer_utils star-imports the others
+    ],
+)
 def test_layer_module_star_imports(module, expected):
     namespace: dict = {}
     exec(f"from xpnet.{module} import *", namespace)
@@ -219,8 +251,21 @@ def test_layer_module_star_imports(module, expected):
     assert not sorted(wanted - set(namespace)), sorted(wanted - set(namespace))
 
 
-@pytest.mark.parametrize("module", ["layers", "layer_utils", "fast_layers", "classifiers.fc_net", "classifiers.cnn",
-                                    "optim", "solver", "gradient_check", "data_utils", "vis_utils"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "layers",
+        "layer_utils",
+        "fast_layers",
+        "classifiers.fc_net",
+        "classifiers.cnn",
+        "optim",
+        "solver",
+        "gradient_check",
+        "data_utils",
+        "vis_utils",
+    ],
+)
 def test_every_name_in_all_exists(module):
     mod = importlib.import_module(f"xpnet.{module}")
     missing = [name for name in mod.__all__ if not hasattr(mod, name)]

@@ -13,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cifar_format import Py2Pickler, write_cifar10_folder, write_py2_batch
-
 from xpnet.data_utils import (
     CIFAR10_URL,
     default_CIFAR10_dir,
@@ -24,6 +22,8 @@ from xpnet.data_utils import (
     load_CIFAR_batch,
     load_digits,
 )
+
+from cifar_format import Py2Pickler, write_cifar10_folder, write_py2_batch
 
 PER_BATCH = 20
 # Every global the official files name (checked on the fixture below), written as Python 2 NumPy wrote them.
@@ -525,7 +525,12 @@ def test_get_CIFAR10_data_missing_directory(tmp_path, clean_env):
     missing = tmp_path / "cifar-10-batches-py"
     with pytest.raises(FileNotFoundError) as info:
         get_CIFAR10_data(cifar10_dir=missing)
-    for text in (f"no CIFAR-10 in {str(missing)!r} (from cifar10_dir)", CIFAR10_URL, "XPNET_CIFAR10_DIR", "download=True"):
+    for text in (
+        f"no CIFAR-10 in {str(missing)!r} (from cifar10_dir)",
+        CIFAR10_URL,
+        "XPNET_CIFAR10_DIR",
+        "download=True",
+    ):
         assert text in str(info.value)
     missing.mkdir()
     with pytest.raises(FileNotFoundError, match="give the folder inside it instead"):
@@ -591,7 +596,11 @@ def test_digits_pixels_are_never_truncated_to_integers(dtype):
 
 @pytest.mark.parametrize(
     "seed, error, expected",
-    [(1.5, TypeError, "seed must be an int >= 0, a numpy.random.Generator or None, got 1.5"), ("0", TypeError, "got '0'"), (-1, ValueError, "-1")],
+    [
+        (1.5, TypeError, "seed must be an int >= 0, a numpy.random.Generator or None, got 1.5"),
+        ("0", TypeError, "got '0'"),
+        (-1, ValueError, "-1"),
+    ],
 )
 def test_digits_bad_seed_is_named(seed, error, expected):
     with pytest.raises(error, match="seed must be") as info:
@@ -620,8 +629,8 @@ def test_digits_splits_partition_the_shipped_images():
     assert data["X_val"].shape[0] == 300 and data["X_test"].shape[0] == 100
     assert X.min() == 0.0 and X.max() == 1.0
     # Undo the /16 scaling: every shipped image (with its label) appears exactly once across the three splits.
-    pairs = sorted(zip(map(bytes, (X * 16).round().astype(np.uint8).reshape(len(X), 64)), y.tolist()))
-    originals = sorted(zip(map(bytes, images.reshape(-1, 64)), labels.tolist()))
+    pairs = sorted(zip(map(bytes, (X * 16).round().astype(np.uint8).reshape(len(X), 64)), y.tolist(), strict=True))
+    originals = sorted(zip(map(bytes, images.reshape(-1, 64)), labels.tolist(), strict=True))
     assert pairs == originals
 
 

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cifar_format import BATCH_NAMES, cifar10_tarball
-
 from xpnet import _download, data_utils
 from xpnet.data_utils import download_CIFAR10, get_CIFAR10_data
+
+from cifar_format import BATCH_NAMES, cifar10_tarball
 
 PER_BATCH = 5
 FOLDER = "cifar-10-batches-py"
@@ -398,8 +398,16 @@ def test_cli_downloads_into_a_folder_and_says_how_to_use_it(server, archive, tmp
     body, md5 = archive
     url = server.serve("/c.tgz", body)
     target = tmp_path / "cifar"
-    result = _cli("download-cifar10", str(target), "--url", url, "--md5", md5, "--no-progress",
-                  env_extra={"XPNET_CACHE_DIR": str(tmp_path / "cache")})
+    result = _cli(
+        "download-cifar10",
+        str(target),
+        "--url",
+        url,
+        "--md5",
+        md5,
+        "--no-progress",
+        env_extra={"XPNET_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert f"CIFAR-10 is in {str(target)!r}" in result.stdout
@@ -441,7 +449,17 @@ def test_killed_download_never_looks_complete_and_the_next_run_cleans_up(server,
     body, md5 = archive
     url = server.serve("/c.tgz", body, mode="stall")
     cache = tmp_path / "cache"
-    cmd = [sys.executable, "-m", "xpnet.data_utils", "download-cifar10", str(cache / FOLDER), "--url", url, "--md5", md5]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xpnet.data_utils",
+        "download-cifar10",
+        str(cache / FOLDER),
+        "--url",
+        url,
+        "--md5",
+        md5,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert server.stalled.wait(30), "the download never started"
@@ -496,8 +514,13 @@ _SEGMENTS = st.sampled_from(["..", ".", "", FOLDER, "a", "C:", "~"])
 
 
 @settings(max_examples=50, deadline=None)
-@given(names=st.lists(st.tuples(st.lists(_SEGMENTS, min_size=1, max_size=4), st.sampled_from("/\\"),
-                                st.booleans()), min_size=1, max_size=4))
+@given(
+    names=st.lists(
+        st.tuples(st.lists(_SEGMENTS, min_size=1, max_size=4), st.sampled_from("/\\"), st.booleans()),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_any_member_names_extract_inside_the_folder_or_are_refused(tmp_path_factory, names):
     # Whatever the names, the archive is refused or everything it wrote lies inside <dest>/cifar-10-batches-py.
     root = tmp_path_factory.mktemp("fuzz")

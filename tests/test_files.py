@@ -16,13 +16,14 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import blobs, device_under_test, require_dtype, to_np, to_xp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpnet
 from xpnet.classifiers import FullyConnectedNet, load_model
 from xpnet.solver import Solver
+
+from helpers import blobs, device_under_test, require_dtype, to_np, to_xp
 
 D, C, N_TRAIN, N_VAL, BATCH = 5, 3, 40, 20, 10
 META = "__xpnet_meta__.npy"
@@ -103,8 +104,10 @@ def _edit_meta(path, edit, dest=None) -> None:
 
 
 def _host(model) -> dict:
-    return {**{f"param {k}": to_np(v) for k, v in model.params.items()},
-            **{f"state {k}": to_np(v) for k, v in model.get_state().items()}}
+    return {
+        **{f"param {k}": to_np(v) for k, v in model.params.items()},
+        **{f"state {k}": to_np(v) for k, v in model.get_state().items()},
+    }
 
 
 def _resume_fails(xp, path, match, error=ValueError) -> BaseException:
@@ -297,7 +300,11 @@ def test_metadata_that_is_not_a_json_object_is_refused(xp, checkpoint):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=8)
     | st.sampled_from(["params/W1", "optim/W1/m", "get_state", "bn_params", "MT19937", "PCG64"])
     | st.builds(lambda k: {"__array__": k}, st.sampled_from(["params/W1", "params/b2", "nope"])),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -482,8 +489,11 @@ def test_cs231n_style_running_statistics_are_checked_against_gamma(xp, tmp_path)
     members = _members(path)
     _write_members(path, {**members, "model_state/0/running_mean.npy": _npy(np.zeros(3))})
     model = CS231nStyleNet(xp)
-    with pytest.raises(ValueError, match=r"model state bn_params\[0\]\['running_mean'\] has shape \(3,\), the "
-                       r"model's is \(8,\) \(array 'model_state/0/running_mean'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"model state bn_params\[0\]\['running_mean'\] has shape \(3,\), the "
+        r"model's is \(8,\) \(array 'model_state/0/running_mean'\)",
+    ):
         _solver(model, resume_from=path)
     assert "running_mean" not in model.bn_params[0]
 

@@ -4,8 +4,8 @@ float precisions promote as the Array API standard says, and a call that raises 
 NumPy's global random state as they were."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from xpnet import layer_utils as lu
 from xpnet import layers as L
+
 from helpers import F, assert_close, requires_torch, to_np, to_xp, torch
 
 if torch is not None:
@@ -104,9 +105,7 @@ AFFINE_NORM = {"x": (4, 2, 2), "w": (4, 3), "b": (3,), "gamma": (3,), "beta": (3
 CONV_SHAPES = {"x": (2, 2, 5, 5), "w": (3, 2, 3, 3), "b": (3,)}
 
 CASES = {
-    "affine": Case(
-        lambda xp, x, w, b: L.affine_forward(x, w, b), L.affine_backward, AFFINE, _autograd(_t_affine)
-    ),
+    "affine": Case(lambda xp, x, w, b: L.affine_forward(x, w, b), L.affine_backward, AFFINE, _autograd(_t_affine)),
     "relu": Case(lambda xp, x: L.relu_forward(x), L.relu_backward, {"x": (3, 4)}, _autograd(lambda x: torch.relu(x))),
     "batchnorm": Case(
         lambda xp, x, gamma, beta: L.batchnorm_forward(x, gamma, beta, {"mode": "train"}),
@@ -278,7 +277,7 @@ def test_a_nan_input_propagates_as_in_torch(xp, name, data):
         assert np.isnan(to_np(out)).any(), f"{name}: a NaN in {arg}{list(index)} vanished from the output"
     assert_close(out, ref_out, xp=xp, err_msg=f"{name} output")
     assert len(grads) == len(ref_grads)
-    for what, got, ref in zip(case.shapes if case.backward else ["x"], grads, ref_grads):
+    for what, got, ref in zip(case.shapes if case.backward else ["x"], grads, ref_grads, strict=True):
         if case.nan_routing_may_differ:
             np.testing.assert_array_equal(np.isnan(to_np(got)), np.isnan(ref), err_msg=f"{name} d{what}")
         else:
@@ -313,7 +312,7 @@ def test_mixed_float_precisions_promote_to_float64(xp, name):
         out, grads, _ = _run(case, xp, mixed)
         ref_out, ref_grads, _ = _run(case, xp, rounded)
         assert_close(out, to_np(ref_out), xp=xp, err_msg=f"{name} with float32 {low}")
-        for got, ref in zip(grads, ref_grads):
+        for got, ref in zip(grads, ref_grads, strict=True):
             assert_close(got, to_np(ref), xp=xp, err_msg=f"{name} gradient with float32 {low}")
     # A float32 dout into a float64 layer: the gradients are float64.
     _, grads, _ = _run(case, xp, arrays, dout_dtype="float32")

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from cifar_format import write_cifar10_folder
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
@@ -91,12 +92,12 @@ def _mismatches(cell_id: str, got: str, expected: str) -> list[str]:
     if len(got_lines) != len(expected_lines):
         return [f"{cell_id}: printed {len(got_lines)} lines, the notebook {len(expected_lines)}:\n{got}"]
     problems = []
-    for g, e in zip(got_lines, expected_lines):
+    for g, e in zip(got_lines, expected_lines, strict=True):
         if _text(g) != _text(e):
             problems.append(f"{cell_id}: printed {g!r}, the notebook {e!r}")
             continue
         rule, meaning = next((rule, meaning) for pattern, rule, meaning in _RULES if pattern.search(e))
-        for g_text, e_text in zip(_NUMBER.findall(g), _NUMBER.findall(e)):
+        for g_text, e_text in zip(_NUMBER.findall(g), _NUMBER.findall(e), strict=True):  # same count: same _text
             if not rule(g_text, e_text):
                 problems.append(f"{cell_id}: {g_text} where the notebook printed {e_text} ({meaning}) in {g!r}")
     return problems

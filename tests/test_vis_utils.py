@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from helpers import to_xp
 from xpnet.vis_utils import plot_filters, plot_solver_history, vis_grid, vis_nn, visualize_grid
+
+from helpers import to_xp
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

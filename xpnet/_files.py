@@ -479,8 +479,16 @@ def _take(node: Any, arrays: dict, spec: Spec, file: str, what: str):
     return asarray(arrays[key], like=spec.like, dtype=spec.like.dtype)
 
 
-def _named(node: Any, arrays: dict, specs: dict[str, Spec], file: str, what: str, *, complete: bool,
-           label: Callable[[str], str] | None = None) -> dict:
+def _named(
+    node: Any,
+    arrays: dict,
+    specs: dict[str, Spec],
+    file: str,
+    what: str,
+    *,
+    complete: bool,
+    label: Callable[[str], str] | None = None,
+) -> dict:
     """A dict of checked arrays named among ``specs`` (all of them when ``complete``); ``label(name)`` names one
     in messages (``what[name]`` by default)."""
     if not isinstance(node, dict):

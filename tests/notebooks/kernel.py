@@ -63,8 +63,8 @@ def run(notebook, replace) -> list[dict]:
         error = None
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - running the notebook is the point
-            except Exception:  # noqa: BLE001 - as a kernel does, whatever a cell raises is its output
+                exec(compile(source, filename, "exec"), namespace)  # running the notebook is the point
+            except Exception:  # as a kernel does: whatever a cell raises is its output
                 error = traceback.format_exc()
         figures = []
         if "matplotlib.pyplot" in sys.modules:

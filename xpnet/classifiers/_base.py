@@ -228,8 +228,9 @@ class Model:
 
     def save(self, path) -> None:
         """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically and durably)."""
-        write_model(path, cls_name=type(self).__name__, config=self.config(), params=self.params,
-                    state=self.get_state())
+        write_model(
+            path, cls_name=type(self).__name__, config=self.config(), params=self.params, state=self.get_state()
+        )
 
     @classmethod
     def load(cls, path, *, xp: Any = None, device: Any = None):
@@ -269,8 +270,7 @@ class Model:
         specs = model._param_specs()
         if set(saved.params) != set(specs):
             raise ValueError(
-                f"{file} holds params {sorted(saved.params)}, but a {cls.__name__} with its config has "
-                f"{sorted(specs)}"
+                f"{file} holds params {sorted(saved.params)}, but a {cls.__name__} with its config has {sorted(specs)}"
             )
         slots = {f"{p}.{k}": shape for p, _, keys, shape in model._state_slots() for k in keys}
         unknown = sorted(set(saved.state) - set(slots))
@@ -280,8 +280,9 @@ class Model:
             )
         like = dtype_name(model.dtype)
         for name, (shape, _) in specs.items():
-            check_array(saved.params[name], shape, "f", file=file, key=PARAMS_PREFIX + name, what=f"param {name!r}",
-                        like=like)
+            check_array(
+                saved.params[name], shape, "f", file=file, key=PARAMS_PREFIX + name, what=f"param {name!r}", like=like
+            )
         for name, a in saved.state.items():
             check_array(a, slots[name], "f", file=file, key=STATE_PREFIX + name, what=f"state {name!r}", like=like)
         model.params = {name: model._own(saved.params[name]) for name in specs}

@@ -96,8 +96,19 @@ class FullyConnectedNet(Model):
         self._init_params()
 
     def _configure(
-        self, *, hidden_dims, input_dim, num_classes, dropout_keep_ratio, normalization, reg, weight_scale, dtype, seed,
-        xp, device
+        self,
+        *,
+        hidden_dims,
+        input_dim,
+        num_classes,
+        dropout_keep_ratio,
+        normalization,
+        reg,
+        weight_scale,
+        dtype,
+        seed,
+        xp,
+        device,
     ) -> None:
         """Validate the arguments and set every attribute except ``params``; draws no random numbers."""
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence) or not hidden_dims:
@@ -221,9 +232,7 @@ class FullyConnectedNet(Model):
         # The layers write new running statistics into these shallow copies (they replace the arrays, never update
         # them in place); the copies replace the model's dicts' contents only after the whole call succeeded.
         dropout_param = {**self.dropout_param, "mode": mode} if self.use_dropout else self.dropout_param
-        bn_params = [
-            {**p, "mode": mode} if self.normalization == "batchnorm" else dict(p) for p in self.bn_params
-        ]
+        bn_params = [{**p, "mode": mode} if self.normalization == "batchnorm" else dict(p) for p in self.bn_params]
 
         out, caches = X, []
         for i in range(1, self.num_layers):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from .._backend import Array
 from ._checks import float_namespace, promote
 
 __all__ = ["affine_forward", "affine_backward"]
 
 
-def affine_forward(x, w, b):
+def affine_forward(x: Array, w: Array, b: Array) -> tuple[Array, Any]:
     """Affine layer forward pass.
 
     Parameters
@@ -43,7 +45,7 @@ def affine_forward(x, w, b):
     return out, (x, w)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Affine layer backward pass.
 
     Parameters
@@ -68,4 +70,3 @@ def affine_backward(dout, cache):
     dw = x2.T @ dout
     db = xp.sum(dout, axis=0)
     return dx, dw, db
-
