@@ -25,7 +25,7 @@ import math
 import numbers
 from typing import Any
 
-from ._backend import device, namespace
+from ._backend import Array, device, namespace
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 
@@ -141,7 +141,7 @@ def _state(xp, config: dict, key: str, w):
     return value
 
 
-def sgd(w, dw, config=None):
+def sgd(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """Vanilla stochastic gradient descent: ``w - learning_rate * dw``.
 
     config: ``learning_rate`` (default 1e-2, >= 0).
@@ -150,7 +150,7 @@ def sgd(w, dw, config=None):
     return w - config["learning_rate"] * dw, config
 
 
-def sgd_momentum(w, dw, config=None):
+def sgd_momentum(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """Stochastic gradient descent with momentum: ``v = momentum * v - learning_rate * dw; w + v``.
 
     config: ``learning_rate`` (default 1e-2, >= 0), ``momentum`` (0.9, in [0, 1); 0 is plain SGD), ``velocity``
@@ -164,7 +164,7 @@ def sgd_momentum(w, dw, config=None):
     return w + v, config
 
 
-def rmsprop(w, dw, config=None):
+def rmsprop(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """RMSProp: a moving average of squared gradients scales each weight's step.
 
     ``cache = decay_rate * cache + (1 - decay_rate) * dw**2; w - learning_rate * dw / (sqrt(cache) + epsilon)``.
@@ -179,7 +179,7 @@ def rmsprop(w, dw, config=None):
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
 
 
-def adam(w, dw, config=None):
+def adam(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """Adam: moving averages of the gradient and its square, with bias correction.
 
     The step count ``t`` is incremented before use (CS231n 2019+): ``t += 1; m = beta1 * m + (1 - beta1) * dw;

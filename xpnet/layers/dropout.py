@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .._backend import asarray, check_legacy_seed, host_rand, namespace
+from typing import Any
+
+from .._backend import Array, asarray, check_legacy_seed, host_rand, namespace
 from ._checks import check_keys, check_real, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
@@ -10,7 +12,7 @@ __all__ = ["dropout_forward", "dropout_backward"]
 _KEYS = frozenset({"mode", "p", "seed"})
 
 
-def dropout_forward(x, dropout_param):
+def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
     """Inverted dropout forward pass.
 
     In train mode each element is kept with probability ``p`` and scaled by ``1 / p`` (so the expected output is
@@ -51,7 +53,7 @@ def dropout_forward(x, dropout_param):
     return xp.where(mask, x * (1.0 / p), 0.0), (cached, mask)
 
 
-def dropout_backward(dout, cache):
+def dropout_backward(dout: Array, cache: Any) -> Array:
     """Inverted dropout backward pass.
 
     Parameters

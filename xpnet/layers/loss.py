@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .._backend import device, dtype_name, is_host_resident
+from .._backend import Array, device, dtype_name, is_host_resident
 from ._checks import array_namespace, float_namespace
 
 __all__ = ["softmax_loss", "svm_loss"]
 
 
-def softmax_loss(x, y):
+def softmax_loss(x: Array, y: Array) -> tuple[Array, Array]:
     """Softmax (cross-entropy) loss and its gradient.
 
     Parameters
@@ -33,7 +33,7 @@ def softmax_loss(x, y):
     return loss, dx
 
 
-def svm_loss(x, y):
+def svm_loss(x: Array, y: Array) -> tuple[Array, Array]:
     """Multiclass SVM (hinge) loss with margin 1, summed over classes and averaged over the batch, and its gradient.
 
     Parameters

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping
+from typing import Any
 
-from .._backend import device
+from .._backend import Array, device
 from ._checks import as_common_dtype, check_int, check_keys, check_real, float_namespace, promote
 
 __all__ = [
@@ -46,7 +47,7 @@ _KEYS = frozenset({"mode", "eps", "momentum", "running_mean", "running_var", "la
 _STATS = ("running_mean", "running_var")
 
 
-def batchnorm_forward(x, gamma, beta, bn_param):
+def batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dict) -> tuple[Array, Any]:
     """Batch normalization forward pass.
 
     In train mode ``x`` is standardised with the batch's mean and biased variance per feature, and the running
@@ -72,7 +73,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     return _batchnorm(x, gamma, beta, bn_param, layout=("(N, D)", 2), axes=(0,), axis_names="N", what="batchnorm")
 
 
-def batchnorm_backward(dout, cache):
+def batchnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Batch normalization backward pass, back through the computational graph node by node (as in CS231n).
 
     Parameters
@@ -87,7 +88,7 @@ def batchnorm_backward(dout, cache):
     return _norm_backward(dout, cache, _normalize_backward_graph)
 
 
-def batchnorm_backward_alt(dout, cache):
+def batchnorm_backward_alt(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Batch normalization backward pass in closed form; same results as :func:`batchnorm_backward`, faster.
 
     ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` with ``dxhat = dout * gamma`` and means
@@ -100,7 +101,7 @@ def batchnorm_backward_alt(dout, cache):
     return _norm_backward(dout, cache)
 
 
-def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+def spatial_batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dict) -> tuple[Array, Any]:
     """Spatial batch normalization forward pass: statistics per channel over the batch and both spatial axes.
 
     Parameters
@@ -120,7 +121,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     )  # fmt: skip
 
 
-def spatial_batchnorm_backward(dout, cache):
+def spatial_batchnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Spatial batch normalization backward pass.
 
     Returns
@@ -130,7 +131,7 @@ def spatial_batchnorm_backward(dout, cache):
     return _norm_backward(dout, cache)
 
 
-def layernorm_forward(x, gamma, beta, ln_param=None):
+def layernorm_forward(x: Array, gamma: Array, beta: Array, ln_param: dict | None = None) -> tuple[Array, Any]:
     """Layer normalization forward pass: each sample standardised over its D features (same in train and test).
 
     Parameters
@@ -155,7 +156,7 @@ def layernorm_forward(x, gamma, beta, ln_param=None):
     return out, cache
 
 
-def layernorm_backward(dout, cache):
+def layernorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Layer normalization backward pass.
 
     Returns
@@ -165,7 +166,9 @@ def layernorm_backward(dout, cache):
     return _norm_backward(dout, cache)
 
 
-def spatial_groupnorm_forward(x, gamma, beta, G, gn_param=None):
+def spatial_groupnorm_forward(
+    x: Array, gamma: Array, beta: Array, G: int, gn_param: dict | None = None
+) -> tuple[Array, Any]:
     """Spatial group normalization forward pass: each sample's channels split into G groups of C/G channels,
     each group standardised over its channels and both spatial axes.
 
@@ -196,7 +199,7 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param=None):
     return out, cache
 
 
-def spatial_groupnorm_backward(dout, cache):
+def spatial_groupnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Spatial group normalization backward pass.
 
     Returns
