@@ -112,3 +112,42 @@ except ImportError:
     torch = F = None
 
 requires_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (the reference implementation)")
+
+
+# The dtypes a reference comparison computes in, on every backend; float64 skips on a device without it.
+FLOAT_DTYPES = pytest.mark.parametrize("dtype", ["float64", "float32"])
+# Units of roundoff allowed per rounding a result can carry (see reference_tol): ~5x the most any float32
+# comparison of the suite needs on numpy, torch, array_api_strict and jax (1.7, dx of affine-batchnorm-relu). At
+# 1/1000 of it every comparison that is not exact (selection: relu, max pool, test-mode dropout) fails.
+ROUNDOFF_UNITS = 8
+
+
+def reference_tol(dtype, *, terms: int = 1, scale: float = 1.0) -> dict:
+    """rtol and atol for a result computed in ``dtype`` against a float64 reference computed from the same inputs
+    (already rounded to ``dtype``), so that only the arithmetic in ``dtype`` differs.
+
+    float64 keeps ``TOL["float64"]``, far above its roundoff at the sizes tested. Below it an output that sums
+    ``terms`` values of magnitude ~``scale`` (a conv's C*HH*WW, a batchnorm's N) carries up to ~``terms`` roundings
+    of that size (the bound for recursive summation), so ``atol`` grows with ``terms``; ``rtol`` covers the
+    elementwise steps (exp, sqrt, division).
+    """
+    name = dtype_name(dtype) if not isinstance(dtype, str) else dtype
+    if name == "float64":
+        return dict(TOL["float64"])
+    eps = float(np.finfo(name).eps)
+    return {"rtol": ROUNDOFF_UNITS * eps, "atol": ROUNDOFF_UNITS * eps * terms * scale}
+
+
+def assert_close_to_reference(actual, reference, *, dtype, xp=None, terms: int = 1, scale: float = 1.0, err_msg=""):
+    """Assert ``actual`` (computed in ``dtype``) is on ``xp``, has ``reference``'s shape and dtype ``dtype``, and
+    matches the float64 ``reference`` within :func:`reference_tol` (``terms``: values summed into one output)."""
+    if xp is not None:
+        got_ns = namespace(actual)
+        assert got_ns is xp, f"{err_msg} namespace: expected {backend_name(xp)}, got {backend_name(got_ns)}"
+    a, e = to_np(actual), np.asarray(to_np(reference), dtype=np.float64)
+    assert a.shape == e.shape, f"{err_msg} shape: expected {e.shape}, got {a.shape}"
+    got = dtype_name(actual.dtype)
+    assert got == dtype, f"{err_msg} dtype: expected {dtype}, got {got}"
+    tol = reference_tol(dtype, terms=terms, scale=scale)
+    np.testing.assert_allclose(a.astype(np.float64), e, err_msg=err_msg, **tol)
+

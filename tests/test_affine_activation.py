@@ -5,7 +5,17 @@ import pytest
 
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import affine_backward, affine_forward, relu_backward, relu_forward
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    GRAD_REL_ERROR,
+    assert_close,
+    assert_close_to_reference,
+    rel_error,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+)
 
 
 def _randn(*shape, seed=0):
@@ -47,17 +57,21 @@ def test_relu_gradient_matches_numerical(xp):
 
 
 @requires_torch
-def test_affine_relu_match_torch_autograd(xp):
-    x, w, b, dout = _randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2), _randn(4, 3, seed=3)
+@FLOAT_DTYPES
+def test_affine_relu_match_torch_autograd(xp, dtype):
+    # The inputs are rounded to dtype first: the float64 reference then differs only by the arithmetic in dtype.
+    x, w, b, dout = (a.astype(dtype) for a in (_randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2),
+                                              _randn(4, 3, seed=3)))
     a, fc_cache = affine_forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp))
     out, relu_cache = relu_forward(a)
     dx, dw, db = affine_backward(relu_backward(to_xp(dout, xp), relu_cache), fc_cache)
-    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x, w, b))
+    tx, tw, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, w, b))
     tout = torch.relu(torch.nn.functional.linear(tx.reshape(4, 10), tw.T, tb))
-    tout.backward(torch.tensor(dout))
-    assert_close(out, tout.detach().numpy(), xp=xp)
-    for got, ref in ((dx, tx), (dw, tw), (db, tb)):
-        assert_close(got, ref.grad.numpy(), xp=xp)
+    tout.backward(torch.tensor(dout, dtype=torch.float64))
+    # Terms summed into one entry: out and dx a row of w (D=10, M=3), dw and db the batch (N=4).
+    checks = (("out", out, tout, 10), ("dx", dx, tx.grad, 3), ("dw", dw, tw.grad, 4), ("db", db, tb.grad, 4))
+    for name, got, ref, terms in checks:
+        assert_close_to_reference(got, ref.detach().numpy(), dtype=dtype, xp=xp, terms=terms, err_msg=name)
 
 
 def test_float32_stays_float32(xp):
@@ -95,19 +109,20 @@ def test_mixing_backends_is_a_type_error():
 
 
 @requires_torch
-def test_relu_keeps_nan_and_backward_matches_torch(xp):
+@FLOAT_DTYPES
+def test_relu_keeps_nan_and_backward_matches_torch(xp, dtype):
     # where(x > 0, x, 0) turned NaN into 0, so NaN inputs trained "normally"; maximum keeps it, as torch does.
-    x = np.array([[np.nan, -1.0, 2.0, 0.0], [3.0, np.nan, -0.5, 1.0]])
-    dout = np.array([[1.0, 2.0, 3.0, 4.0], [np.nan, 5.0, np.nan, 6.0]])
+    x = np.array([[np.nan, -1.0, 2.0, 0.0], [3.0, np.nan, -0.5, 1.0]], dtype=dtype)
+    dout = np.array([[1.0, 2.0, 3.0, 4.0], [np.nan, 5.0, np.nan, 6.0]], dtype=dtype)
     out, cache = relu_forward(to_xp(x, xp))
     dx = relu_backward(to_xp(dout, xp), cache)
-    tx = torch.tensor(x, requires_grad=True)
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     tout = torch.relu(tx)
-    tout.backward(torch.tensor(dout))
+    tout.backward(torch.tensor(dout, dtype=torch.float64))
     # torch's threshold_backward: zero where out <= 0, dout elsewhere, so a NaN input passes its gradient.
-    assert_close(out, tout.detach().numpy(), xp=xp)
-    assert_close(dx, tx.grad.numpy(), xp=xp)
-    assert np.isnan(to_np(relu_forward(to_xp(np.array([np.nan]), xp))[0])).all()
+    assert_close_to_reference(out, tout.detach().numpy(), dtype=dtype, xp=xp)
+    assert_close_to_reference(dx, tx.grad.numpy(), dtype=dtype, xp=xp)
+    assert np.isnan(to_np(relu_forward(to_xp(np.array([np.nan], dtype=dtype), xp))[0])).all()
 
 
 def test_integer_input_is_a_type_error_on_every_backend(xp):

@@ -11,15 +11,27 @@ from hypothesis import strategies as st
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
-from helpers import F, assert_close, device_under_test, rel_error, require_dtype, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    F,
+    assert_close,
+    assert_close_to_reference,
+    device_under_test,
+    rel_error,
+    require_dtype,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+)
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
 NUMPY = get_namespace("numpy")
 
 
-def _fc_data(xp, n=N, d=D, seed=231):
+def _fc_data(xp, n=N, d=D, seed=231, dtype="float64"):
     rng = np.random.default_rng(seed)
-    return to_xp(rng.standard_normal((n, d)), xp), to_xp(rng.integers(C, size=n), xp)
+    return to_xp(rng.standard_normal((n, d)), xp, dtype=dtype), to_xp(rng.integers(C, size=n), xp)
 
 
 def _fc(xp, **kwargs):
@@ -62,7 +74,12 @@ def _max_grad_error(model, X, y):
     for name, param in model.params.items():
         g = to_np(grads[name])
         assert g.shape == tuple(param.shape), name
-        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, verbose=False)
+        # The probe reaches the model through f's argument (on JAX, whose arrays are immutable, it is a copy).
+        def loss_at(value, name=name):
+            model.params[name] = value
+            return model.loss(X, y)[0]
+
+        numeric = eval_numerical_gradient(loss_at, param, verbose=False)
         errors[name] = _grad_error(numeric, g)
     return max(errors.values()), errors
 
@@ -91,8 +108,8 @@ def test_fc_gradients_with_seeded_dropout(xp, backend):
 
 def _torch_fc_loss(params, X, y, normalization, reg, num_layers, eps=1e-5):
     """The same network written with torch.nn.functional, for autograd as an independent reference."""
-    p = {k: torch.tensor(to_np(v), requires_grad=True) for k, v in params.items()}
-    h = torch.tensor(to_np(X))
+    p = {k: torch.tensor(to_np(v), dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    h = torch.tensor(to_np(X), dtype=torch.float64)
     for i in range(1, num_layers):
         h = h @ p[f"W{i}"] + p[f"b{i}"]
         if normalization == "batchnorm":
@@ -104,21 +121,27 @@ def _torch_fc_loss(params, X, y, normalization, reg, num_layers, eps=1e-5):
     loss = F.cross_entropy(scores, torch.tensor(to_np(y)))
     loss = loss + 0.5 * reg * sum((p[f"W{i}"] ** 2).sum() for i in range(1, num_layers + 1))
     loss.backward()
-    return loss.item(), {k: v.grad.numpy() for k, v in p.items()}
+    return loss.detach().numpy(), {k: v.grad.numpy() for k, v in p.items()}
+
+
+# The most values one entry of a loss or gradient of the FC nets below sums over: the widest layer (H2=30).
+FC_TERMS = H2
 
 
 @requires_torch
+@FLOAT_DTYPES
 @pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
-def test_fc_loss_and_gradients_match_torch_autograd(xp, normalization):
+def test_fc_loss_and_gradients_match_torch_autograd(xp, normalization, dtype):
+    # The reference computes in float64 from the model's own (dtype) weights and data: only the arithmetic differs.
     np.random.seed(0)
-    X, y = _fc_data(xp, n=6, seed=1)
-    model = _fc(xp, reg=0.7, normalization=normalization)
+    X, y = _fc_data(xp, n=6, seed=1, dtype=dtype)
+    model = _fc(xp, reg=0.7, normalization=normalization, dtype=dtype)
     loss, grads = model.loss(X, y)
     assert namespace(loss) is xp and tuple(loss.shape) == ()  # a 0-d array: no host sync inside loss()
     expected_loss, expected = _torch_fc_loss(model.params, X, y, normalization, 0.7, model.num_layers)
-    assert float(loss) == pytest.approx(expected_loss, rel=1e-10)
+    assert_close_to_reference(loss, expected_loss, dtype=dtype, xp=xp, terms=FC_TERMS, err_msg="loss")
     for name, g in grads.items():
-        assert_close(g, expected[name], xp=xp, err_msg=name)
+        assert_close_to_reference(g, expected[name], dtype=dtype, xp=xp, terms=FC_TERMS, err_msg=name)
 
 
 def test_fc_regularization_adds_half_reg_sum_of_squared_weights(xp):
@@ -315,7 +338,7 @@ def test_backend_and_dtype_spellings():
         ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
         ({"seed": 2**32}, ValueError, r"seed must be an int in \[0, 2\*\*32 - 1\] \(as np.random.seed takes\)"),
-        ({"xp": "jax"}, ValueError, "xp must be one of"),
+        ({"xp": "mxnet"}, ValueError, "xp must be one of"),
     ],
 )
 def test_fc_bad_arguments(kwargs, error, match):
@@ -497,28 +520,49 @@ def _numpy_and_backend_models(xp, make):
     return reference, make(xp)
 
 
-def _assert_same_loss_and_scores(reference, model, X, y, X_in=None, y_in=None):
+def _assert_same_loss_and_scores(reference, model, X, y, X_in=None, y_in=None, terms=None):
     """``model`` given NumPy ``X`` and ``y`` (or ``X_in``, ``y_in``) computes what the NumPy ``reference`` computes
-    from ``X`` and ``y``, on its own backend."""
+    from ``X`` and ``y``, on its own backend. With ``terms`` the reference is float64 and ``model`` computes in its
+    own dtype: compared with :func:`helpers.reference_tol` for ``terms`` summed values."""
+
+    def check(got, ref, name):
+        if terms is None:
+            assert_close(got, to_np(ref), xp=model.xp, err_msg=name)
+        else:
+            assert_close_to_reference(got, ref, dtype=dtype_name(model.dtype), xp=model.xp, terms=terms, err_msg=name)
+
     ref_loss, ref_grads = reference.loss(X, y)
     loss, grads = model.loss(X if X_in is None else X_in, y if y_in is None else y_in)
-    assert_close(loss, to_np(ref_loss), xp=model.xp, err_msg="loss")
+    check(loss, ref_loss, "loss")
     assert sorted(grads) == sorted(ref_grads)
     for name, g in grads.items():
-        assert_close(g, to_np(ref_grads[name]), xp=model.xp, err_msg=name)
-    assert_close(model.loss(X), to_np(reference.loss(X)), xp=model.xp, err_msg="scores")
+        check(g, ref_grads[name], name)
+    check(model.loss(X), reference.loss(X), "scores")
     for name, value in model.get_state().items():  # batchnorm's running statistics were updated alike
-        assert_close(value, to_np(reference.get_state()[name]), xp=model.xp, err_msg=name)
+        check(value, reference.get_state()[name], name)
 
 
+def _float64_reference_and_model(xp, make, dtype):
+    """A float64 NumPy model and the same model on ``xp`` in ``dtype``: the reference's weights are the model's,
+    so the two differ only by the arithmetic in ``dtype``."""
+    np.random.seed(231)
+    model = make(xp, dtype)
+    np.random.seed(231)
+    reference = make(NUMPY, "float64")
+    reference.params = {k: to_np(v).astype(np.float64) for k, v in model.params.items()}
+    return reference, model
+
+
+@FLOAT_DTYPES
 @pytest.mark.parametrize(("normalization", "keep"), FC_VARIANTS)
-def test_fc_takes_numpy_input_on_any_backend(xp, normalization, keep):
-    reference, model = _numpy_and_backend_models(
-        xp, lambda on: _fc(on, normalization=normalization, dropout_keep_ratio=keep, seed=123, reg=0.1)
+def test_fc_takes_numpy_input_on_any_backend(xp, normalization, keep, dtype):
+    reference, model = _float64_reference_and_model(
+        xp, lambda on, dt: _fc(on, normalization=normalization, dropout_keep_ratio=keep, seed=123, reg=0.1, dtype=dt),
+        dtype,
     )
     rng = np.random.default_rng(7)
-    X, y = rng.standard_normal((6, 3, 5)), rng.integers(C, size=6)  # (N, d_1, d_2) as CS231n allows
-    _assert_same_loss_and_scores(reference, model, X, y)
+    X, y = rng.standard_normal((6, 3, 5)).astype(dtype), rng.integers(C, size=6)  # (N, d_1, d_2) as CS231n allows
+    _assert_same_loss_and_scores(reference, model, X, y, terms=FC_TERMS)
 
 
 def test_fc_takes_numpy_input_of_other_dtypes(xp):
@@ -532,11 +576,13 @@ def test_fc_takes_numpy_input_of_other_dtypes(xp):
     _assert_same_loss_and_scores(reference, model, X, y, X, to_xp(y, xp))
 
 
-def test_cnn_takes_numpy_input_on_any_backend(xp):
-    reference, model = _numpy_and_backend_models(xp, lambda on: _cnn(on, reg=0.1))
+@FLOAT_DTYPES
+def test_cnn_takes_numpy_input_on_any_backend(xp, dtype):
+    reference, model = _float64_reference_and_model(xp, lambda on, dt: _cnn(on, reg=0.1, dtype=dt), dtype)
     rng = np.random.default_rng(3)
-    X, y = rng.standard_normal((3, 2, 6, 6)), rng.integers(C, size=3)
-    _assert_same_loss_and_scores(reference, model, X, y)
+    X, y = rng.standard_normal((3, 2, 6, 6)).astype(dtype), rng.integers(C, size=3)
+    # The widest sum: the hidden affine layer's input, 3 filters * 3 * 3 pooled positions = 27 (conv: 2*3*3 = 18).
+    _assert_same_loss_and_scores(reference, model, X, y, terms=27)
 
 
 def test_solver_with_numpy_data_trains_and_checks_accuracy_on_any_backend(xp):

@@ -10,7 +10,17 @@ import xpnet.fast_layers as fast_layers
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
 from xpnet.layers._windows import conv_output_size, gather_windows, scatter_windows
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    GRAD_REL_ERROR,
+    assert_close,
+    assert_close_to_reference,
+    rel_error,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+)
 
 IMPLEMENTATIONS = {
     "naive": (conv_forward_naive, conv_backward_naive),
@@ -90,19 +100,25 @@ def test_conv_gradients_match_numerical(xp, impl, geometry):
 
 
 @requires_torch
+@FLOAT_DTYPES
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_conv_matches_torch_autograd(xp, impl, geometry):
+def test_conv_matches_torch_autograd(xp, impl, geometry, dtype):
     forward, backward = IMPLEMENTATIONS[impl]
     x_shape, w_shape, stride, pad = GEOMETRIES[geometry]
-    x, w, b = _randn(*x_shape), _randn(*w_shape, seed=1), _randn(w_shape[0], seed=2)
-    dout = _randn(*ref_shape(x_shape, w_shape, stride, pad), seed=3)
+    out_shape = ref_shape(x_shape, w_shape, stride, pad)
+    # Rounded to dtype first, so the float64 reference differs only by the arithmetic in dtype.
+    x, w, b = _randn(*x_shape).astype(dtype), _randn(*w_shape, seed=1).astype(dtype), _randn(w_shape[0], seed=2)
+    b, dout = b.astype(dtype), _randn(*out_shape, seed=3).astype(dtype)
     ref_out, ref_grads = _torch_conv(x, w, b, dout, stride, pad)
     out, cache = forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp), {"stride": stride, "pad": pad})
-    assert_close(out, ref_out, xp=xp, err_msg="out")
+    (N, C, _, _), (F, _, HH, WW), (_, _, H_out, W_out) = x_shape, w_shape, out_shape
+    # Terms summed into one entry: an output sums C*HH*WW products, dx at most F*HH*WW, dw and db N*H'*W'.
+    assert_close_to_reference(out, ref_out, dtype=dtype, xp=xp, terms=C * HH * WW, err_msg="out")
     grads = backward(to_xp(dout, xp), cache)
-    for name, got, ref in zip(("dx", "dw", "db"), grads, ref_grads):
-        assert_close(got, ref, xp=xp, err_msg=name)
+    terms = (F * HH * WW, N * H_out * W_out, N * H_out * W_out)
+    for name, got, ref, n in zip(("dx", "dw", "db"), grads, ref_grads, terms, strict=True):
+        assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=n, err_msg=name)
 
 
 @settings(

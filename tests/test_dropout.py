@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import dropout_backward, dropout_forward
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import FLOAT_DTYPES, GRAD_REL_ERROR, assert_close, assert_close_to_reference, rel_error, to_np, to_xp
 
 
 def _x(xp, shape=(500, 500), dtype=None):
@@ -61,6 +61,20 @@ def test_gradient_matches_numerical(xp, mode):
     # Test mode returns x itself (as CS231n does), so copy: the probes write into x after f returns.
     dx_num = eval_numerical_gradient_array(lambda a: xp.asarray(dropout_forward(a, param)[0], copy=True), x, dout)
     assert rel_error(dx, dx_num) < GRAD_REL_ERROR
+
+
+@FLOAT_DTYPES
+@pytest.mark.parametrize("mode", ["train", "test"])
+def test_forward_and_backward_match_the_float64_reference(xp, mode, dtype):
+    # CS231n's dropout in float64 on the same (rounded) input: x * mask / p, and dout * mask / p backward.
+    rng = np.random.default_rng(2)
+    x, dout = rng.standard_normal((6, 7)).astype(dtype), rng.standard_normal((6, 7)).astype(dtype)
+    param = {"mode": mode, "p": 0.3, "seed": 5}
+    out, cache = dropout_forward(to_xp(x, xp), param)
+    ref_out, (_, scaled_mask) = _cs231n_dropout_forward(x.astype(np.float64), param)
+    assert_close_to_reference(out, ref_out, dtype=dtype, xp=xp, err_msg="out")
+    ref_dx = dout.astype(np.float64) * (1.0 if mode == "test" else scaled_mask)
+    assert_close_to_reference(dropout_backward(to_xp(dout, xp), cache), ref_dx, dtype=dtype, xp=xp, err_msg="dx")
 
 
 def test_float32_stays_float32(xp):

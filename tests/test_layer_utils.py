@@ -1,5 +1,7 @@
 """Sandwich layers on every backend: numerical gradients of every input, and agreement with the layers composed."""
 
+from copy import deepcopy
+
 import numpy as np
 import pytest
 
@@ -19,20 +21,21 @@ from xpnet.layer_utils import (
     conv_relu_pool_forward,
 )
 from xpnet.layers import affine_forward, relu_forward
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, to_np, to_xp
+from helpers import GRAD_REL_ERROR, assert_close, assert_close_to_reference, rel_error, to_np, to_xp
 
 CONV = {"stride": 1, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 
-def _arrays(xp, seed, *shapes):
+def _arrays(xp, seed, *shapes, dtype="float64"):
     rng = np.random.default_rng(seed)
-    return [to_xp(rng.standard_normal(s), xp) for s in shapes]
+    return [to_xp(rng.standard_normal(s), xp, dtype=dtype) for s in shapes]
 
 
-def _gamma_beta(xp, n):
+def _gamma_beta(xp, n, dtype="float64"):
     rng = np.random.default_rng(7)
-    return to_xp(1.0 + 0.2 * rng.standard_normal(n), xp), to_xp(0.1 * rng.standard_normal(n), xp)
+    gamma, beta = 1.0 + 0.2 * rng.standard_normal(n), 0.1 * rng.standard_normal(n)
+    return to_xp(gamma, xp, dtype=dtype), to_xp(beta, xp, dtype=dtype)
 
 
 # name -> (forward, backward, builder of (array inputs, trailing dict params)); the builders keep shapes tiny
@@ -41,37 +44,47 @@ CASES = {
     "affine_relu": (
         affine_relu_forward,
         affine_relu_backward,
-        lambda xp: (_arrays(xp, 0, (3, 2, 3), (6, 5), (5,)), ()),
+        lambda xp, dtype="float64": (_arrays(xp, 0, (3, 2, 3), (6, 5), (5,), dtype=dtype), ()),
     ),
     "affine_bn_relu": (
         affine_bn_relu_forward,
         affine_bn_relu_backward,
-        lambda xp: ([*_arrays(xp, 1, (4, 5), (5, 6), (6,)), *_gamma_beta(xp, 6)], ({"mode": "train"},)),
+        lambda xp, dtype="float64": (
+            [*_arrays(xp, 1, (4, 5), (5, 6), (6,), dtype=dtype), *_gamma_beta(xp, 6, dtype)],
+            ({"mode": "train"},),
+        ),
     ),
     "affine_ln_relu": (
         affine_ln_relu_forward,
         affine_ln_relu_backward,
-        lambda xp: ([*_arrays(xp, 2, (3, 5), (5, 6), (6,)), *_gamma_beta(xp, 6)], ({},)),
+        lambda xp, dtype="float64": (
+            [*_arrays(xp, 2, (3, 5), (5, 6), (6,), dtype=dtype), *_gamma_beta(xp, 6, dtype)],
+            ({},),
+        ),
     ),
     "conv_relu": (
         conv_relu_forward,
         conv_relu_backward,
-        lambda xp: (_arrays(xp, 3, (2, 2, 4, 4), (3, 2, 3, 3), (3,)), (CONV,)),
+        lambda xp, dtype="float64": (_arrays(xp, 3, (2, 2, 4, 4), (3, 2, 3, 3), (3,), dtype=dtype), (CONV,)),
     ),
     "conv_relu_pool": (
         conv_relu_pool_forward,
         conv_relu_pool_backward,
-        lambda xp: (_arrays(xp, 4, (2, 2, 4, 4), (3, 2, 3, 3), (3,)), (CONV, POOL)),
+        lambda xp, dtype="float64": (_arrays(xp, 4, (2, 2, 4, 4), (3, 2, 3, 3), (3,), dtype=dtype), (CONV, POOL)),
     ),
     "conv_bn_relu": (
         conv_bn_relu_forward,
         conv_bn_relu_backward,
-        lambda xp: (
-            [*_arrays(xp, 5, (2, 2, 4, 4), (3, 2, 3, 3), (3,)), *_gamma_beta(xp, 3)],
+        lambda xp, dtype="float64": (
+            [*_arrays(xp, 5, (2, 2, 4, 4), (3, 2, 3, 3), (3,), dtype=dtype), *_gamma_beta(xp, 3, dtype)],
             (CONV, {"mode": "train"}),
         ),
     ),
 }
+# The most values one entry sums over anywhere in the sandwich: D, M or N for the affine ones; for the conv ones
+# dw's N*H'*W' = 32.
+TERMS = {"affine_relu": 6, "affine_bn_relu": 6, "affine_ln_relu": 6, "conv_relu": 32, "conv_relu_pool": 32,
+         "conv_bn_relu": 32}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -84,13 +97,31 @@ def test_sandwich_gradients_match_numerical(xp, name):
     assert len(grads) == len(inputs)
     for i, (x, g) in enumerate(zip(inputs, grads)):
         assert tuple(g.shape) == tuple(x.shape), f"gradient {i} of {name}"
-        numeric = eval_numerical_gradient_array(lambda _: forward(*inputs, *extra)[0], x, dout)
+        # The probe is passed in place of input i (on JAX, whose arrays are immutable, it is a copy of x).
+        numeric = eval_numerical_gradient_array(
+            lambda a, i=i: forward(*inputs[:i], a, *inputs[i + 1 :], *extra)[0], x, dout
+        )
         if "bn" in name and i == 2:
             # Batchnorm subtracts the batch mean, so the bias before it gets exactly zero gradient; relative error
             # is meaningless there, the numerical one is rounding noise (~1e-11).
             assert np.max(np.abs(to_np(g))) < 1e-12 and np.max(np.abs(to_np(numeric))) < 1e-9, name
         else:
             assert rel_error(numeric, g) < GRAD_REL_ERROR, f"gradient {i} of {name}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32_matches_the_float64_computation(xp, name):
+    # The same sandwich in float64 on NumPy, from the float32 inputs: they differ only by float32's arithmetic.
+    forward, backward, build = CASES[name]
+    inputs, extra = build(xp, "float32")
+    out, cache = forward(*inputs, *deepcopy(extra))
+    dout = np.random.default_rng(9).standard_normal(tuple(out.shape)).astype(np.float32)
+    grads = backward(to_xp(dout, xp), cache)
+    ref_out, ref_cache = forward(*(to_np(a).astype(np.float64) for a in inputs), *deepcopy(extra))
+    ref_grads = backward(dout.astype(np.float64), ref_cache)
+    assert_close_to_reference(out, ref_out, dtype="float32", xp=xp, terms=TERMS[name], err_msg="out")
+    for i, (got, ref) in enumerate(zip(grads, ref_grads, strict=True)):
+        assert_close_to_reference(got, ref, dtype="float32", xp=xp, terms=TERMS[name], err_msg=f"gradient {i}")
 
 
 def test_affine_relu_is_the_composition(xp):

@@ -1,6 +1,8 @@
 """Batch, layer, spatial batch and group normalization: numerical gradients, torch.nn.functional + autograd in
 float64, the notebook's statistics checks, dtypes and bad input."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,18 @@ from xpnet.layers import (
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
 )
-from helpers import F, GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    GRAD_REL_ERROR,
+    F,
+    assert_close,
+    assert_close_to_reference,
+    rel_error,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+)
 
 EPS = 1e-5
 
@@ -90,77 +103,110 @@ def test_groupnorm_gradients(xp, param_shape):
 
 
 def _torch_grads(out, dout, *tensors):
-    out.backward(torch.tensor(dout))
+    out.backward(torch.tensor(dout, dtype=torch.float64))
     return [t.grad.numpy() for t in tensors]
 
 
+# x shape, forward, backward: the graph-form and the simplified batchnorm backward, and the spatial one.
+BATCHNORMS = {
+    "batchnorm": ((6, 4), batchnorm_forward, batchnorm_backward),
+    "batchnorm-alt": ((6, 4), batchnorm_forward, batchnorm_backward_alt),
+    "spatial": ((3, 4, 2, 3), spatial_batchnorm_forward, spatial_batchnorm_backward),
+}
+
+
+def _rounded(dtype, *arrays):
+    """``arrays`` rounded to ``dtype``: the float64 reference then differs only by the arithmetic in ``dtype``."""
+    return [a.astype(dtype) for a in arrays]
+
+
+def _t64(*arrays):
+    """float64 torch leaves of ``arrays``, for autograd."""
+    return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+
+
 @requires_torch
-@pytest.mark.parametrize("x_shape", [(6, 4), (3, 4, 2, 3)], ids=["batchnorm", "spatial"])
-def test_batchnorm_train_matches_torch(xp, x_shape):
-    x, dout = _randn(*x_shape, scale=3.0, shift=2.0), _randn(*x_shape, seed=3)
-    gamma, beta = _randn(4, seed=1), _randn(4, seed=2)
-    rm0, rv0 = _randn(4, seed=4), _randn(4, seed=5) ** 2
+@FLOAT_DTYPES
+@pytest.mark.parametrize("kind", BATCHNORMS)
+def test_batchnorm_train_matches_torch(xp, kind, dtype):
+    x_shape, forward, backward = BATCHNORMS[kind]
+    x, dout = _rounded(dtype, _randn(*x_shape, scale=3.0, shift=2.0), _randn(*x_shape, seed=3))
+    gamma, beta, rm0 = _rounded(dtype, _randn(4, seed=1), _randn(4, seed=2), _randn(4, seed=4))
+    (rv0,) = _rounded(dtype, _randn(4, seed=5) ** 2)
     bn_param = {"mode": "train", "momentum": 0.8, "running_mean": to_xp(rm0, xp), "running_var": to_xp(rv0, xp)}
-    spatial = len(x_shape) == 4
-    forward = spatial_batchnorm_forward if spatial else batchnorm_forward
-    backward = spatial_batchnorm_backward if spatial else batchnorm_backward
     out, cache = forward(to_xp(x, xp), to_xp(gamma, xp), to_xp(beta, xp), bn_param)
     grads = backward(to_xp(dout, xp), cache)
 
-    tx, tg, tb = (torch.tensor(v, requires_grad=True) for v in (x, gamma, beta))
-    t_rm, t_rv = torch.tensor(rm0), torch.tensor(rv0)
+    tx, tg, tb = _t64(x, gamma, beta)
+    t_rm, t_rv = torch.tensor(rm0, dtype=torch.float64), torch.tensor(rv0, dtype=torch.float64)
     tout = F.batch_norm(tx, t_rm, t_rv, tg, tb, training=True, momentum=0.2, eps=EPS)
-    assert_close(out, tout.detach().numpy(), xp=xp)
-    for got, ref in zip(grads, _torch_grads(tout, dout, tx, tg, tb)):
-        assert_close(got, ref, xp=xp)
+    # Every entry goes through sums over the batch: N (times H*W when spatial) terms.
+    spatial = len(x_shape) == 4
+    terms = math.prod(x_shape) // x_shape[1]
+    assert_close_to_reference(out, tout.detach().numpy(), dtype=dtype, xp=xp, terms=terms, err_msg="out")
+    for name, got, ref in zip(("dx", "dgamma", "dbeta"), grads, _torch_grads(tout, dout, tx, tg, tb), strict=True):
+        assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=terms, err_msg=name)
 
     # Our momentum m is torch's 1 - m; torch's running_var uses the unbiased variance, CS231n's the biased one.
     axes = (0, 2, 3) if spatial else (0,)
-    assert_close(bn_param["running_mean"], t_rm.numpy(), xp=xp)
-    assert_close(bn_param["running_var"], 0.8 * rv0 + 0.2 * x.var(axis=axes), xp=xp)
+    x64 = x.astype(np.float64)
+    assert_close_to_reference(bn_param["running_mean"], t_rm.numpy(), dtype=dtype, xp=xp, terms=terms, scale=2.0,
+                              err_msg="running_mean")
+    assert_close_to_reference(bn_param["running_var"], 0.8 * rv0 + 0.2 * x64.var(axis=axes), dtype=dtype, xp=xp,
+                              terms=terms, scale=9.0, err_msg="running_var")
 
 
 @requires_torch
-def test_batchnorm_test_mode_matches_torch_eval(xp):
-    x, gamma, beta, dout = _randn(5, 3, scale=2.0), _randn(3, seed=1), _randn(3, seed=2), _randn(5, 3, seed=3)
-    rm, rv = _randn(3, seed=4), _randn(3, seed=5) ** 2 + 0.5
+@FLOAT_DTYPES
+def test_batchnorm_test_mode_matches_torch_eval(xp, dtype):
+    x, gamma, beta, dout = _rounded(dtype, _randn(5, 3, scale=2.0), _randn(3, seed=1), _randn(3, seed=2),
+                                    _randn(5, 3, seed=3))
+    rm, rv = _rounded(dtype, _randn(3, seed=4), _randn(3, seed=5) ** 2 + 0.5)
     bn_param = {"mode": "test", "running_mean": to_xp(rm, xp), "running_var": to_xp(rv, xp)}
     out, cache = batchnorm_forward(to_xp(x, xp), to_xp(gamma, xp), to_xp(beta, xp), bn_param)
     grads = batchnorm_backward(to_xp(dout, xp), cache)
-    tx, tg, tb = (torch.tensor(v, requires_grad=True) for v in (x, gamma, beta))
-    tout = F.batch_norm(tx, torch.tensor(rm), torch.tensor(rv), tg, tb, training=False, eps=EPS)
-    assert_close(out, tout.detach().numpy(), xp=xp)
-    for got, ref in zip(grads, _torch_grads(tout, dout, tx, tg, tb)):
-        assert_close(got, ref, xp=xp)
-    assert_close(bn_param["running_mean"], rm, xp=xp)  # test mode leaves the running statistics alone
+    tx, tg, tb = _t64(x, gamma, beta)
+    t_rm, t_rv = torch.tensor(rm, dtype=torch.float64), torch.tensor(rv, dtype=torch.float64)
+    tout = F.batch_norm(tx, t_rm, t_rv, tg, tb, training=False, eps=EPS)
+    # Test mode is elementwise in x; dgamma and dbeta sum over the batch (N=5).
+    assert_close_to_reference(out, tout.detach().numpy(), dtype=dtype, xp=xp, err_msg="out")
+    ref_grads = _torch_grads(tout, dout, tx, tg, tb)
+    for name, got, ref, terms in zip(("dx", "dgamma", "dbeta"), grads, ref_grads, (1, 5, 5), strict=True):
+        assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=terms, err_msg=name)
+    assert_close(bn_param["running_mean"], rm, xp=xp, rtol=0, atol=0)  # test mode leaves the running statistics alone
 
 
 @requires_torch
-def test_layernorm_matches_torch(xp):
-    x, dout = _randn(4, 6, scale=2.0, shift=1.0), _randn(4, 6, seed=3)
-    gamma, beta = _randn(6, seed=1), _randn(6, seed=2)
+@FLOAT_DTYPES
+def test_layernorm_matches_torch(xp, dtype):
+    x, dout = _rounded(dtype, _randn(4, 6, scale=2.0, shift=1.0), _randn(4, 6, seed=3))
+    gamma, beta = _rounded(dtype, _randn(6, seed=1), _randn(6, seed=2))
     out, cache = layernorm_forward(to_xp(x, xp), to_xp(gamma, xp), to_xp(beta, xp), {"eps": 1e-3})
     grads = layernorm_backward(to_xp(dout, xp), cache)
-    tx, tg, tb = (torch.tensor(v, requires_grad=True) for v in (x, gamma, beta))
+    tx, tg, tb = _t64(x, gamma, beta)
     tout = F.layer_norm(tx, (6,), tg, tb, eps=1e-3)
-    assert_close(out, tout.detach().numpy(), xp=xp)
-    for got, ref in zip(grads, _torch_grads(tout, dout, tx, tg, tb)):
-        assert_close(got, ref, xp=xp)
+    # out and dx sum over a row's D=6 features, dgamma and dbeta over the N=4 rows.
+    assert_close_to_reference(out, tout.detach().numpy(), dtype=dtype, xp=xp, terms=6, err_msg="out")
+    for name, got, ref in zip(("dx", "dgamma", "dbeta"), grads, _torch_grads(tout, dout, tx, tg, tb), strict=True):
+        assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=6, err_msg=name)
 
 
 @requires_torch
-def test_groupnorm_matches_torch(xp):
-    x, dout = _randn(2, 6, 3, 2, scale=2.0), _randn(2, 6, 3, 2, seed=3)
-    gamma, beta = _randn(6, seed=1), _randn(6, seed=2)
+@FLOAT_DTYPES
+def test_groupnorm_matches_torch(xp, dtype):
+    x, dout = _rounded(dtype, _randn(2, 6, 3, 2, scale=2.0), _randn(2, 6, 3, 2, seed=3))
+    gamma, beta = _rounded(dtype, _randn(6, seed=1), _randn(6, seed=2))
     g4, b4 = gamma.reshape(1, 6, 1, 1), beta.reshape(1, 6, 1, 1)
     out, cache = spatial_groupnorm_forward(to_xp(x, xp), to_xp(g4, xp), to_xp(b4, xp), 3, {})
     grads = spatial_groupnorm_backward(to_xp(dout, xp), cache)
-    tx, tg, tb = (torch.tensor(v, requires_grad=True) for v in (x, gamma, beta))
+    tx, tg, tb = _t64(x, gamma, beta)
     tout = F.group_norm(tx, 3, tg, tb, eps=EPS)
-    assert_close(out, tout.detach().numpy(), xp=xp)
+    # A group holds C/G*H*W = 12 values; dgamma and dbeta sum over N*H*W = 12 too.
+    assert_close_to_reference(out, tout.detach().numpy(), dtype=dtype, xp=xp, terms=12, err_msg="out")
     dx_ref, dg_ref, db_ref = _torch_grads(tout, dout, tx, tg, tb)
-    for got, ref in zip(grads, (dx_ref, dg_ref.reshape(1, 6, 1, 1), db_ref.reshape(1, 6, 1, 1))):
-        assert_close(got, ref, xp=xp)
+    refs = (dx_ref, dg_ref.reshape(1, 6, 1, 1), db_ref.reshape(1, 6, 1, 1))
+    for name, got, ref in zip(("dx", "dgamma", "dbeta"), grads, refs, strict=True):
+        assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=12, err_msg=name)
 
 
 def test_batchnorm_statistics_as_in_the_notebook(xp):

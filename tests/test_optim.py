@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import assert_close, requires_torch, to_np, to_xp, torch
+from helpers import FLOAT_DTYPES, assert_close, assert_close_to_reference, requires_torch, to_np, to_xp, torch
 from xpnet import optim
 from xpnet._backend import backend_name, namespace
 
@@ -110,28 +110,34 @@ TORCH_EQUIVALENTS = {
 
 
 @requires_torch
+@FLOAT_DTYPES
 @pytest.mark.parametrize("rule", sorted(TORCH_EQUIVALENTS))
-def test_rule_matches_torch_optim_over_several_steps(xp, rule):
-    """Five steps on a quadratic whose gradient changes with w, compared with torch.optim in float64."""
+def test_rule_matches_torch_optim_over_several_steps(xp, rule, dtype):
+    """Five steps on a quadratic whose gradient changes with w, compared with torch.optim in float64 from the same
+    (dtype-rounded) start: every state array stays on the backend in dtype."""
     config, make_torch = TORCH_EQUIVALENTS[rule]
     config = dict(config)
     rng = np.random.default_rng(0)
-    w0, target = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    w0, target = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
 
     ref = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
     opt = make_torch([ref])
     w, t = to_xp(w0, xp), to_xp(target, xp)
     for _ in range(5):
         opt.zero_grad()
-        (0.5 * (ref - torch.from_numpy(target)).pow(3).abs().sum()).backward()
+        (0.5 * (ref - torch.tensor(target, dtype=torch.float64)).pow(3).abs().sum()).backward()
         opt.step()
         d = w - t
         dw = 1.5 * d * xp.abs(d)  # gradient of 0.5 * |d|**3
         w, config = getattr(optim, rule)(w, dw, config)
-    assert_close(w, ref.detach().numpy(), xp=xp, rtol=1e-12, atol=1e-14, err_msg=rule)
-    for value in config.values():
+    if dtype == "float64":
+        assert_close(w, ref.detach().numpy(), xp=xp, rtol=1e-12, atol=1e-14, err_msg=rule)
+    else:  # elementwise, but each of the 5 steps rounds w, and the next gradient, again
+        assert_close_to_reference(w, ref.detach().numpy(), dtype=dtype, xp=xp, terms=5, err_msg=rule)
+    for key, value in config.items():
         if not isinstance(value, (int, float)):
             assert namespace(value) is xp, f"{rule} state must stay on {backend_name(xp)}"
+            assert value.dtype == w.dtype, f"{rule} config[{key!r}] must stay {dtype}"
 
 
 @pytest.mark.parametrize("rule", ["sgd", "sgd_momentum", "rmsprop", "adam"])

@@ -10,7 +10,17 @@ import xpnet.fast_layers as fast_layers
 import xpnet.layers.pool as pool_module
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import max_pool_backward_fast, max_pool_backward_naive, max_pool_forward_fast, max_pool_forward_naive
-from helpers import GRAD_REL_ERROR, assert_close, rel_error, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    GRAD_REL_ERROR,
+    assert_close,
+    assert_close_to_reference,
+    rel_error,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+)
 
 IMPLEMENTATIONS = {
     "naive": (max_pool_forward_naive, max_pool_backward_naive),
@@ -50,20 +60,24 @@ def test_max_pool_forward_matches_the_notebook(xp, impl):
 
 
 @requires_torch
+@FLOAT_DTYPES
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_max_pool_matches_torch_autograd(xp, impl, geometry):
+def test_max_pool_matches_torch_autograd(xp, impl, geometry, dtype):
     # Standard normal data has no ties, so the reference gradient is unambiguous.
     forward, backward = IMPLEMENTATIONS[impl]
     x_shape, ph, pw, s = GEOMETRIES[geometry]
-    x = _randn(*x_shape)
-    tx = torch.tensor(x, requires_grad=True)
+    x = _randn(*x_shape).astype(dtype)
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ref = torch.nn.functional.max_pool2d(tx, (ph, pw), stride=s)
-    dout = _randn(*ref.shape, seed=1)
-    ref.backward(torch.tensor(dout))
+    dout = _randn(*ref.shape, seed=1).astype(dtype)
+    ref.backward(torch.tensor(dout, dtype=torch.float64))
     out, cache = forward(to_xp(x, xp), _param(ph, pw, s))
-    assert_close(out, ref.detach().numpy(), xp=xp, err_msg="out")
-    assert_close(backward(to_xp(dout, xp), cache), tx.grad.numpy(), xp=xp, err_msg="dx")
+    # The maximum is one of the inputs: exact in any dtype. dx sums dout over the windows covering an entry.
+    assert_close_to_reference(out, ref.detach().numpy(), dtype=dtype, xp=xp, err_msg="out")
+    overlap = -(-ph // s) * -(-pw // s)
+    assert_close_to_reference(backward(to_xp(dout, xp), cache), tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap,
+                              err_msg="dx")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import load_backend
-from helpers import blobs, device_under_test, to_np, to_xp
+from helpers import FLOAT_DTYPES, blobs, device_under_test, require_dtype, to_np, to_xp
 
 from xpnet import optim
 from xpnet._backend import (
@@ -47,16 +47,19 @@ class TinyNet:
     unseeded dropout masks from the global state, test mode when ``y`` is None.
     """
 
-    def __init__(self, xp, keep: float = 1.0, weight_scale: float = 0.5):
+    def __init__(self, xp, keep: float = 1.0, weight_scale: float = 0.5, dtype: str = "float64"):
+        def put(a):
+            return to_xp(a, xp, dtype=dtype)
+
         self.params = {
-            "W1": to_xp(weight_scale * np.random.randn(D, H), xp),
-            "b1": to_xp(np.zeros(H), xp),
-            "gamma1": to_xp(np.ones(H), xp),
-            "beta1": to_xp(np.zeros(H), xp),
-            "W2": to_xp(weight_scale * np.random.randn(H, C), xp),
-            "b2": to_xp(np.zeros(C), xp),
+            "W1": put(weight_scale * np.random.randn(D, H)),
+            "b1": put(np.zeros(H)),
+            "gamma1": put(np.ones(H)),
+            "beta1": put(np.zeros(H)),
+            "W2": put(weight_scale * np.random.randn(H, C)),
+            "b2": put(np.zeros(C)),
         }
-        self.bn_params = [{"mode": "train", "running_mean": to_xp(np.zeros(H), xp), "running_var": to_xp(np.ones(H), xp)}]
+        self.bn_params = [{"mode": "train", "running_mean": put(np.zeros(H)), "running_var": put(np.ones(H))}]
         self.keep = keep
 
     def loss(self, X, y=None):
@@ -141,11 +144,13 @@ def assert_same_run(actual: dict, expected: dict, **tol) -> None:
             np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
 
 
-def test_trains_to_good_accuracy_with_cs231n_histories(xp):
+@FLOAT_DTYPES
+def test_trains_to_good_accuracy_with_cs231n_histories(xp, dtype):
     np.random.seed(0)
-    solver = make_solver(TinyNet(xp), num_epochs=3)
+    solver = make_solver(TinyNet(xp, dtype=dtype), num_epochs=3)
     assert namespace(solver.X_train) is xp and namespace(solver.y_val) is xp, "data must move to the model's backend"
-    assert solver.X_train.dtype == xp.float64 and solver.y_train.dtype == xp.int64
+    assert solver.X_train.dtype == getattr(xp, dtype) and solver.y_train.dtype == xp.int64
+    assert device(solver.X_train) == device(solver.model.params["W1"]), "data must move to the model's device"
     solver.train()
     assert solver.epoch == 3
     assert len(solver.loss_history) == 3 * N_TRAIN // BATCH
@@ -255,21 +260,23 @@ def test_checkpoints_are_written_atomically_with_epoch_names(xp, tmp_path):
     json.dumps(meta)  # the metadata is plain JSON
 
 
+@FLOAT_DTYPES
 @pytest.mark.parametrize("seed", [0, None], ids=["seeded", "global-state"])
-def test_resume_repeats_the_uninterrupted_run_exactly(xp, tmp_path, seed):
+def test_resume_repeats_the_uninterrupted_run_exactly(xp, tmp_path, seed, dtype):
     """Batchnorm running stats, dropout masks from the global state, adam state, lr decay and subsampled
-    accuracy checks all continue exactly where a run that stopped after epoch 2 left them."""
+    accuracy checks all continue exactly where a run that stopped after epoch 2 left them, in either dtype."""
     kwargs = {"lr_decay": 0.9, "num_train_samples": 50, "seed": seed}
     np.random.seed(0)
-    full = make_solver(StatefulNet(xp, keep=0.7), num_epochs=4, **kwargs)
+    full = make_solver(StatefulNet(xp, keep=0.7, dtype=dtype), num_epochs=4, **kwargs)
     full.train()
 
     np.random.seed(0)
-    stopped = make_solver(StatefulNet(xp, keep=0.7), num_epochs=2, checkpoint_name=str(tmp_path / "run"), **kwargs)
+    stopped = make_solver(StatefulNet(xp, keep=0.7, dtype=dtype), num_epochs=2, checkpoint_name=str(tmp_path / "run"),
+                          **kwargs)
     stopped.train()
     np.random.seed(12345)  # whatever happened in between: the checkpoint's random states are restored
     resumed = make_solver(
-        StatefulNet(xp, keep=0.7),
+        StatefulNet(xp, keep=0.7, dtype=dtype),
         num_epochs=4,
         resume_from=tmp_path / "run_epoch_2.npz",
         checkpoint_name=str(tmp_path / "run"),
@@ -279,6 +286,9 @@ def test_resume_repeats_the_uninterrupted_run_exactly(xp, tmp_path, seed):
     resumed.train()
     assert_same_run(snapshot(resumed), snapshot(full))
     assert (tmp_path / "run_epoch_4.npz").exists()
+    for name, value in resumed.model.params.items():
+        assert value.dtype == getattr(xp, dtype), name
+        assert device(value) == device(full.model.params[name]), name
 
 
 @pytest.mark.parametrize("source, target", [("numpy", "torch"), ("torch", "numpy"), ("numpy", "array_api_strict")])
@@ -505,15 +515,17 @@ def test_rng_state_helpers_round_trip_through_json():
     np.testing.assert_array_equal(host_integers(100, 5), cs231n)
 
 
-def test_fully_connected_net_checkpoints_through_get_state(xp, tmp_path):
+@FLOAT_DTYPES
+def test_fully_connected_net_checkpoints_through_get_state(xp, tmp_path, dtype):
     """xpnet's own FullyConnectedNet (batchnorm + dropout) resumes exactly through its get_state/set_state."""
     from xpnet.classifiers.fc_net import FullyConnectedNet
 
+    require_dtype(xp, dtype)
+
     def build():
         np.random.seed(0)
-        return FullyConnectedNet(
-            [8], input_dim=D, num_classes=C, normalization="batchnorm", dropout_keep_ratio=0.7, dtype="float64", xp=xp
-        )
+        return FullyConnectedNet([8], input_dim=D, num_classes=C, normalization="batchnorm", dropout_keep_ratio=0.7,
+                                 dtype=dtype, xp=xp, device=device_under_test(xp))
 
     full = make_solver(build(), num_epochs=2)
     full.train()
