@@ -48,9 +48,9 @@ def _cnn(xp, **kwargs):
     return ThreeLayerConvNet(**kwargs)
 
 
-def _cnn_data(xp, n=2, shape=(2, 6, 6), seed=0):
+def _cnn_data(xp, n=2, shape=(2, 6, 6), seed=0, dtype="float64"):
     rng = np.random.default_rng(seed)
-    return to_xp(rng.standard_normal((n, *shape)), xp), to_xp(rng.integers(C, size=n), xp)
+    return to_xp(rng.standard_normal((n, *shape)), xp, dtype=dtype), to_xp(rng.integers(C, size=n), xp)
 
 
 def _grad_error(numeric, analytic) -> float:
@@ -155,7 +155,7 @@ def test_fc_regularization_adds_half_reg_sum_of_squared_weights(xp):
 
 @pytest.mark.parametrize("normalization", [None, "batchnorm"])
 def test_fc_initial_loss_is_log_num_classes_and_scores_shape(xp, normalization):
-    X, y = _fc_data(xp, n=20)
+    X, y = _fc_data(xp, n=20, dtype="float32")  # the model's default dtype
     model = FullyConnectedNet([30], input_dim=D, num_classes=C, weight_scale=1e-3, normalization=normalization,
                               xp=xp, device=device_under_test(xp))
     loss, _ = model.loss(X, y)
@@ -176,7 +176,7 @@ def test_cnn_gradients_match_numerical(xp, backend):
 
 
 def test_cnn_initial_loss_any_input_size(xp):
-    X, y = _cnn_data(xp, n=8, shape=(1, 7, 9))
+    X, y = _cnn_data(xp, n=8, shape=(1, 7, 9), dtype="float32")  # the model's default dtype
     model = ThreeLayerConvNet(input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp,
                               device=device_under_test(xp))
     assert tuple(model.params["W2"].shape) == (4 * 3 * 4, 12)  # the pool floors 7/2 and 9/2
@@ -214,7 +214,7 @@ def test_fc_overfits_fifty_samples(xp, normalization):
 
 def test_cnn_overfits_fifty_samples(xp):
     np.random.seed(0)
-    X, y = _cnn_data(xp, n=50, shape=(1, 8, 8), seed=2)
+    X, y = _cnn_data(xp, n=50, shape=(1, 8, 8), seed=2, dtype="float32")  # the model's default dtype
     model = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=64, weight_scale=1e-1,
                               xp=xp, device=device_under_test(xp))
     assert _adam_fit(model, X, y, steps=100, lr=1e-2) == 1.0

@@ -114,14 +114,15 @@ def test_bad_input_names_the_argument(xp, loss_fn):
         loss_fn(torch.zeros(3, 4, dtype=torch.float64), np.zeros(3, dtype=np.int64))
 
 
+@FLOAT_DTYPES
 @pytest.mark.parametrize("loss_fn", LOSSES)
-def test_a_nan_score_makes_the_loss_nan(xp, loss_fn):
+def test_a_nan_score_makes_the_loss_nan(xp, loss_fn, dtype):
     # The SVM loss summed where(violated, margins, 0); NaN > 0 is False, so a NaN score gave a finite loss and the
     # Solver's non-finite-loss guard never fired.
     x_np, y_np = _scores(N=4, C=3)
     for index in [(0, 0), (2, int(y_np[2])), (3, (int(y_np[3]) + 1) % 3)]:  # any entry, the correct class's too
         x_bad = x_np.copy()
         x_bad[index] = np.nan
-        loss, dx = loss_fn(to_xp(x_bad, xp), to_xp(y_np, xp))
+        loss, dx = loss_fn(to_xp(x_bad, xp, dtype=dtype), to_xp(y_np, xp))
         assert math.isnan(float(loss)), f"{loss_fn.__name__} with NaN at {index}"
         assert np.isfinite(to_np(dx)[[i for i in range(4) if i != index[0]]]).all()  # other rows are unaffected

@@ -207,21 +207,24 @@ def test_non_array_input_is_a_type_error():
 
 
 @requires_torch
+@FLOAT_DTYPES
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry):
+def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry, dtype):
     # NaN pools to NaN and takes the window's gradient (the fast backward compared view == top, which NaN never
     # satisfies, and dropped that gradient).
     x_shape, ph, pw, s = GEOMETRIES[geometry]
-    x = _randn(*x_shape, seed=5)
+    x = _randn(*x_shape, seed=5).astype(dtype)
     x[0, 1, 1, 2] = np.nan
-    tx = torch.tensor(x, requires_grad=True)
+    tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     ref = torch.nn.functional.max_pool2d(tx, (ph, pw), stride=s)
-    dout = _randn(*ref.shape, seed=6)
-    ref.backward(torch.tensor(dout))
+    dout = _randn(*ref.shape, seed=6).astype(dtype)
+    ref.backward(torch.tensor(dout, dtype=torch.float64))
+    overlap = -(-ph // s) * -(-pw // s)
     for forward, backward in IMPLEMENTATIONS.values():
         out, cache = forward(to_xp(x, xp), _param(ph, pw, s))
-        assert_close(out, ref.detach().numpy(), xp=xp)
-        assert_close(backward(to_xp(dout, xp), cache), tx.grad.numpy(), xp=xp)
+        assert_close_to_reference(out, ref.detach().numpy(), dtype=dtype, xp=xp, err_msg="out")
+        dx = backward(to_xp(dout, xp), cache)
+        assert_close_to_reference(dx, tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap, err_msg="dx")
 
 
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
@@ -243,17 +246,18 @@ def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stri
     assert_close(max_pool_backward_fast(dout, cache), max_pool_backward_naive(dout, ref_cache), xp=xp)
 
 
+@FLOAT_DTYPES
 @pytest.mark.parametrize("with_nan", [False, True])
-def test_the_device_path_of_nan_routing_gives_the_same_gradient(xp, monkeypatch, with_nan):
+def test_the_device_path_of_nan_routing_gives_the_same_gradient(xp, monkeypatch, with_nan, dtype):
     # On a GPU the backward pass cannot look for NaN windows without a sync, so it always runs the NaN pass; force
     # that path here (as if x were not in host memory) and compare with the naive loops.
     monkeypatch.setattr(pool_module, "is_host_resident", lambda _: False)
-    x_np = np.random.default_rng(7).integers(0, 3, size=(2, 2, 5, 5)).astype(np.float64)
+    x_np = np.random.default_rng(7).integers(0, 3, size=(2, 2, 5, 5)).astype(dtype)
     if with_nan:
         x_np[0, 0, 1:3, 1] = np.nan
     x = to_xp(x_np, xp)
     for param in (_param(2, 2, 2), _param(3, 3, 2)):
         out, cache = max_pool_forward_fast(x, param)
-        dout = to_xp(_randn(*out.shape, seed=8), xp)
+        dout = to_xp(_randn(*out.shape, seed=8), xp, dtype=dtype)
         expected = max_pool_backward_naive(dout, max_pool_forward_naive(x, param)[1])
         assert_close(max_pool_backward_fast(dout, cache), expected, xp=xp)

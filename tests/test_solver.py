@@ -19,9 +19,12 @@ from helpers import FLOAT_DTYPES, blobs, device_under_test, require_dtype, to_np
 from xpnet import optim
 from xpnet._backend import (
     device,
+    dtype_name,
+    get_namespace,
     host_integers,
     host_rng,
     load_npz,
+    max_float_dtype,
     namespace,
     random_uniform,
     rng_from_state,
@@ -41,13 +44,17 @@ DATA = make_data()
 
 
 class TinyNet:
-    """affine - batchnorm - relu - [dropout] - affine - softmax, written with Array API calls only.
+    """affine - batchnorm - relu - [dropout] - affine - softmax, written with Array API calls only, in ``dtype``
+    (default: float64 where the device under test has it, else float32).
 
     Like CS231n's models: weights drawn from NumPy's global state, running statistics in ``bn_params`` dicts,
     unseeded dropout masks from the global state, test mode when ``y`` is None.
     """
 
-    def __init__(self, xp, keep: float = 1.0, weight_scale: float = 0.5, dtype: str = "float64"):
+    def __init__(self, xp, keep: float = 1.0, weight_scale: float = 0.5, dtype: str | None = None):
+        # The Solver's behaviour needs no particular precision: float64, or float32 on a device without it.
+        dtype = dtype or dtype_name(max_float_dtype(get_namespace(xp), device_under_test(xp)))
+
         def put(a):
             return to_xp(a, xp, dtype=dtype)
 
@@ -211,8 +218,9 @@ def test_check_accuracy_in_batches_in_test_mode(xp):
     before = np.random.get_state(legacy=False)
     acc = solver.check_accuracy(X, y, batch_size=7)  # NumPy input, batches that do not divide N
     assert type(acc) is float
-    expected = float(np.mean(np.argmax(to_np(model.loss(to_xp(X, xp))), axis=1) == y))
-    assert acc == expected == solver.check_accuracy(to_xp(X, xp), to_xp(y, xp))
+    X_xp = to_xp(X, xp, dtype=model.params["W1"].dtype)
+    expected = float(np.mean(np.argmax(to_np(model.loss(X_xp)), axis=1) == y))
+    assert acc == expected == solver.check_accuracy(X_xp, to_xp(y, xp))
     after = np.random.get_state(legacy=False)
     np.testing.assert_array_equal(after["state"]["key"], before["state"]["key"])
     assert after["state"]["pos"] == before["state"]["pos"], "test mode must draw no dropout masks"
@@ -612,11 +620,13 @@ def test_on_nonfinite_must_be_stop_or_raise():
 def test_non_finite_features_are_refused_at_construction(xp, name, bad):
     X = DATA[name].copy()
     X[7, 2] = bad
+    model = TinyNet(xp)
+    X = to_xp(X, xp, dtype=model.params["W1"].dtype)
     with pytest.raises(ValueError, match=rf"{name} must hold finite values, got 1 NaN or infinite entries \(the first in row 7\)"):
-        Solver(TinyNet(xp), {**DATA, name: to_xp(X, xp)}, verbose=False)
-    solver = make_solver(TinyNet(xp), num_epochs=0)
+        Solver(model, {**DATA, name: X}, verbose=False)
+    solver = make_solver(model, num_epochs=0)
     with pytest.raises(ValueError, match=r"X must hold finite values"):
-        solver.check_accuracy(to_xp(X, xp), DATA[name.replace("X", "y")])
+        solver.check_accuracy(X, DATA[name.replace("X", "y")])
 
 
 @pytest.mark.parametrize(
