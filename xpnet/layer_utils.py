@@ -146,15 +146,21 @@ def conv_relu_forward(x, w, b, conv_param):
     return out, (conv_cache, relu_cache)
 
 
-def conv_relu_backward(dout, cache):
-    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``."""
+def conv_relu_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``; ``input_grad=False`` (keyword-only) skips dx
+    and gives None in its place, as :func:`xpnet.layers.conv_backward_fast` does."""
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     """Convolution - ReLU - max pooling.
+
+    The ReLU runs after the pooling, on the pooled (4× smaller for 2×2 windows) array: ``max(relu(a)) ==
+    relu(max(a))`` for every window, NaN included, and the gradients are the same too (a window whose maximum is
+    <= 0 passes no gradient either way, and one whose maximum is > 0 or NaN has the same first maximum before and
+    after the ReLU).
 
     Parameters
     ----------
@@ -168,17 +174,18 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     cache : ``(conv_cache, relu_cache, pool_cache)`` for :func:`conv_relu_pool_backward`.
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    s, relu_cache = relu_forward(a)
-    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    pooled, pool_cache = max_pool_forward_fast(a, pool_param)
+    out, relu_cache = relu_forward(pooled)
     return out, (conv_cache, relu_cache, pool_cache)
 
 
-def conv_relu_pool_backward(dout, cache):
-    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``."""
+def conv_relu_pool_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``; ``input_grad=False`` (keyword-only) skips
+    dx and gives None in its place (a model's first layer: its input needs no gradient)."""
     conv_cache, relu_cache, pool_cache = cache
-    ds = max_pool_backward_fast(dout, pool_cache)
-    da = relu_backward(ds, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    dpooled = relu_backward(dout, relu_cache)
+    da = max_pool_backward_fast(dpooled, pool_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

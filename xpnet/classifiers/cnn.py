@@ -157,7 +157,8 @@ class ThreeLayerConvNet(Model):
         grads = {}
         dhidden, grads["W3"], grads["b3"] = affine_backward(dscores, out_cache)
         dpooled, grads["W2"], grads["b2"] = affine_relu_backward(dhidden, hidden_cache)
-        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dpooled, pool_cache)
+        # X needs no gradient: skipping it saves a matmul and the col2im scatter, as torch's autograd does.
+        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dpooled, pool_cache, input_grad=False)
 
         if self.reg:
             for w in ("W1", "W2", "W3"):

@@ -146,18 +146,23 @@ def conv_forward_fast(x, w, b, conv_param):
     return out, (x_cols, w, tuple(x.shape), conv_param)
 
 
-def conv_backward_fast(dout, cache):
+def conv_backward_fast(dout, cache, *, input_grad=True):
     """Convolution backward pass by im2col: two matmuls and a col2im accumulation over the HH·WW offsets.
 
     Parameters
     ----------
     dout : (N, F, H', W') upstream gradient.
     cache : from :func:`conv_forward_fast`.
+    input_grad : keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs
+        no gradient: that saves the ``w.T @ dout`` matmul, its (C·HH·WW, N·H'·W') result and the col2im scatter,
+        as torch's autograd skips them for an input that does not require grad.
 
     Returns
     -------
-    dx : (N, C, H, W), dw : (F, C, HH, WW), db : (F,).
+    dx : (N, C, H, W) or None, dw : (F, C, HH, WW), db : (F,).
     """
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
     x_cols, w, (N, C, H, W), conv_param = cache
     xp = float_namespace(dout=dout, cache=x_cols)
     s, p = conv_param["stride"], conv_param["pad"]
@@ -170,6 +175,8 @@ def conv_backward_fast(dout, cache):
     db = xp.sum(dout_2d, axis=1)
     w_2d = xp.reshape(w, (F, C * HH * WW))
     dw = xp.reshape(xp.matmul(dout_2d, xp.matrix_transpose(x_cols)), w.shape)
+    if not input_grad:
+        return None, dw, db
     d_cols = xp.reshape(xp.matmul(xp.matrix_transpose(w_2d), dout_2d), (C, HH * WW, N, out_h, out_w))
     dx_t = scatter_windows(xp.unstack(d_cols, axis=1), (C, N, H + 2 * p, W + 2 * p), HH, WW, s, xp=xp)
     return xp.permute_dims(dx_t, (1, 0, 2, 3))[:, :, p : p + H, p : p + W], dw, db

@@ -1,0 +1,352 @@
+"""Time one training step of xpnet's models against the same models written in native PyTorch.
+
+    .venv/bin/python benchmarks/bench_step.py [--rounds 15] [--threads 2] [--quick]
+    .venv/bin/python benchmarks/bench_step.py --backend cupy            # xpnet on CuPy, native torch on CUDA
+    .venv/bin/python benchmarks/bench_step.py --device cuda             # xpnet on torch CUDA tensors too
+
+One step is the loss, the gradients of every parameter and an SGD-momentum update (learning rate 1e-3, momentum 0.9),
+float32, on CIFAR-shaped inputs (N, 3, 32, 32). Three runs of each model start from the same weights (drawn once by
+xpnet from ``np.random.seed(0)``, copied into the torch model):
+
+* ``xpnet/<backend>``  the xpnet model on NumPy (or ``--backend cupy``), with ``xpnet.optim.sgd_momentum``;
+* ``xpnet/torch``      the same xpnet model on torch tensors (``--device``: cpu by default);
+* ``torch``            the model in native PyTorch eager (``torch.nn`` modules, autograd, ``torch.optim.SGD``).
+
+The three take turns round by round, interleaved, so that a load change on a shared machine slows all of them
+alike; in its turn each runs one untimed step (the other library's threads may still hold the cores) and one timed
+step. After ``--warmup`` rounds, the table gives median step times and the median of the per-round ratios to native
+torch. Before timing, the first step's losses of the three runs must agree (the same model, the same init).
+
+Outside the timed rounds, one extra step of each run is measured for:
+
+* ``ops``   ATen operators the step dispatches on torch (``TorchDispatchMode``), for xpnet on torch and for native
+  torch, as ``all / kernels``: kernels are the operators that are not views, each a kernel launch on a GPU;
+* ``peak``  the most memory the step holds above what it held when it started: ``tracemalloc`` for NumPy (NumPy
+  reports its buffers to it), the CPU allocator's events of ``torch.profiler`` for torch on the CPU,
+  ``torch.cuda.max_memory_allocated`` on CUDA; not measured for CuPy.
+
+NumPy's BLAS and torch both get ``--threads`` threads (2 by default, the CI machine's cores): the environment
+variables of the BLAS libraries are set before NumPy loads, unless already set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+# name, (model class, constructor arguments), batch size
+CONFIGS = [
+    ("ThreeLayerConvNet defaults (32 7x7 filters, hidden 100)", ("cnn", {}), 50),
+    ("ThreeLayerConvNet 32 3x3, hidden 500", ("cnn", {"filter_size": 3, "hidden_dim": 500}), 100),
+    ("FullyConnectedNet 5x100 batchnorm", ("fc", {"hidden_dims": [100] * 5, "normalization": "batchnorm"}), 200),
+    ("FullyConnectedNet [512, 256]", ("fc", {"hidden_dims": [512, 256]}), 100),
+]
+QUICK_BATCH = 4
+LEARNING_RATE, MOMENTUM = 1e-3, 0.9
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="xpnet's first backend")
+    parser.add_argument("--device", default=None, help="torch device of xpnet/torch and native torch (cpu, cuda)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: batch {QUICK_BATCH}, 2 rounds, 1 warm-up")
+    args = parser.parse_args(argv)
+    for name in ("rounds", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.device is None:
+        args.device = "cuda" if args.backend == "cupy" else "cpu"
+    if args.quick:
+        args.rounds, args.warmup = 2, 1
+    return args
+
+
+class _Run:
+    """One model on one implementation: ``step()`` runs a training step; ``loss`` is the last step's loss."""
+
+    name: str
+    loss = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def synced_step(self) -> float:
+        start = time.perf_counter()
+        self.step()
+        self.sync()
+        return time.perf_counter() - start
+
+    def sync(self) -> None:
+        pass
+
+
+class _XpnetRun(_Run):
+    def __init__(self, kind, kwargs, xp, device, X, y):
+        import numpy as np
+
+        from xpnet import asarray
+        from xpnet.classifiers.cnn import ThreeLayerConvNet
+        from xpnet.classifiers.fc_net import FullyConnectedNet
+        from xpnet.optim import sgd_momentum
+
+        np.random.seed(0)  # the same weights for every backend: xpnet draws them on the host
+        if kind == "cnn":
+            self.model = ThreeLayerConvNet(dtype="float32", xp=xp, device=device, **kwargs)
+        else:
+            self.model = FullyConnectedNet(input_dim=3 * 32 * 32, dtype="float32", xp=xp, device=device, **kwargs)
+        like = self.model.params["W1"]
+        self.X, self.y = asarray(X, like=like), asarray(y, like=like, dtype="int64")
+        self.configs = {k: {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM} for k in self.model.params}
+        self._update = sgd_momentum
+
+    def step(self) -> None:
+        params = self.model.params
+        self.loss, grads = self.model.loss(self.X, self.y)
+        for k, w in params.items():
+            params[k], self.configs[k] = self._update(w, grads[k], self.configs[k])
+
+    def sync(self) -> None:
+        from xpnet._backend import sync
+
+        sync(self.loss)
+
+
+class _TorchRun(_Run):
+    """The xpnet model's architecture in torch.nn, initialised with its weights (CS231n's ``W`` is (in, out), a
+    ``Linear`` weight (out, in))."""
+
+    def __init__(self, kind, kwargs, reference, device, X, y):
+        import torch
+        from torch import nn
+
+        p = {k: torch.tensor(v) for k, v in reference.items()}
+        if kind == "cnn":
+            F, C, K, _ = p["W1"].shape
+            hidden = p["W2"].shape[1]
+            layers = [
+                nn.Conv2d(C, F, K, padding=(K - 1) // 2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(p["W2"].shape[0], hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, p["W3"].shape[1]),
+            ]
+            weights = [(layers[0], "W1", "b1", False), (layers[4], "W2", "b2", True), (layers[6], "W3", "b3", True)]
+            norms = []
+        else:
+            layers, weights, norms = [nn.Flatten()], [], []
+            n_layers = len(kwargs["hidden_dims"]) + 1
+            for i in range(1, n_layers + 1):
+                w = p[f"W{i}"]
+                linear = nn.Linear(w.shape[0], w.shape[1])
+                layers.append(linear)
+                weights.append((linear, f"W{i}", f"b{i}", True))
+                if i < n_layers:
+                    if kwargs.get("normalization") == "batchnorm":
+                        # xpnet's running-average momentum 0.9 keeps 0.9 of the old value: torch's momentum 0.1.
+                        bn = nn.BatchNorm1d(w.shape[1], eps=1e-5, momentum=0.1)
+                        layers.append(bn)
+                        norms.append((bn, i))
+                    layers.append(nn.ReLU())
+        with torch.no_grad():
+            for module, w, b, transpose in weights:
+                module.weight.copy_(p[w].T if transpose else p[w])
+                module.bias.copy_(p[b])
+            for bn, i in norms:
+                bn.weight.copy_(p[f"gamma{i}"])
+                bn.bias.copy_(p[f"beta{i}"])
+        self.device = torch.device(device)
+        self.net = nn.Sequential(*layers).to(self.device)
+        self.X = torch.tensor(X, device=self.device)
+        self.y = torch.tensor(y, dtype=torch.int64, device=self.device)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        self._cross_entropy = torch.nn.functional.cross_entropy
+        self._torch = torch
+
+    def step(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss = self._cross_entropy(self.net(self.X), self.y)
+        loss.backward()
+        self.opt.step()
+        self.loss = loss.detach()
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            self._torch.cuda.synchronize(self.device)
+
+
+def _count_ops(run: _Run) -> tuple[int, int]:
+    """``(ops, kernels)``: the ATen operators one step dispatches, and those of them that are not views (slices,
+    reshapes, transposes cost dispatch time on the host but launch nothing on a GPU)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    views = {torch.ops.aten._unsafe_view.default}  # reshape's alias that is not flagged as a view
+
+    class Counter(TorchDispatchMode):
+        ops = kernels = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.ops += 1
+            Counter.kernels += not (func.is_view or func in views)
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        run.step()
+    return Counter.ops, Counter.kernels
+
+
+def _peak_bytes(run: _Run, kind: str, device: str) -> int | None:
+    """Most bytes one step holds above what was held when it started (None where not measured)."""
+    if kind == "numpy":
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            run.step()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    if kind != "torch":
+        return None
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run.step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run.step()
+    held = peak = 0
+    events = prof.profiler.kineto_results.events()
+    for event in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak
+
+
+def bench_config(label, kind, kwargs, batch, args, xp_name):
+    import numpy as np
+
+    from xpnet import to_numpy
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    first = _XpnetRun(kind, kwargs, xp_name, None if xp_name == "numpy" else args.device, X, y)
+    runs = {
+        f"xpnet/{xp_name}": first,
+        "xpnet/torch": _XpnetRun(kind, kwargs, "torch", args.device, X, y),
+        "torch": _TorchRun(kind, kwargs, {k: to_numpy(v) for k, v in first.model.params.items()}, args.device, X, y),
+    }
+    for run in runs.values():
+        run.step()
+        run.sync()
+    losses = {name: float(to_numpy(run.loss)) for name, run in runs.items()}
+    reference = losses["torch"]
+    for name, value in losses.items():
+        if not abs(value - reference) <= 1e-4 * abs(reference) + 1e-6:
+            raise RuntimeError(f"{label}: first-step losses differ, so the models differ: {losses}")
+
+    for _ in range(args.warmup):
+        for run in runs.values():
+            run.synced_step()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            # An untimed step first: the thread pool of the library that ran before (torch's OpenMP, OpenBLAS)
+            # may still be spinning on the cores; a training loop never switches libraries between steps.
+            run.synced_step()
+            times[name].append(run.synced_step())
+
+    def ratio(name):
+        return statistics.median(a / b for a, b in zip(times[name], times["torch"]))
+
+    ops = {name: _count_ops(runs[name]) for name in ("xpnet/torch", "torch")}
+    peaks = {
+        name: _peak_bytes(run, xp_name if name == f"xpnet/{xp_name}" else "torch", args.device)
+        for name, run in runs.items()
+    }
+    return {
+        "label": f"{label}, batch {batch}",
+        "ms": {name: statistics.median(ts) * 1e3 for name, ts in times.items()},
+        "ratio": {name: ratio(name) for name in runs if name != "torch"},
+        "ops": ops,
+        "peak": peaks,
+    }
+
+
+def _ops(counts):
+    return f"{counts[0]} / {counts[1]}"
+
+
+def _mb(n):
+    return "n/a" if n is None else f"{n / 2**20:.1f}"
+
+
+def print_table(rows, xp_name) -> None:
+    first = f"xpnet/{xp_name}"
+    print(
+        f"| model | {first} ms | ÷ torch | xpnet/torch ms | ÷ torch | torch ms | ops (all / kernels) xpnet/torch | ops torch "
+        f"| peak MiB {first} | peak MiB xpnet/torch | peak MiB torch |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        ms, ratio, ops, peak = r["ms"], r["ratio"], r["ops"], r["peak"]
+        print(
+            f"| {r['label']} | {ms[first]:.1f} | {ratio[first]:.2f} | {ms['xpnet/torch']:.1f} | "
+            f"{ratio['xpnet/torch']:.2f} | {ms['torch']:.1f} | {_ops(ops['xpnet/torch'])} | {_ops(ops['torch'])} | "
+            f"{_mb(peak[first])} | {_mb(peak['xpnet/torch'])} | {_mb(peak['torch'])} |"
+        )
+
+
+def main(argv=None) -> None:
+    args = _parse(argv)
+    for variable in _THREAD_VARIABLES:  # before NumPy loads its BLAS
+        os.environ.setdefault(variable, str(args.threads))
+    sys.path.insert(0, os.path.join(_HERE, ".."))
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    xp_name = args.backend
+    try:
+        import platform
+
+        cpu = platform.processor() or platform.machine()
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
+        f"torch {torch.__version__}, {args.threads} threads (torch {torch.get_num_threads()}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}), device {args.device}, float32, "
+        f"{args.rounds} interleaved rounds after {args.warmup} warm-up, medians"
+    )
+    rows = []
+    for label, (kind, kwargs), batch in CONFIGS:
+        rows.append(bench_config(label, kind, kwargs, QUICK_BATCH if args.quick else batch, args, xp_name))
+    print_table(rows, xp_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The speed paths of a training step (issue 9) give what the readable references give: the convolution backward
+without its input gradient, the conv - relu - pool sandwich against the naive layers composed, on every backend and
+over random geometries with ties and NaNs; and ``benchmarks/bench_step.py --quick`` runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xpnet.classifiers.cnn import ThreeLayerConvNet
+from xpnet.layer_utils import conv_relu_backward, conv_relu_forward, conv_relu_pool_backward, conv_relu_pool_forward
+from xpnet.layers import (
+    conv_backward_fast,
+    conv_backward_naive,
+    conv_forward_fast,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+    relu_backward,
+    relu_forward,
+)
+from helpers import assert_close, device_under_test, require_dtype, to_np, to_xp
+
+ROOT = Path(__file__).resolve().parents[1]
+# The references are the naive loops run on NumPy (fast enough there; on JAX or array_api_strict each of their
+# per-pixel updates costs a dispatch), the fast paths run on every backend.
+_SETTINGS = settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def _problem(seed, n, c, f, h, w, k, *, ties=False, nans=0):
+    """x, w, b as float64 NumPy arrays; with ``ties`` small integers (so conv outputs and pool windows tie, and
+    many are <= 0 for the ReLU), with ``nans`` that many NaNs put into x."""
+    rng = np.random.default_rng(seed)
+    if ties:
+        x = rng.integers(-1, 2, size=(n, c, h, w)).astype(np.float64)
+        wt = rng.integers(-1, 2, size=(f, c, k, k)).astype(np.float64)
+        b = rng.integers(-1, 2, size=f).astype(np.float64)
+    else:
+        x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    for _ in range(nans):
+        x[tuple(rng.integers(0, s) for s in x.shape)] = np.nan
+    return x, wt, b
+
+
+def _naive_conv_relu_pool(x, w, b, conv_param, pool_param, dout):
+    """Forward output and (dx, dw, db) of the naive layers composed, CS231n's order: conv, relu, pool."""
+    a, conv_cache = conv_forward_naive(x, w, b, conv_param)
+    s, relu_cache = relu_forward(a)
+    out, pool_cache = max_pool_forward_naive(s, pool_param)
+    ds = max_pool_backward_naive(dout, pool_cache)
+    return out, conv_backward_naive(relu_backward(ds, relu_cache), conv_cache)
+
+
+def _assert_same(got, ref, xp, err_msg):
+    """Equal values, and NaN exactly where the reference has NaN."""
+    np.testing.assert_array_equal(np.isnan(to_np(got)), np.isnan(ref), err_msg=f"{err_msg}: NaN positions")
+    assert_close(got, ref, xp=xp, err_msg=err_msg)
+
+
+@_SETTINGS
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 7), w=st.integers(1, 7),
+    k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_conv_backward_without_input_gradient_gives_the_same_dw_db(xp, n, c, f, h, w, k, stride, pad, seed):
+    if k > h + 2 * pad or k > w + 2 * pad:
+        return
+    x, wt, b = (to_xp(a, xp) for a in _problem(seed, n, c, f, h, w, k))
+    conv_param = {"stride": stride, "pad": pad}
+    out, cache = conv_forward_fast(x, wt, b, conv_param)
+    dout = to_xp(np.random.default_rng(seed + 1).standard_normal(tuple(out.shape)), xp)
+    dx, dw, db = conv_backward_fast(dout, cache, input_grad=False)
+    assert dx is None
+    x_np, w_np, b_np = (to_np(a) for a in (x, wt, b))
+    _, ref_dw, ref_db = conv_backward_naive(to_np(dout), conv_forward_naive(x_np, w_np, b_np, conv_param)[1])
+    assert_close(dw, ref_dw, xp=xp)
+    assert_close(db, ref_db, xp=xp)
+
+
+def test_input_grad_is_keyword_only_and_checked(xp):
+    x, wt, b = (to_xp(a, xp) for a in _problem(0, 1, 1, 1, 3, 3, 3))
+    out, cache = conv_forward_fast(x, wt, b, {"stride": 1, "pad": 1})
+    with pytest.raises(TypeError):
+        conv_backward_fast(out, cache, False)
+    with pytest.raises(TypeError, match=r"^input_grad must be True or False, got 0"):
+        conv_backward_fast(out, cache, input_grad=0)
+
+
+@_SETTINGS
+@given(
+    n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(2, 8), w=st.integers(2, 8),
+    k=st.sampled_from([1, 3, 5]), pool=st.sampled_from([(2, 2, 2), (3, 3, 2), (2, 1, 1), (3, 2, 3)]),
+    ties=st.booleans(), nans=st.integers(0, 2), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_conv_relu_pool_matches_the_naive_layers_composed(xp, n, c, f, h, w, k, pool, ties, nans, seed):
+    # Ties (integer inputs) and windows of ReLU zeros exercise the first-maximum rule; NaNs must land where the
+    # naive layers put them (a window holding NaN sends its gradient to its first NaN, as argmax does).
+    ph, pw, s = pool
+    if ph > h or pw > w:
+        return
+    x_np, w_np, b_np = _problem(seed, n, c, f, h, w, k, ties=ties, nans=nans)
+    x, wt, b = (to_xp(a, xp) for a in (x_np, w_np, b_np))
+    conv_param = {"stride": 1, "pad": (k - 1) // 2}
+    pool_param = {"pool_height": ph, "pool_width": pw, "stride": s}
+    out, cache = conv_relu_pool_forward(x, wt, b, conv_param, dict(pool_param))
+    dout_np = np.random.default_rng(seed + 1).standard_normal(tuple(out.shape))
+    dout = to_xp(dout_np, xp)
+    ref_out, ref_grads = _naive_conv_relu_pool(x_np, w_np, b_np, conv_param, pool_param, dout_np)
+    _assert_same(out, ref_out, xp, "out")
+    for name, got, ref in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), ref_grads):
+        _assert_same(got, ref, xp, name)
+    dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=False)
+    assert dx is None
+    _assert_same(dw, ref_grads[1], xp, "dw without dx")
+    _assert_same(db, ref_grads[2], xp, "db without dx")
+
+
+def test_conv_relu_backward_can_skip_the_input_gradient(xp):
+    x, wt, b = (to_xp(a, xp) for a in _problem(3, 2, 2, 3, 5, 5, 3))
+    out, cache = conv_relu_forward(x, wt, b, {"stride": 1, "pad": 1})
+    dout = to_xp(np.random.default_rng(4).standard_normal(tuple(out.shape)), xp)
+    full = conv_relu_backward(dout, cache)
+    dx, dw, db = conv_relu_backward(dout, cache, input_grad=False)
+    assert dx is None
+    assert_close(dw, full[1], xp=xp)
+    assert_close(db, full[2], xp=xp)
+
+
+def test_cnn_gradients_are_those_of_the_layers_composed(xp):
+    # The model skips its input gradient and fuses ReLU into the pooled domain; its gradients must still be the
+    # plain layer sequence's.
+    require_dtype(xp, "float64")
+    np.random.seed(0)
+    model = ThreeLayerConvNet(
+        input_dim=(2, 6, 6), num_filters=3, filter_size=3, hidden_dim=4, num_classes=3, weight_scale=0.5,
+        dtype="float64", xp=xp, device=device_under_test(xp),
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((4, 2, 6, 6)), rng.integers(0, 3, 4)
+    loss, grads = model.loss(to_xp(X, xp), to_xp(y, xp))
+
+    from xpnet.layers import affine_backward, affine_forward, softmax_loss
+
+    p = {k: to_np(v) for k, v in model.params.items()}
+    conv_param, pool_param = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    a, conv_cache = conv_forward_naive(X, p["W1"], p["b1"], conv_param)
+    r, relu1 = relu_forward(a)
+    pooled, pool_cache = max_pool_forward_naive(r, pool_param)
+    h, aff1 = affine_forward(pooled, p["W2"], p["b2"])
+    hr, relu2 = relu_forward(h)
+    scores, aff2 = affine_forward(hr, p["W3"], p["b3"])
+    ref_loss, dscores = softmax_loss(scores, y)
+    dhr, dW3, db3 = affine_backward(dscores, aff2)
+    dpooled, dW2, db2 = affine_backward(relu_backward(dhr, relu2), aff1)
+    ds = max_pool_backward_naive(dpooled, pool_cache)
+    _, dW1, db1 = conv_backward_naive(relu_backward(ds, relu1), conv_cache)
+    assert_close(loss, np.asarray(ref_loss), xp=xp)
+    for name, ref in {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}.items():
+        assert_close(grads[name], ref, xp=xp, err_msg=name)
+
+
+@pytest.mark.slow
+def test_bench_step_quick_prints_the_table():
+    pytest.importorskip("torch")  # native PyTorch is what the benchmark compares with
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_step.py"), "--quick", "--threads", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| model | xpnet/numpy ms | ÷ torch | xpnet/torch ms |"), done.stdout
+    assert len(rows) == 2 + 4, done.stdout  # header, rule, four models
+    for row in rows[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert all(cells), row
+        float(cells[2]), float(cells[4])  # the ratios are numbers
