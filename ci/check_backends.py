@@ -15,7 +15,9 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 
-BACKENDS = ("numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "cupy")
+BACKENDS = (
+    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "jax", "cupy"
+)
 TEST_COMMAND = "python -m pytest"
 UNAVAILABLE = "xpnet_backend_unavailable"  # the JUnit property tests/conftest.py puts on backend-unavailable skips
 
@@ -34,7 +36,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("junit")
     ap.add_argument(
-        "--require", default="numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch"
+        "--require", default="numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch,jax"
     )
     ap.add_argument("--readme", default=None)
     args = ap.parse_args()

@@ -15,13 +15,13 @@ source "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip
 # torch is pinned: the pinned version is the local CPU build; an unpinned one would pull GBs of CUDA packages.
 python -m pip install --quiet -e ".[test,jax,distributed]" "torch==2.13.0"
-python -m pip list --format=freeze | grep -iE '^(numpy|array.api|torch|pytest|hypothesis)' || true
+python -m pip list --format=freeze | grep -iE '^(numpy|array.api|torch|jax|jaxlib|pytest|hypothesis)' || true
 
 mkdir -p "$REPORT_DIR"
-export XPNET_REQUIRE_BACKENDS="numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch"
+export XPNET_REQUIRE_BACKENDS="numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch,jax"
 export PYTEST_ADDOPTS="--junitxml=$REPORT_DIR/junit.xml ${PYTEST_ADDOPTS:-}"
 
 # The test command from README.md (kept identical; ci/check_backends.py checks that it still is).
 python -m pytest
 
-python ci/check_backends.py "$REPORT_DIR/junit.xml" --require numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch --readme README.md
+python ci/check_backends.py "$REPORT_DIR/junit.xml" --require numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch,jax --readme README.md

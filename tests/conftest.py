@@ -25,7 +25,7 @@ import pytest
 from xpnet._backend import get_namespace
 
 ALL_BACKENDS = (
-    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "cupy"
+    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "jax", "cupy"
 )
 # GPU proxies: array_api_strict on a non-default device. device1 refuses conversion to NumPy and mixing with the
 # default device (what CuPy does); no_float64 has no float64 (what Apple MPS does), so only tests that create no
@@ -64,6 +64,12 @@ def _load(name: str):
 
             # The tests use tiny arrays: on 2 cores, torch's thread pool costs more than it saves (ms per matmul).
             torch.set_num_threads(1)
+        if name == "jax":
+            import jax
+
+            # The suite checks float64 and float32 on every backend; JAX has float64 only in its 64-bit mode, a
+            # process-wide setting that xpnet itself never flips (tests/test_jax.py checks the refusal without it).
+            jax.config.update("jax_enable_x64", True)
         if name == "cupy":
             import cupy
 

@@ -80,10 +80,6 @@ def test_pad_zero_pads_each_axis(xp):
     assert float(xp.sum(y)) == 4.0
 
 
-def test_sync_is_a_noop_on_cpu(xp):
-    B.sync(to_xp(np.ones(2), xp))
-
-
 def test_save_load_npz_roundtrip_is_portable(xp, tmp_path):
     a = to_xp(np.arange(6.0).reshape(2, 3), xp)
     path = tmp_path / "sub" / "ckpt.npz"
@@ -115,3 +111,29 @@ def test_namespace_names_the_arguments_on_mixed_backends(xp, backend):
         pytest.skip("needs a second backend besides numpy")
     with pytest.raises(TypeError, match=r"different backends \(x is .*, w is numpy\.ndarray\)"):
         B.namespace(x=to_xp(np.ones(3), xp), w=np.ones(3))
+
+
+def test_at_updates_in_place_where_the_backend_can_and_returns_the_result(xp, backend):
+    x = to_xp(np.zeros((2, 3)), xp)
+    y = B.at(x, (0, slice(1, 3))).add(to_xp(np.ones(2), xp))
+    y = B.at(y, (1, 0)).set(5.0)
+    expected = np.asarray([[0.0, 1.0, 1.0], [5.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(to_np(y), expected)
+    if B.is_immutable(x):
+        assert backend == "jax"
+        np.testing.assert_array_equal(to_np(x), np.zeros((2, 3)))  # JAX: a new array, x untouched
+    else:
+        assert y is x  # in place: no copy on NumPy, CuPy, torch, array_api_strict
+
+
+def test_sync_waits_for_queued_work(xp, backend, monkeypatch):
+    x = to_xp(np.ones(2), xp)
+    if backend == "jax":
+        import jax
+
+        waited = []
+        monkeypatch.setattr(jax, "block_until_ready", lambda a: waited.append(a) or a)
+        B.sync(x)
+        assert waited == [x]  # JAX dispatches asynchronously even on CPU: a timer must wait for the result
+    else:
+        B.sync(x)

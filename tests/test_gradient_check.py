@@ -319,13 +319,17 @@ def test_net_gradient_runs_the_nets_forward(xp):
     np.testing.assert_array_equal(to_np(xb.vals), before)  # restored exactly after the probes
 
 
-def test_net_gradient_with_plain_arrays_uses_what_forward_returns(xp):
+def test_net_gradient_with_plain_arrays_uses_what_forward_returns(xp, backend):
     x, w, dout = (to_xp(a, xp) for a in _affine_case(xp)[:3])
 
     class Net:
         def forward(self):
             return x @ w
 
+    if backend == "jax":  # forward() reads the caller's immutable arrays, which no probe can change
+        with pytest.raises(ValueError, match=r"f's value does not depend on its argument: no probe of inputs\[0\]"):
+            eval_numerical_gradient_net(Net(), [x, w], dout, h=1e-6)
+        return
     dx, dw = eval_numerical_gradient_net(Net(), [x, w], dout, h=1e-6)
     assert_close(dx, to_np(dout) @ to_np(w).T, xp=xp, rtol=1e-7, atol=1e-8)
     assert_close(dw, to_np(x).T @ to_np(dout), xp=xp, rtol=1e-7, atol=1e-8)
@@ -479,3 +483,52 @@ def test_torch_leaf_requiring_grad_is_refused_by_name():
     x = torch.ones(3, dtype=torch.float64, requires_grad=True)
     with pytest.raises(ValueError, match=r"x must be writable.*x.detach\(\)"):
         eval_numerical_gradient(lambda a: float(a.sum()), x, verbose=False)
+
+
+def test_cs231n_closure_over_params_works_in_place_and_is_refused_on_jax(xp, backend):
+    # CS231n: eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name]) sees each probe only
+    # because it is written into model.params[name] in place. JAX arrays are immutable: zeros would come back.
+    x = _x(xp)
+    params = {"W": x}
+
+    def closure(_):
+        return xp.sum(params["W"] ** 3)
+
+    if backend != "jax":
+        grad = eval_numerical_gradient(closure, params["W"], verbose=False)
+        assert_close(grad, 3 * to_np(x) ** 2, xp=xp, rtol=1e-7, atol=1e-8)
+        assert max(grad_check_sparse(closure, params["W"], 3 * x * x, num_checks=3, seed=0)) < 1e-7
+        return
+    message = r"^f's value does not depend on its argument: .* jax arrays are immutable, .* def f\(W\): model"
+    with pytest.raises(ValueError, match=message):
+        eval_numerical_gradient(closure, params["W"], verbose=False)
+    with pytest.raises(ValueError, match=message):
+        grad_check_sparse(closure, params["W"], 3 * x * x, num_checks=3, seed=0)
+
+
+def test_storing_the_argument_works_everywhere_and_leaves_x_stored(xp):
+    # The spelling that works on every backend, JAX included: f puts its argument where the model reads it.
+    x = _x(xp)
+    before = to_np(x).copy()
+    params = {"W": x}
+
+    def f(W):
+        params["W"] = W
+        return xp.sum(params["W"] ** 3)
+
+    grad = eval_numerical_gradient(f, x, verbose=False)
+    assert_close(grad, 3 * before**2, xp=xp, rtol=1e-7, atol=1e-8)
+    np.testing.assert_array_equal(to_np(params["W"]), before)  # the last call is f(x) (or x is restored)
+    np.testing.assert_array_equal(to_np(x), before)
+
+
+def test_a_flat_function_gives_zeros_not_an_error(xp):
+    # A dead ReLU has a true zero gradient: probes do not change f, but moving x by +-(1 + |x|) does.
+    x = _as([-1.0, -2.0, -0.5], xp)
+    grad = eval_numerical_gradient(lambda a: xp.sum(xp.maximum(a, 0.0)), x, verbose=False)
+    assert_close(grad, np.zeros(3), xp=xp)
+    # Exactly invariant, as a bias before a batchnorm is: only a NaN-filled x shows that f reads x.
+    grad = eval_numerical_gradient(lambda a: xp.sum(a - a), x, verbose=False)
+    assert_close(grad, np.zeros(3), xp=xp)
+    grad = eval_numerical_gradient_array(lambda a: xp.maximum(a, 0.0), x, to_xp(np.ones(3), xp))
+    assert_close(grad, np.zeros(3), xp=xp)

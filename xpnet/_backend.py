@@ -51,6 +51,7 @@ __all__ = [
     "at",
     "sync",
     "is_host_resident",
+    "is_immutable",
     "save_npz",
     "load_npz",
 ]
@@ -99,14 +100,21 @@ def namespace(*arrays: Any, **named: Any):
         ) from None
 
 
-_MODULE_NAMES = {"numpy": "numpy", "cupy": "cupy", "torch": "torch", "array_api_strict": "array_api_strict"}
+_MODULE_NAMES = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch": "torch",
+    "array_api_strict": "array_api_strict",
+    "jax": "jax.numpy",
+}
 
 
 def get_namespace(xp: Any = None):
-    """Array API namespace for ``xp``: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace.
+    """Array API namespace for ``xp``: a module (numpy, cupy, torch, array_api_strict, jax or jax.numpy), its name,
+    or a namespace.
 
     ``None`` means NumPy. The result is the array-api-compat wrapped namespace, so ``xp.asarray``, ``xp.matmul``,
-    ``xp.permute_dims`` ... behave as the standard says on every backend.
+    ``xp.permute_dims`` ... behave as the standard says on every backend (``jax.numpy`` is returned as is).
     """
     if xp is None:
         xp = "numpy"
@@ -117,6 +125,8 @@ def get_namespace(xp: Any = None):
             xp = importlib.import_module(_MODULE_NAMES[xp])
         except ImportError as err:
             raise ValueError(f"backend {xp!r} is not installed: {err}") from None
+    if isinstance(xp, ModuleType) and xp.__name__ == "jax":
+        xp = importlib.import_module("jax.numpy")  # the top-level jax module has no asarray
     if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
         raise TypeError(f"xp must be an array module or namespace such as numpy or cupy, got {_describe(xp)}")
     return _compat.array_namespace(xp.asarray(0.0))
@@ -132,6 +142,8 @@ def backend_name(xp: Any) -> str:
         return "torch"
     if _compat.is_array_api_strict_namespace(xp):
         return "array_api_strict"
+    if _compat.is_jax_namespace(xp):
+        return "jax"
     return xp.__name__.split(".")[-1]
 
 
@@ -149,7 +161,9 @@ def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy (or view) of an array of any backend; NumPy inputs and Python scalars pass through.
 
     CuPy arrays come back with ``.get()``, torch tensors with ``.detach().cpu().numpy()``, array_api_strict arrays
-    via its CPU device, others through DLPack.
+    via its CPU device, JAX arrays with ``np.asarray`` (a read-only view on CPU, a copy from an accelerator; JAX
+    arrays are immutable, so a write to the result raises instead of silently not reaching the array), others
+    through DLPack.
     """
     if isinstance(x, np.ndarray):
         return x
@@ -159,6 +173,8 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.get()
     if _compat.is_torch_array(x):
         return x.detach().cpu().numpy()
+    if _compat.is_jax_array(x):
+        return np.asarray(x)
     if not is_array(x):
         raise TypeError(f"to_numpy expects an array, got {_describe(x)}")
     if _compat.is_array_api_strict_namespace(_compat.array_namespace(x)):
@@ -183,8 +199,28 @@ def resolve_dtype(xp: Any, dtype: Any):
             raise TypeError(f"dtype must be a dtype or a dtype name such as 'float32', got {dtype!r}") from None
         if not hasattr(xp, name):
             raise TypeError(f"dtype {name!r} is not available on backend {backend_name(xp)}")
-        return getattr(xp, name)
+        dtype = getattr(xp, name)
+    _check_jax_float64(xp, dtype)
     return dtype
+
+
+def _jax_without_x64(xp: Any) -> bool:
+    """True for jax.numpy while JAX's 64-bit mode is off (its dtypes then have no float64)."""
+    return _compat.is_jax_namespace(xp) and "float64" not in xp.__array_namespace_info__().dtypes()
+
+
+def _check_jax_float64(xp: Any, dtype: Any) -> None:
+    """Refuse float64 on JAX without 64-bit mode, where JAX would silently store float32 instead.
+
+    xpnet does not turn the mode on itself: it is a process-wide JAX setting that changes every other JAX user's
+    default dtypes, so it is the application's choice.
+    """
+    if dtype is not None and _jax_without_x64(xp) and dtype_name(dtype) in ("float64", "complex128"):
+        raise ValueError(
+            f"dtype {dtype_name(dtype)} needs JAX's 64-bit mode, which is off: without it JAX silently stores "
+            f"float32. Call jax.config.update('jax_enable_x64', True) at startup (before creating arrays) or "
+            f"use dtype='float32'"
+        )
 
 
 def dtype_name(dtype: Any) -> str:
@@ -205,6 +241,8 @@ def asarray(obj: Any, *, like: Any = None, xp: Any = None, device: Any = None, d
     else:
         xp = get_namespace(xp)
     dtype = resolve_dtype(xp, dtype)
+    if dtype is None and _jax_without_x64(xp):
+        _check_jax_float64(xp, getattr(obj, "dtype", None))
     if is_array(obj) and not isinstance(obj, np.ndarray) and namespace(obj) is not xp:
         obj = to_numpy(obj)  # another backend's array (a CuPy checkpoint loaded into torch) goes via the host once
     if isinstance(obj, np.ndarray) and not obj.flags.writeable:
@@ -373,20 +411,36 @@ def at(x: Any, idx: Any, *, xp: Any = None) -> _At:
 
 
 def is_host_resident(x: Any) -> bool:
-    """True when ``x`` lives in host memory (NumPy, array_api_strict, torch on CPU), so reading a value from it
-    costs no device synchronisation; False for CuPy arrays and torch tensors on an accelerator."""
+    """True when ``x`` lives in host memory (NumPy, array_api_strict, torch and JAX on CPU), so reading a value from
+    it costs no device synchronisation; False for CuPy arrays, torch tensors and JAX arrays on an accelerator, and
+    for JAX tracers (inside ``jax.jit`` no value can be read at all)."""
     if _compat.is_cupy_array(x):
         return False
     if _compat.is_torch_array(x):
         return x.device.type == "cpu"
+    if _compat.is_jax_array(x):
+        try:
+            return all(d.platform == "cpu" for d in x.devices())
+        except Exception:  # a tracer under jax.jit has no concrete devices
+            return False
     return True
 
 
+def is_immutable(x: Any) -> bool:
+    """True for arrays that cannot be written in place (JAX): updates must use :func:`at` and its result."""
+    return _compat.is_jax_array(x)
+
+
 def sync(x: Any = None) -> None:
-    """Wait for queued device work (CuPy, torch CUDA) so that a timer measures it; a no-op on CPU backends."""
+    """Wait for queued device work (CuPy, torch CUDA, JAX's asynchronous dispatch on any device) so that a timer
+    measures it; a no-op on NumPy and the other CPU backends."""
     if x is None:
         return
-    if _compat.is_cupy_array(x):
+    if _compat.is_jax_array(x):
+        import jax
+
+        jax.block_until_ready(x)  # JAX dispatches asynchronously on every device, CPU included
+    elif _compat.is_cupy_array(x):
         import cupy
 
         cupy.cuda.get_current_stream().synchronize()

@@ -5,6 +5,14 @@ the host (``np.ndindex``) and every probe writes one element through the backend
 value is restored exactly after each probe (a float64 Python float holds any float16/32/64 element exactly), also
 when ``f`` raises.
 
+Immutable arrays (JAX): the caller's ``x`` is never written. ``f`` is called with perturbed copies of ``x`` instead,
+so it must compute from its argument. CS231n's ``eval_numerical_gradient(lambda _: model.loss(X, y)[0],
+model.params[name])`` relies on the in-place write reaching ``model.params``; on JAX it would give zeros, so when
+every probe leaves ``f`` unchanged the check moves all of ``x`` by ``±(1 + |x|)`` and, if ``f`` still does not
+change, raises a ValueError saying how to write ``f`` (``def f(W): model.params[name] = W; return
+model.loss(X, y)[0]``). On JAX the last call is ``f(x)`` itself, so such an ``f`` leaves ``x`` stored, as the
+restoring probes do elsewhere. Blobs (``.vals``) are probed by setting ``.vals`` to each copy and back.
+
 What is refused, so that a check never returns a silently wrong answer: a non-floating ``x`` (an integer ``x``
 truncates the step), a step ``h`` that ``x``'s dtype cannot resolve (see :func:`eval_numerical_gradient`), an
 upstream or analytic gradient whose shape differs from what it is compared with (broadcasting would scale the
@@ -25,11 +33,14 @@ import numpy as np
 
 from ._backend import (
     _describe,
+    at,
+    backend_name,
     check_seed,
     device,
     dtype_name,
     host_rng,
     is_array,
+    is_immutable,
     namespace,
     random_normal,
     to_numpy,
@@ -84,7 +95,8 @@ def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
     ``x`` must have a real floating dtype, and ``h >= eps * max(1, max|x|)`` (``eps`` of ``x``'s dtype, the max over
     the finite entries): below that, ``x + h`` rounds back to ``x`` somewhere, and the difference quotient is zero
     or noise. The floor of 1 also refuses steps below the dtype's relative precision, where ``f``'s own rounding
-    swamps the difference. With ``writable``, ``x`` must accept the probes' writes.
+    swamps the difference. With ``writable``, ``x`` must accept the probes' writes unless its backend is immutable
+    (JAX), where the probes are copies.
     """
     xp = namespace(**{name: x})
     if not xp.isdtype(x.dtype, "real floating"):
@@ -94,7 +106,7 @@ def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
         )
     if math.prod(x.shape) == 0:
         return xp
-    if writable:
+    if writable and not is_immutable(x):
         first = (0,) * x.ndim
         try:
             x[first] = x[first]
@@ -167,9 +179,16 @@ def _probe(x, ix: tuple[int, ...], h: float, f: Callable):
     """``f`` at ``x[ix] + h`` and ``x[ix] - h``, and the distance between the two values as stored in ``x``.
 
     The stored values are read back because ``x[ix] ± h`` rounds to ``x``'s dtype: dividing by ``2h`` would be
-    off by that rounding (14% at 50 in float32 with h=1e-5). ``x`` is restored exactly even if ``f`` raises.
+    off by that rounding (14% at 50 in float32 with h=1e-5). ``x`` is restored exactly even if ``f`` raises; an
+    immutable ``x`` (JAX) is not written at all: ``f`` gets perturbed copies.
     """
     old = float(x[ix])
+    if is_immutable(x):
+        up_x = at(x, ix).set(old + h)
+        plus = f(up_x)
+        down_x = at(x, ix).set(old - h)
+        minus = f(down_x)
+        return plus, minus, float(up_x[ix]) - float(down_x[ix])
     try:
         x[ix] = old + h
         up = float(x[ix])
@@ -182,14 +201,72 @@ def _probe(x, ix: tuple[int, ...], h: float, f: Callable):
     return plus, minus, up - down
 
 
-def _centred_differences(x, h: float, evaluate: Callable, combine: Callable, on_entry: Callable | None = None):
-    """For each entry of ``x``: ``combine(evaluate at x + h, evaluate at x - h) / step``, as an array like ``x``."""
+def _same_value(a, b) -> bool:
+    """True when two results of ``f`` (scalars or arrays) are equal entry for entry (NaN equals nothing)."""
+    return bool(np.array_equal(np.asarray(to_numpy(a)), np.asarray(to_numpy(b))))
+
+
+_READ_ARGUMENT_HINT = (
+    "write f to compute from the array it is given, e.g. def f(W): model.params[name] = W; return model.loss(X, y)[0] "
+    "(the check calls f(x) last, so model.params[name] ends as x)"
+)
+
+
+def _finish_immutable(x, evaluate: Callable, unchanged: bool, name: str, hint: str) -> None:
+    """After probing an immutable ``x``: refuse an ``f`` that ignores its argument, then call ``f(x)`` last.
+
+    ``unchanged`` says that no probe changed ``f``. That is what a CS231n ``lambda _: ...`` gives on JAX (it reads
+    the untouched array through a closure), but also what an ``f`` that is flat in ``x`` gives: a dead ReLU, or a
+    bias before a batchnorm (exactly invariant in float arithmetic too). So ``f`` is refused only if moving every
+    entry by ``±(1 + |x|)`` (which wakes a dead ReLU on one side) leaves it unchanged and a NaN-filled ``x`` does
+    too: any arithmetic that reads ``x`` turns NaN.
+    """
+    if unchanged:
+        xp = namespace(x)
+        shift = 1.0 + xp.abs(x)
+        moved = [evaluate(x + shift), evaluate(x - shift)]
+        base = evaluate(x)
+        if all(_same_value(m, base) for m in moved):
+            try:
+                filled = evaluate(xp.full_like(x, xp.nan))
+            except Exception:  # noqa: BLE001 - f refusing a NaN argument is proof that it reads the argument
+                filled = None
+            if filled is not None and _same_value(filled, base):
+                raise ValueError(
+                    f"f's value does not depend on its argument: no probe of {name} changed it, nor moving every entry "
+                    f"by +-(1 + |{name}|), nor filling it with NaN. {backend_name(xp)} arrays are immutable, so the "
+                    f"gradient check passes f perturbed copies of {name} and never writes {name} itself; {hint}"
+                )
+            evaluate(x)
+    else:
+        evaluate(x)
+
+
+def _centred_differences(
+    x,
+    h: float,
+    evaluate: Callable,
+    combine: Callable,
+    on_entry: Callable | None = None,
+    *,
+    name: str = "x",
+    hint: str = _READ_ARGUMENT_HINT,
+):
+    """For each entry of ``x``: ``combine(evaluate at x + h, evaluate at x - h) / step``, as an array like ``x``.
+
+    On an immutable ``x`` (JAX) the evaluations get perturbed copies, and :func:`_finish_immutable` refuses an
+    ``evaluate`` that ignores them (``name`` and ``hint`` go into that error).
+    """
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    unchanged = True
     for ix in np.ndindex(*x.shape):
         plus, minus, step = _probe(x, ix, h, evaluate)
         grad[ix] = combine(plus, minus) / step
+        unchanged = unchanged and _same_value(plus, minus)
         if on_entry is not None:
             on_entry(ix, grad[ix])
+    if is_immutable(x) and grad.size:
+        _finish_immutable(x, evaluate, unchanged, name, hint)
     return namespace(x).asarray(grad, dtype=x.dtype, device=device(x))
 
 
@@ -198,8 +275,11 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
 
     Parameters
     ----------
-    f : callable taking the array ``x`` and returning a scalar (Python float, NumPy scalar or 0-d array).
-    x : real floating array of any backend, any shape; modified in place during the probes and restored exactly.
+    f : callable taking the array ``x`` and returning a scalar (Python float, NumPy scalar or 0-d array). On an
+        immutable backend (JAX) ``f`` receives perturbed copies of ``x`` and must compute from its argument; one
+        that ignores it (CS231n's ``lambda _: model.loss(X, y)[0]``) is a ValueError, never a zero gradient.
+    x : real floating array of any backend, any shape; modified in place during the probes and restored exactly
+        (never written on JAX, whose arrays are immutable; there ``f(x)`` is called once more at the end).
     verbose : print each entry's index and gradient, as CS231n does.
     h : step, a positive finite number with ``h >= eps * max(1, max|x|)`` for ``eps`` of ``x``'s dtype
         (float64: any h >= 2.2e-16 at ``|x| <= 1``; float32 with the default 1e-5: ``|x|`` up to ~84; float16 needs
@@ -243,8 +323,8 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
     ----------
     f : callable taking ``x`` and returning an array of ``df``'s shape (another shape is a ValueError: broadcasting
         would scale the gradient).
-    x : real floating array, any shape (modified during probes, restored exactly); ``h`` as in
-        :func:`eval_numerical_gradient`.
+    x : real floating array, any shape (modified during probes, restored exactly; on JAX ``f`` gets perturbed
+        copies instead, see :func:`eval_numerical_gradient`); ``h`` as in :func:`eval_numerical_gradient`.
     df : upstream gradient, same shape and backend as ``f(x)``.
 
     Returns
@@ -269,6 +349,10 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
     returns the output and ``output`` is the upstream gradient. Every input is checked as ``x`` in
     :func:`eval_numerical_gradient` before any is probed, and the output must have the upstream gradient's shape.
 
+    Each probe is passed to ``f`` as the probed input: a blob's ``.vals`` is set to it (and back to the original
+    array afterwards), a plain array is replaced in the argument list. On mutable backends that is the input
+    itself, written in place and restored; on JAX it is a perturbed copy, so ``f`` must read its arguments.
+
     Returns
     -------
     list of arrays : one gradient per input, of its shape, backend and dtype.
@@ -288,15 +372,25 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
         probed.append((x, namespace(**{name: x, df_name: df})))
 
     grads = []
-    for x, xp in probed:
+    for i, (x, xp) in enumerate(probed):
+        holder = inputs[i] if hasattr(inputs[i], "vals") else None
 
-        def run(_, xp=xp, x=x):
+        def run(a, xp=xp, x=x, i=i, holder=holder):
+            if holder is not None:
+                holder.vals = a  # the input blob itself: on mutable backends ``a`` is x, written in place
+            args = [a if j == i and holder is None else inp for j, inp in enumerate(inputs)]
             if blobs:
-                f(*inputs, output)
+                f(*args, output)
                 return _array_output(output.vals, out_name, df, df_name, xp=xp, x=x)
-            return _array_output(f(*inputs), out_name, df, df_name, xp=xp, x=x)
+            return _array_output(f(*args), out_name, df, df_name, xp=xp, x=x)
 
-        grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp)))
+        name = f"inputs[{i}].vals" if holder is not None else f"inputs[{i}]"
+        hint = "f (or net.forward()) must read the probed input from its arguments or the input blobs' .vals"
+        try:
+            grads.append(_centred_differences(x, h, run, _weighted_difference(df, xp=xp), name=name, hint=hint))
+        finally:
+            if holder is not None:
+                holder.vals = x
     return grads
 
 
@@ -308,7 +402,9 @@ def eval_numerical_gradient_net(net, inputs: Sequence, output, h: float = 1e-5):
     ----------
     net : object whose ``forward()`` reads the input blobs (or arrays) in ``inputs`` and writes ``output.vals``
         (or, with plain arrays, returns the output).
-    inputs : list of blobs (``.vals`` arrays, probed in place and restored exactly) or of arrays.
+    inputs : list of blobs (``.vals`` arrays, probed in place and restored exactly; on JAX ``.vals`` is set to
+        each perturbed copy and back) or of arrays. With plain arrays ``forward()`` cannot see a probe on JAX
+        (immutable arrays): that is a ValueError saying so, not a zero gradient.
     output : the output blob, whose ``.diffs`` is the upstream gradient; or, with plain arrays, the upstream
         gradient itself.
     h : step, as in :func:`eval_numerical_gradient`.
@@ -336,7 +432,8 @@ def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: fl
     Parameters
     ----------
     f : callable taking ``x`` and returning a scalar.
-    x : real floating array, not empty (probed and restored exactly); ``h`` as in :func:`eval_numerical_gradient`.
+    x : real floating array, not empty (probed and restored exactly; on JAX ``f`` gets perturbed copies and an
+        ``f`` that ignores its argument is a ValueError, as in :func:`eval_numerical_gradient`); ``h`` as there.
     analytic_grad : array of ``x``'s shape and backend.
     num_checks : int >= 1.
     seed : None (Python's ``random``, as CS231n), an int >= 0 or a NumPy ``Generator``.
@@ -352,17 +449,21 @@ def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: fl
     _check_probed(x, h)
     _check_analytic(x, analytic_grad)
     errors = []
+    unchanged = True
     for _ in range(num_checks):
         if rng is None:
             ix = tuple(randrange(n) for n in x.shape)
         else:
             ix = tuple(int(rng.integers(n)) for n in x.shape)
         plus, minus, step = _probe(x, ix, h, lambda a: _loss_value(f(a)))
+        unchanged = unchanged and _same_value(plus, minus)
         numeric = (plus - minus) / step
         analytic = float(analytic_grad[ix])
         err = _relative(numeric, analytic)
         print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {err:e}")
         errors.append(err)
+    if is_immutable(x):
+        _finish_immutable(x, lambda a: _loss_value(f(a)), unchanged, "x", _READ_ARGUMENT_HINT)
     return errors
 
 
