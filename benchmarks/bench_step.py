@@ -59,6 +59,7 @@ def _parse(argv):
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
+    parser.add_argument("--only", default="", help="run only the models whose name contains this text")
     parser.add_argument("--quick", action="store_true", help=f"smoke run: batch {QUICK_BATCH}, 2 rounds, 1 warm-up")
     args = parser.parse_args(argv)
     for name in ("rounds", "threads"):
@@ -344,6 +345,8 @@ def main(argv=None) -> None:
     )
     rows = []
     for label, (kind, kwargs), batch in CONFIGS:
+        if args.only not in label:
+            continue
         rows.append(bench_config(label, kind, kwargs, QUICK_BATCH if args.quick else batch, args, xp_name))
     print_table(rows, xp_name)
 
