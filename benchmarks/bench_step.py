@@ -251,7 +251,8 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    first = _XpnetRun(kind, kwargs, xp_name, None if xp_name == "numpy" else args.device, X, y)
+    # NumPy has one device and CuPy's current one is the GPU: only torch takes --device.
+    first = _XpnetRun(kind, kwargs, xp_name, None, X, y)
     runs = {
         f"xpnet/{xp_name}": first,
         "xpnet/torch": _XpnetRun(kind, kwargs, "torch", args.device, X, y),
@@ -341,7 +342,8 @@ def main(argv=None) -> None:
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
         f"torch {torch.__version__}, {args.threads} threads (torch {torch.get_num_threads()}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}), device {args.device}, float32, "
-        f"{args.rounds} interleaved rounds after {args.warmup} warm-up, medians"
+        f"{args.rounds} interleaved rounds after {args.warmup} warm-up, medians, load average "
+        f"{os.getloadavg()[0]:.1f} at start"
     )
     rows = []
     for label, (kind, kwargs), batch in CONFIGS:
@@ -349,6 +351,7 @@ def main(argv=None) -> None:
             continue
         rows.append(bench_config(label, kind, kwargs, QUICK_BATCH if args.quick else batch, args, xp_name))
     print_table(rows, xp_name)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: other jobs shared the cores)")
 
 
 if __name__ == "__main__":
