@@ -16,7 +16,13 @@ import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 
 BACKENDS = (
-    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "jax", "cupy"
+    "numpy",
+    "array_api_strict",
+    "array_api_strict_device1",
+    "array_api_strict_no_float64",
+    "torch",
+    "jax",
+    "cupy",
 )
 TEST_COMMAND = "python -m pytest"
 UNAVAILABLE = "xpnet_backend_unavailable"  # the JUnit property tests/conftest.py puts on backend-unavailable skips

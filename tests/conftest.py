@@ -19,13 +19,20 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import helpers
 import pytest
 
 from xpnet._backend import get_namespace
 
+import helpers
+
 ALL_BACKENDS = (
-    "numpy", "array_api_strict", "array_api_strict_device1", "array_api_strict_no_float64", "torch", "jax", "cupy"
+    "numpy",
+    "array_api_strict",
+    "array_api_strict_device1",
+    "array_api_strict_no_float64",
+    "torch",
+    "jax",
+    "cupy",
 )
 # GPU proxies: array_api_strict on a non-default device. device1 refuses conversion to NumPy and mixing with the
 # default device (what CuPy does); no_float64 has no float64 (what Apple MPS does), so only tests that create no

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from xpnet import _backend as B
+
 from helpers import to_np, to_xp
 
 

@@ -18,6 +18,7 @@ from xpnet.gradient_check import (
     grad_check_sparse,
     rel_error,
 )
+
 from helpers import assert_close, requires_torch, to_np, to_xp, torch
 
 
@@ -134,8 +135,11 @@ def test_non_floating_x_is_refused_by_name(xp, checker, data, shape):
 def test_h_below_the_dtype_resolution_is_refused(xp, checker, dtype, h):
     # float16 with the default h gave zeros: 2 + 1e-5 rounds back to 2.
     x = _as([1.0, 2.0, 3.0, 0.0], xp, _float_dtype(xp, dtype))
-    with pytest.raises(ValueError, match=rf"h={h:g} is below the resolution of {_x_name(checker)}'s dtype {dtype}.*"
-                       "use float64 or a larger h"):
+    with pytest.raises(
+        ValueError,
+        match=rf"h={h:g} is below the resolution of {_x_name(checker)}'s dtype {dtype}.*"
+        "use float64 or a larger h",
+    ):
         _run(checker, xp, x, h=h)
 
 
@@ -255,8 +259,11 @@ def test_upstream_gradient_of_another_shape_is_refused(xp, checker, out_shape, d
         assert_close(grad, 2 * to_np(x), xp=xp, rtol=1e-8, atol=1e-8)
         return
     got, want = (r"f\(\*inputs\)", "output") if checker == "eval_numerical_gradient_blobs" else (r"f\(x\)", "df")
-    with pytest.raises(ValueError, match=rf"{got} must have {want}'s shape {re.escape(str(df_shape))}, got "
-                       rf"{re.escape(str(out_shape))}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{got} must have {want}'s shape {re.escape(str(df_shape))}, got "
+        rf"{re.escape(str(out_shape))}",
+    ):
         _run(checker, xp, x, df=df)
     np.testing.assert_array_equal(to_np(x), np.ones(out_shape))
 
@@ -343,8 +350,11 @@ def test_net_without_forward_is_refused_by_name(xp):
 
 def test_scalar_function_must_return_a_scalar(xp):
     x = _as([1.0, 2.0, 3.0], xp)
-    with pytest.raises(ValueError, match=r"f must return a scalar \(a Python float or a 0-d array\), got an array of "
-                       r"shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"f must return a scalar \(a Python float or a 0-d array\), got an array of "
+        r"shape \(3,\)",
+    ):
         eval_numerical_gradient(lambda a: a * a, x, verbose=False)
     with pytest.raises(ValueError, match=r"f must return a scalar.*shape \(1,\)"):
         eval_numerical_gradient(lambda a: xp.reshape(xp.sum(a), (1,)), x, verbose=False)

@@ -36,6 +36,7 @@ __all__ = [
     "resolve_dtype",
     "dtype_name",
     "max_float_dtype",
+    "index_dtype",
     "host_uniform",
     "host_rand",
     "check_legacy_seed",
@@ -254,6 +255,13 @@ def max_float_dtype(xp: Any, dev: Any = None):
     """float64 where the device supports it (every CPU and CUDA device), float32 otherwise (e.g. Apple MPS)."""
     floats = xp.__array_namespace_info__().dtypes(device=dev, kind="real floating")
     return floats.get("float64", floats.get("float32"))
+
+
+def index_dtype(xp: Any):
+    """The integer dtype for labels and counts: int64, or the backend's default index dtype where int64 is missing
+    (int32 on JAX without 64-bit mode, where asking for int64 warns and gives int32 anyway)."""
+    ints = xp.__array_namespace_info__().dtypes(kind="signed integer")
+    return ints.get("int64", xp.__array_namespace_info__().default_dtypes()["indexing"])
 
 
 def _host_rng(seed: int | np.random.Generator | None):

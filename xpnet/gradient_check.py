@@ -113,8 +113,7 @@ def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
         except (ValueError, RuntimeError, TypeError) as err:
             hint = " (for a torch tensor that requires grad, pass x.detach())" if "grad" in str(err) else ""
             raise ValueError(
-                f"{name} must be writable, as the gradient check writes each probe into it and restores it{hint}: "
-                f"{err}"
+                f"{name} must be writable, as the gradient check writes each probe into it and restores it{hint}: {err}"
             ) from None
     eps = float(xp.finfo(x.dtype).eps)
     largest = max(1.0, float(xp.max(xp.where(xp.isfinite(x), xp.abs(x), xp.zeros_like(x)))))
@@ -229,7 +228,7 @@ def _finish_immutable(x, evaluate: Callable, unchanged: bool, name: str, hint: s
         if all(_same_value(m, base) for m in moved):
             try:
                 filled = evaluate(xp.full_like(x, xp.nan))
-            except Exception:  # noqa: BLE001 - f refusing a NaN argument is proof that it reads the argument
+            except Exception:  # f refusing a NaN-filled argument shows that it reads its argument
                 filled = None
             if filled is not None and _same_value(filled, base):
                 raise ValueError(

@@ -23,6 +23,7 @@ from ._backend import (
     dtype_name,
     host_integers,
     host_rng,
+    index_dtype,
     is_array,
     namespace,
     rng_state,
@@ -293,7 +294,7 @@ class Solver:
             if low < 0 or (isinstance(num_classes, int) and high >= num_classes):
                 expected = f"in [0, {num_classes})" if isinstance(num_classes, int) else ">= 0"
                 raise ValueError(f"{name} must hold class labels {expected}, got values from {low} to {high}")
-        return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
+        return y if y.dtype == index_dtype(xp) else xp.astype(y, index_dtype(xp))
 
     def _reset(self) -> None:
         """Set up the book-keeping of a new run (CS231n's ``_reset``). Called by ``__init__``."""
@@ -430,7 +431,8 @@ class Solver:
         # NaN scores have argmax 0, so they still "classify": the finiteness flag travels with the count.
         correct = xp.count_nonzero(xp.concat(y_pred) == y)
         all_finite = xp.all(xp.stack(finite))
-        count, ok = to_numpy(xp.stack([xp.astype(correct, xp.int64), xp.astype(all_finite, xp.int64)])).tolist()
+        counts = [xp.astype(correct, index_dtype(xp)), xp.astype(all_finite, index_dtype(xp))]
+        count, ok = to_numpy(xp.stack(counts)).tolist()
         return count / N, bool(ok)
 
     def train(self) -> None:

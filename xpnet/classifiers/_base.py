@@ -20,6 +20,7 @@ from .._backend import (
     dtype_name,
     get_namespace,
     host_normal,
+    index_dtype,
     is_array,
     is_host_resident,
     namespace,
@@ -178,7 +179,7 @@ class Model:
                 f"y must hold class labels in [0, {C}) (num_classes), got values from {int(xp.min(y))} to "
                 f"{int(xp.max(y))}"
             )
-        return y if xp is self.xp else self._moved(y, self.xp.int64)
+        return y if xp is self.xp else self._moved(y, index_dtype(self.xp))
 
     def _own(self, value):
         """A fresh copy of ``value`` (any backend, or NumPy) on the model's backend, device and dtype."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._backend import Array, device, dtype_name, is_host_resident
+from .._backend import Array, device, dtype_name, index_dtype, is_host_resident
 from ._checks import array_namespace, float_namespace
 
 __all__ = ["softmax_loss", "svm_loss"]
@@ -89,7 +89,7 @@ def _check_scores_and_labels(x, y, *, xp):
     if tuple(y.shape) != (N,):
         raise ValueError(f"y must have shape (N,) = ({N},), one label per row of x, got {tuple(y.shape)}")
     # int64 whatever the labels' integer type: torch indexes with int64 only, and C may not fit in y's type.
-    y = xp.astype(y, xp.int64, copy=False)
+    y = xp.astype(y, index_dtype(xp), copy=False)
     # The range check reads a value back from the array: free in host memory, but on a GPU it would stall the
     # pipeline at every training step, so there it is left out (the Solver checks its labels once, on the host).
     if is_host_resident(y) and bool(xp.any((y < 0) | (y >= C))):

@@ -1,0 +1,132 @@
+"""What the ``xp`` fixture cannot show about JAX: its 64-bit mode turned off (the fixture turns it on), tracers under
+``jax.jit``, accelerators, and a model built with ``xp="jax"`` trained, checkpointed and reloaded end to end."""
+
+import conftest
+import numpy as np
+import pytest
+
+from xpnet import _backend as B
+from xpnet.classifiers import FullyConnectedNet, load_model
+from xpnet.solver import Solver
+
+from helpers import blobs, to_np
+
+jax = pytest.importorskip("jax", reason="jax is not installed (pip install xpnet[jax])")
+jnp = pytest.importorskip("jax.numpy")
+
+
+@pytest.fixture(params=["jax"], autouse=True)
+def jax_backend(request):
+    """The jax backend as the ``xp`` fixture loads it (64-bit mode on); the test id says [jax] for the CI count."""
+    if "jax" not in conftest.BACKENDS:
+        pytest.skip(f"jax is not selected by XPNET_BACKENDS ({conftest.BACKENDS})")
+    return conftest.load_backend("jax")
+
+
+def test_float64_without_64bit_mode_is_refused_not_truncated():
+    # JAX without its 64-bit mode stores float32 when float64 is asked for (asarray of float64 data silently, an
+    # explicit dtype with only a warning): a float64 gradient check would then "pass" at float32 precision.
+    message = r"dtype float64 needs JAX's 64-bit mode, which is off: .*jax.config.update\('jax_enable_x64', True\)"
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match=message):
+            B.asarray(np.zeros(3), xp="jax")
+        with pytest.raises(ValueError, match=message):
+            B.resolve_dtype(jnp, "float64")
+        with pytest.raises(ValueError, match=message):
+            FullyConnectedNet(hidden_dims=[4], input_dim=5, num_classes=3, xp="jax", dtype="float64")
+        # float32 is honest without the mode: asked for explicitly, the widest float, and a float32 model's loss.
+        assert B.asarray(np.zeros(3), xp="jax", dtype="float32").dtype == jnp.float32
+        assert B.max_float_dtype(jnp) == jnp.float32
+        # A float32 model and the Solver run without a warning (labels are int32 there: no int64 is asked for).
+        data = blobs(n_train=20, n_val=10, dim=6, classes=3)
+        model = FullyConnectedNet(hidden_dims=[4], input_dim=6, num_classes=3, xp="jax", normalization="batchnorm")
+        loss, grads = model.loss(data["X_train"][:4], data["y_train"][:4])
+        assert loss.dtype == jnp.float32 and all(g.dtype == jnp.float32 for g in grads.values())
+        Solver(model, data, num_epochs=1, batch_size=10, verbose=False).train()
+
+
+def test_the_jax_module_and_its_numpy_are_one_backend():
+    assert B.get_namespace(jax) is jnp and B.get_namespace(jnp) is jnp and B.get_namespace("jax") is jnp
+    assert B.backend_name(jnp) == "jax"
+
+
+def test_tracers_are_not_host_resident():
+    # Inside jax.jit no value can be read: code that reads one on the host only when that is free must not try.
+    seen = []
+
+    @jax.jit
+    def step(a):
+        seen.append(B.is_host_resident(a))
+        return a * 2
+
+    step(jnp.ones(2))
+    assert seen == [False]
+    assert B.is_host_resident(jnp.ones(2)) is True
+
+
+@pytest.mark.skipif(
+    not any(d.platform != "cpu" for d in jax.devices()), reason="no JAX accelerator (GPU/TPU) on this machine"
+)
+def test_accelerator_arrays_are_not_host_resident():
+    accelerator = next(d for d in jax.devices() if d.platform != "cpu")
+    assert B.is_host_resident(jax.device_put(jnp.ones(2), accelerator)) is False
+
+
+def test_jax_model_trains_checkpoints_reloads_and_matches_numpy(tmp_path):
+    # xp="jax" end to end, with dropout and batchnorm: weights (np.random.seed) and dropout masks (seed) are drawn
+    # on the host, so the JAX model computes NumPy's numbers; the checkpoint and model file round-trip JAX params.
+    data = blobs(n_train=40, n_val=10, dim=6, classes=3)
+    kwargs = dict(
+        hidden_dims=[8],
+        input_dim=6,
+        num_classes=3,
+        dtype="float64",
+        normalization="batchnorm",
+        dropout_keep_ratio=0.7,
+        seed=3,
+        weight_scale=0.1,
+    )
+    models = {}
+    for name in ("numpy", "jax"):
+        np.random.seed(231)
+        models[name] = FullyConnectedNet(xp=name, **kwargs)
+    X, y = data["X_train"][:5], data["y_train"][:5]
+    (loss_np, grads_np), (loss_jax, grads_jax) = (models[n].loss(X, y) for n in ("numpy", "jax"))
+    np.testing.assert_allclose(to_np(loss_jax), to_np(loss_np), rtol=1e-12)
+    for k in grads_np:
+        np.testing.assert_allclose(to_np(grads_jax[k]), to_np(grads_np[k]), rtol=1e-9, atol=1e-12, err_msg=k)
+
+    model = models["jax"]
+    solver = Solver(
+        model,
+        data,
+        num_epochs=2,
+        batch_size=10,
+        update_rule="adam",
+        verbose=False,
+        optim_config={"learning_rate": 1e-2},
+        checkpoint_name=str(tmp_path / "run"),
+    )
+    solver.train()
+    assert all(B.backend_name(B.namespace(p)) == "jax" for p in model.params.values())
+    assert solver.best_val_acc > 0.5
+    resumed = Solver(
+        FullyConnectedNet(xp="jax", **kwargs),
+        data,
+        num_epochs=2,
+        batch_size=10,
+        update_rule="adam",
+        verbose=False,
+        optim_config={"learning_rate": 1e-2},
+        resume_from=tmp_path / "run_epoch_1.npz",
+    )
+    resumed.train()
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(to_np(resumed.model.params[k]), to_np(v), err_msg=k)
+
+    model.save(tmp_path / "model.npz")
+    loaded = load_model(tmp_path / "model.npz", xp="jax")
+    assert B.namespace(loaded.params["W1"]) is jnp
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(to_np(loaded.params[k]), to_np(v), err_msg=k)
+    np.testing.assert_array_equal(to_np(loaded.loss(data["X_val"])), to_np(model.loss(data["X_val"])))
