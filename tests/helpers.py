@@ -151,3 +151,9 @@ def assert_close_to_reference(actual, reference, *, dtype, xp=None, terms: int =
     tol = reference_tol(dtype, terms=terms, scale=scale)
     np.testing.assert_allclose(a.astype(np.float64), e, err_msg=err_msg, **tol)
 
+
+def widest_float(xp) -> str:
+    """'float64', or 'float32' on a device under test without float64: the dtype of a test that needs no particular
+    precision (Solver behaviour, argument checks), so that it runs on every device."""
+    floats = get_namespace(xp).__array_namespace_info__().dtypes(device=device_under_test(xp), kind="real floating")
+    return "float64" if "float64" in floats else "float32"

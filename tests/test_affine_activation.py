@@ -15,6 +15,7 @@ from helpers import (
     to_np,
     to_xp,
     torch,
+    widest_float,
 )
 
 
@@ -85,18 +86,19 @@ def test_float32_stays_float32(xp):
 
 
 def test_affine_bad_input_names_the_argument(xp):
-    x, w, b = to_xp(_randn(2, 3), xp), to_xp(_randn(3, 4), xp), to_xp(_randn(4), xp)
+    f = widest_float(xp)  # no precision needed: the checks run on every device
+    x, w, b = to_xp(_randn(2, 3), xp, f), to_xp(_randn(3, 4), xp, f), to_xp(_randn(4), xp, f)
     with pytest.raises(ValueError, match=r"x must have shape \(N, d_1"):
-        affine_forward(to_xp(_randn(3), xp), w, b)
+        affine_forward(to_xp(_randn(3), xp, f), w, b)
     with pytest.raises(ValueError, match=r"w must have shape \(D, M\) with D=3.*got \(4, 4\)"):
-        affine_forward(x, to_xp(_randn(4, 4), xp), b)
+        affine_forward(x, to_xp(_randn(4, 4), xp, f), b)
     with pytest.raises(ValueError, match=r"b must have shape \(M,\) = \(4,\).*got \(3,\)"):
-        affine_forward(x, w, to_xp(_randn(3), xp))
+        affine_forward(x, w, to_xp(_randn(3), xp, f))
     _, cache = affine_forward(x, w, b)
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(N, M\) = \(2, 4\)"):
-        affine_backward(to_xp(_randn(2, 3), xp), cache)
+        affine_backward(to_xp(_randn(2, 3), xp, f), cache)
     with pytest.raises(ValueError, match="dout must have the forward output's shape"):
-        relu_backward(to_xp(_randn(3, 2), xp), relu_forward(x)[1])
+        relu_backward(to_xp(_randn(3, 2), xp, f), relu_forward(x)[1])
 
 
 @requires_torch

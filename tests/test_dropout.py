@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import dropout_backward, dropout_forward
-from helpers import FLOAT_DTYPES, GRAD_REL_ERROR, assert_close, assert_close_to_reference, rel_error, to_np, to_xp
+from helpers import (
+    FLOAT_DTYPES,
+    GRAD_REL_ERROR,
+    assert_close,
+    assert_close_to_reference,
+    rel_error,
+    to_np,
+    to_xp,
+    widest_float,
+)
 
 
 def _x(xp, shape=(500, 500), dtype=None):
@@ -29,7 +38,7 @@ def test_train_mode_keeps_the_mean_and_test_mode_is_the_identity(xp, p):
 
 
 def test_seeded_mask_is_identical_across_calls_and_backends(xp):
-    x = _x(xp, (20, 30))
+    x = _x(xp, (20, 30), dtype=widest_float(xp))
     param = {"mode": "train", "p": 0.5, "seed": 7}
     first, _ = dropout_forward(x, param)
     again, _ = dropout_forward(x, param)
@@ -41,7 +50,7 @@ def test_seeded_mask_is_identical_across_calls_and_backends(xp):
 
 
 def test_unseeded_mask_follows_numpy_global_state(xp):
-    x = _x(xp, (10, 10))
+    x = _x(xp, (10, 10), dtype=widest_float(xp))
     param = {"mode": "train", "p": 0.5}
     np.random.seed(231)
     first, _ = dropout_forward(x, param)
@@ -84,7 +93,7 @@ def test_float32_stays_float32(xp):
 
 
 def test_bad_input_names_the_argument(xp):
-    x = _x(xp, (3, 4))
+    x = _x(xp, (3, 4), dtype=widest_float(xp))
     for p in (0, 0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match=r"dropout_param\['p'\] \(the keep probability\) must be a finite number"):
             dropout_forward(x, {"mode": "train", "p": p})
@@ -98,11 +107,11 @@ def test_bad_input_names_the_argument(xp):
         dropout_forward(x, 0.5)
     _, cache = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 0})
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(3, 4\)"):
-        dropout_backward(_x(xp, (4, 3)), cache)
+        dropout_backward(_x(xp, (4, 3), dtype=widest_float(xp)), cache)
 
 
 def test_numpy_integer_seeds_give_the_int_seed_mask_and_other_seeds_are_refused_by_name(xp):
-    x = _x(xp, (6, 7))
+    x = _x(xp, (6, 7), dtype=widest_float(xp))
     ref, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 3})
     for seed in (np.int64(3), np.uint8(3), np.int32(3)):
         out, _ = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": seed})
@@ -115,7 +124,7 @@ def test_numpy_integer_seeds_give_the_int_seed_mask_and_other_seeds_are_refused_
 def test_a_misspelled_key_is_refused_by_name(xp):
     message = r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]$"
     with pytest.raises(ValueError, match=message):
-        dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "sed": 0})
+        dropout_forward(_x(xp, (2, 2), dtype=widest_float(xp)), {"mode": "train", "p": 0.5, "sed": 0})
 
 
 def _cs231n_dropout_forward(x, dropout_param):
@@ -169,7 +178,7 @@ def test_seeded_mask_is_cs231n_mask_and_leaves_numpy_global_state_alone(xp, shap
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shape=_SHAPES, p=st.floats(0.05, 1.0), k=st.integers(0, 2**32 - 1))
 def test_unseeded_mask_is_cs231n_mask_after_np_random_seed(xp, shape, p, k):
-    x_np = np.random.default_rng(1).standard_normal(shape)
+    x_np = np.random.default_rng(1).standard_normal(shape).astype(widest_float(xp))
     param = {"mode": "train", "p": p}
     np.random.seed(k)
     ref_out, ref_cache = _cs231n_dropout_forward(x_np, param)
@@ -182,7 +191,7 @@ def test_unseeded_mask_is_cs231n_mask_after_np_random_seed(xp, shape, p, k):
 
 @pytest.mark.parametrize("mode", ["train", "test"])
 def test_cache_is_dropout_param_and_mask_as_the_seed_specifies(xp, mode):
-    x = _x(xp, (3, 4))
+    x = _x(xp, (3, 4), dtype=widest_float(xp))
     param = {"mode": mode, "p": 0.5, "seed": 1}
     _, (cached_param, mask) = dropout_forward(x, param)
     assert cached_param == param
@@ -208,7 +217,7 @@ def test_nan_and_inf_in_dropped_units_give_exact_zeros(xp):
 
 def test_a_seed_numpy_cannot_seed_is_refused_by_name(xp):
     with pytest.raises(ValueError, match=r"^dropout_param\['seed'\] must be an int in \[0, 2\*\*32 - 1\]"):
-        dropout_forward(_x(xp, (2, 2)), {"mode": "train", "p": 0.5, "seed": 2**32})
+        dropout_forward(_x(xp, (2, 2), dtype=widest_float(xp)), {"mode": "train", "p": 0.5, "seed": 2**32})
 
 
 def test_a_numpy_scalar_keep_probability_works_forward_and_backward(xp):

@@ -83,8 +83,7 @@ CASES = {
 }
 # The most values one entry sums over anywhere in the sandwich: D, M or N for the affine ones; for the conv ones
 # dw's N*H'*W' = 32.
-TERMS = {"affine_relu": 6, "affine_bn_relu": 6, "affine_ln_relu": 6, "conv_relu": 32, "conv_relu_pool": 32,
-         "conv_bn_relu": 32}
+TERMS = {"affine_bn_relu": 6, "affine_ln_relu": 6, "conv_relu_pool": 32, "conv_bn_relu": 32}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -109,7 +108,11 @@ def test_sandwich_gradients_match_numerical(xp, name):
             assert rel_error(numeric, g) < GRAD_REL_ERROR, f"gradient {i} of {name}"
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# Between them every layer a sandwich uses (affine_relu and conv_relu are parts of these).
+FLOAT32_CASES = ["affine_bn_relu", "affine_ln_relu", "conv_bn_relu", "conv_relu_pool"]
+
+
+@pytest.mark.parametrize("name", FLOAT32_CASES)
 def test_float32_matches_the_float64_computation(xp, name):
     # The same sandwich in float64 on NumPy, from the float32 inputs: they differ only by float32's arithmetic.
     forward, backward, build = CASES[name]

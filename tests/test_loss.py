@@ -19,6 +19,7 @@ from helpers import (
     to_np,
     to_xp,
     torch,
+    widest_float,
 )
 
 LOSSES = [softmax_loss, svm_loss]
@@ -95,9 +96,10 @@ def test_svm_loss_is_zero_with_wide_margins(xp):
 @requires_torch
 @pytest.mark.parametrize("loss_fn", LOSSES)
 def test_bad_input_names_the_argument(xp, loss_fn):
-    x = to_xp(np.zeros((3, 4)), xp)
+    f = widest_float(xp)  # no precision needed: the checks run on every device
+    x = to_xp(np.zeros((3, 4)), xp, f)
     with pytest.raises(TypeError, match="y must hold integer class labels, got dtype"):
-        loss_fn(x, to_xp(np.zeros(3), xp))
+        loss_fn(x, to_xp(np.zeros(3), xp, f))
     with pytest.raises(ValueError, match=r"y must have shape \(N,\) = \(3,\), one label per row of x, got \(2,\)"):
         loss_fn(x, to_xp(np.zeros(2, dtype=np.int64), xp))
     with pytest.raises(ValueError, match=r"y must have shape \(N,\) = \(3,\).*got \(3, 1\)"):
@@ -107,7 +109,7 @@ def test_bad_input_names_the_argument(xp, loss_fn):
     with pytest.raises(ValueError, match=r"y must hold labels in \[0, C\) = \[0, 4\), got values from -1 to 1"):
         loss_fn(x, to_xp(np.array([0, -1, 1]), xp))
     with pytest.raises(ValueError, match=r"x must have shape \(N, C\), got \(4,\)"):
-        loss_fn(to_xp(np.zeros(4), xp), to_xp(np.zeros(4, dtype=np.int64), xp))
+        loss_fn(to_xp(np.zeros(4), xp, f), to_xp(np.zeros(4, dtype=np.int64), xp))
     with pytest.raises(TypeError, match=r"^x must be a real floating array, got int64; convert it with xp.astype"):
         loss_fn(to_xp(np.zeros((3, 4), dtype=np.int64), xp), to_xp(np.zeros(3, dtype=np.int64), xp))
     with pytest.raises(TypeError, match="different backends"):

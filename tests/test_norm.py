@@ -29,6 +29,7 @@ from helpers import (
     to_np,
     to_xp,
     torch,
+    widest_float,
 )
 
 EPS = 1e-5
@@ -266,9 +267,10 @@ def test_running_stats_start_as_zeros_on_x_backend(xp):
 
 
 def test_bad_input_names_the_argument(xp):
-    x, g, b = to_xp(_randn(4, 3), xp), to_xp(np.ones(3), xp), to_xp(np.zeros(3), xp)
-    x4 = to_xp(_randn(2, 6, 2, 2), xp)
-    g6, b6 = to_xp(np.ones(6), xp), to_xp(np.zeros(6), xp)
+    f = widest_float(xp)  # no precision needed: the checks run on every device
+    x, g, b = to_xp(_randn(4, 3), xp, f), to_xp(np.ones(3), xp, f), to_xp(np.zeros(3), xp, f)
+    x4 = to_xp(_randn(2, 6, 2, 2), xp, f)
+    g6, b6 = to_xp(np.ones(6), xp, f), to_xp(np.zeros(6), xp, f)
     with pytest.raises(ValueError, match=r"bn_param\['mode'\] must be 'train' or 'test', got None"):
         batchnorm_forward(x, g, b, {})
     with pytest.raises(ValueError, match=r"bn_param\['mode'\] must be 'train' or 'test', got 'eval'"):
@@ -278,15 +280,15 @@ def test_bad_input_names_the_argument(xp):
     with pytest.raises(ValueError, match=r"bn_param\['momentum'\] must be a finite number in \[0, 1\], got 1.5"):
         batchnorm_forward(x, g, b, {"mode": "train", "momentum": 1.5})
     with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\)"):
-        batchnorm_forward(x, g, b, {"mode": "test", "running_mean": to_xp(np.zeros(4), xp)})
+        batchnorm_forward(x, g, b, {"mode": "test", "running_mean": to_xp(np.zeros(4), xp, f)})
     with pytest.raises(ValueError, match=r"x must have shape \(N, D\), got \(2, 6, 2, 2\)"):
         batchnorm_forward(x4, g, b, {"mode": "train"})
     with pytest.raises(ValueError, match=r"x must have shape \(N, C, H, W\), got \(4, 3\)"):
         spatial_batchnorm_forward(x, g, b, {"mode": "train"})
     with pytest.raises(ValueError, match=r"gamma must have shape \(3,\) to match x of shape \(4, 3\), got \(4,\)"):
-        layernorm_forward(x, to_xp(np.ones(4), xp), b, {})
+        layernorm_forward(x, to_xp(np.ones(4), xp, f), b, {})
     with pytest.raises(ValueError, match=r"beta must have gamma's shape \(3,\), got \(2,\)"):
-        batchnorm_forward(x, g, to_xp(np.zeros(2), xp), {"mode": "train"})
+        batchnorm_forward(x, g, to_xp(np.zeros(2), xp, f), {"mode": "train"})
     with pytest.raises(ValueError, match=r"ln_param\['eps'\] must be a finite number > 0, got -1.0"):
         layernorm_forward(x, g, b, {"eps": -1.0})
     with pytest.raises(ValueError, match=r"G must be a positive divisor of the number of channels C=6, got G=4"):
@@ -294,10 +296,10 @@ def test_bad_input_names_the_argument(xp):
     with pytest.raises(TypeError, match="G must be an integer"):
         spatial_groupnorm_forward(x4, g6, b6, 2.0, {})
     with pytest.raises(ValueError, match=r"gamma must have shape \(6,\) or \(1, 6, 1, 1\)"):
-        spatial_groupnorm_forward(x4, to_xp(np.ones((1, 6, 1)), xp), b6, 2, {})
+        spatial_groupnorm_forward(x4, to_xp(np.ones((1, 6, 1)), xp, f), b6, 2, {})
     _, cache = batchnorm_forward(x, g, b, {"mode": "train"})
     with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(4, 3\), got \(3, 4\)"):
-        batchnorm_backward(to_xp(_randn(3, 4), xp), cache)
+        batchnorm_backward(to_xp(_randn(3, 4), xp, f), cache)
 
 
 @requires_torch
@@ -311,18 +313,20 @@ def test_mixing_backends_is_a_type_error():
 
 def test_an_empty_batch_in_train_mode_is_refused_before_the_running_stats_change(xp):
     # An empty batch used to write NaN means into bn_param and only then fail, leaving the model broken.
-    x, g, b = to_xp(np.zeros((0, 3)), xp), to_xp(np.ones(3), xp), to_xp(np.zeros(3), xp)
+    f = widest_float(xp)  # no precision needed: the checks run on every device
+    x, g, b = to_xp(np.zeros((0, 3)), xp, f), to_xp(np.ones(3), xp, f), to_xp(np.zeros(3), xp, f)
     bn_param = {"mode": "train"}
     with pytest.raises(ValueError, match=r"^x must have at least one value along the axes batchnorm averages over "
                                          r"\(N\), got shape \(0, 3\)$"):
         batchnorm_forward(x, g, b, bn_param)
     assert bn_param == {"mode": "train"}
     with pytest.raises(ValueError, match=r"layernorm averages over \(D\), got shape \(4, 0\)$"):
-        layernorm_forward(to_xp(np.zeros((4, 0)), xp), to_xp(np.ones(0), xp), to_xp(np.zeros(0), xp), {})
+        layernorm_forward(to_xp(np.zeros((4, 0)), xp, f), to_xp(np.ones(0), xp, f), to_xp(np.zeros(0), xp, f), {})
 
 
 def test_param_dicts_refuse_misspelled_keys_and_bad_numbers(xp):
-    x, g, b = to_xp(_randn(4, 3), xp), to_xp(np.ones(3), xp), to_xp(np.zeros(3), xp)
+    f = widest_float(xp)  # no precision needed: the checks run on every device
+    x, g, b = to_xp(_randn(4, 3), xp, f), to_xp(np.ones(3), xp, f), to_xp(np.zeros(3), xp, f)
     accepted = r"accepted keys: \['eps', 'layernorm', 'mode', 'momentum', 'running_mean', 'running_var'\]$"
     with pytest.raises(ValueError, match=r"^bn_param has unknown key 'momentun'; " + accepted):
         batchnorm_forward(x, g, b, {"mode": "train", "momentun": 0.5})
@@ -332,6 +336,6 @@ def test_param_dicts_refuse_misspelled_keys_and_bad_numbers(xp):
         batchnorm_forward(x, g, b, {"mode": "train", "eps": 0})
     with pytest.raises(TypeError, match=r"^bn_param\['momentum'\] must be a real number, got '0.9'$"):
         batchnorm_forward(x, g, b, {"mode": "train", "momentum": "0.9"})
-    x4 = to_xp(_randn(2, 4, 2, 2), xp)
+    x4 = to_xp(_randn(2, 4, 2, 2), xp, f)
     with pytest.raises(TypeError, match=r"^G must be an integer, got True$"):
-        spatial_groupnorm_forward(x4, to_xp(np.ones(4), xp), to_xp(np.zeros(4), xp), True, {})
+        spatial_groupnorm_forward(x4, to_xp(np.ones(4), xp, f), to_xp(np.zeros(4), xp, f), True, {})

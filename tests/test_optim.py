@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import FLOAT_DTYPES, assert_close, assert_close_to_reference, requires_torch, to_np, to_xp, torch
+from helpers import (
+    FLOAT_DTYPES,
+    assert_close,
+    assert_close_to_reference,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+    widest_float,
+)
 from xpnet import optim
 from xpnet._backend import backend_name, namespace
 
@@ -202,7 +211,7 @@ def _w(xp, shape=(2, 3), dtype="float64"):
 
 @pytest.mark.parametrize("rule", RULES)
 def test_unknown_config_key_is_named_with_the_accepted_keys(xp, rule):
-    w = _w(xp)
+    w = _w(xp, dtype=widest_float(xp))
     config = {"learnin_rate": 1e-2}
     with pytest.raises(ValueError, match=r"config has unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\)") as info:
         getattr(optim, rule)(w, w, config)
