@@ -1,0 +1,258 @@
+"""xpnet.sweep on real Dask clusters (no mocks): reproducible records, resume after a killed worker, failures
+reported per trial, results files, GPU pinning. NumPy only: the sweep moves configs and records, not arrays of a
+backend, and each trial is an ordinary Solver run (tested on every backend in test_solver.py)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xpnet.classifiers import FullyConnectedNet
+from xpnet.data_utils import get_digits_data
+from xpnet.solver import Solver
+from xpnet.sweep import SweepResults, grid, sweep
+
+distributed = pytest.importorskip("distributed")
+
+# Trials that kill their own worker make the nanny log "Worker process ... was killed by signal 9" and the client
+# warn that its connection to the dead worker closed; both are the point of those tests, not a fault.
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+CONFIGS = grid(weight_scale=[1e-2, 1e-1], lr=[1e-3, 1e-2]) + [
+    {"weight_scale": 1e120, "lr": 1e-3},  # diverges: the first loss is NaN
+    {"weight_scale": "fail", "lr": 1e-3},  # raises in make_solver
+]
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = get_digits_data()
+    return {"X_train": d["X_train"][:100], "y_train": d["y_train"][:100],
+            "X_val": d["X_val"][:50], "y_val": d["y_val"][:50]}
+
+
+class LoggedSolver(Solver):
+    """A Solver that logs the epoch each train() starts from, and can kill its own worker after a checkpoint."""
+
+    log = kill_after = marker = None
+
+    def train(self):
+        if self.log is not None:
+            with open(self.log, "a") as fh:
+                fh.write(f"{self.epoch}\n")
+        # The diverging config's overflow warnings would be errors in pytest's process and ignored in a worker's.
+        with np.errstate(all="ignore"):
+            super().train()
+
+    def save_checkpoint(self, path):
+        super().save_checkpoint(path)
+        if self.kill_after is not None and self.epoch >= self.kill_after and (
+            self.marker is None or not os.path.exists(self.marker)
+        ):
+            if self.marker is not None:
+                open(self.marker, "w").close()  # only the first attempt dies
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_solver(config, data, *, log_dir=None, kill=None, always=False):
+    """A tiny 3-layer net; with ``kill={"lr": x}`` the trial of that learning rate kills its worker after the
+    checkpoint of epoch 1 (on its first attempt; with ``always``, every attempt dies at its first checkpoint)."""
+    if config["weight_scale"] == "fail":
+        raise RuntimeError("this config fails on purpose")
+    model = FullyConnectedNet([16, 16], input_dim=64, weight_scale=config["weight_scale"], dtype="float64")
+    solver = LoggedSolver(model, data, update_rule="sgd", optim_config={"learning_rate": config["lr"]},
+                          num_epochs=EPOCHS, batch_size=25, num_train_samples=100, verbose=False)
+    tag = f"ws{config['weight_scale']}_lr{config['lr']}"
+    if log_dir is not None:
+        solver.log = os.path.join(log_dir, f"{tag}.log")
+    if kill is not None and config["lr"] == kill["lr"] and config["weight_scale"] == kill["weight_scale"]:
+        solver.kill_after = 1
+        solver.marker = None if always else os.path.join(log_dir, f"{tag}.killed")
+    return solver
+
+
+def _cluster(n):
+    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster, set_as_default=False)
+    return cluster, client
+
+
+@pytest.fixture(scope="module")
+def client2():
+    cluster, client = _cluster(2)
+    with cluster, client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client1():
+    cluster, client = _cluster(1)
+    with cluster, client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    return sweep(make_solver, CONFIGS, data=data, seed=7, client="sequential")
+
+
+def _same(records, expected):
+    """Records equal except where and how long they ran."""
+    assert len(records) == len(expected)
+    for r, e in zip(records, expected):
+        drop = ("seconds", "worker")
+        # As JSON text: NaN losses of a diverged trial compare equal there.
+        same = [json.dumps({k: v for k, v in x.items() if k not in drop}, sort_keys=True) for x in (r, e)]
+        assert same[0] == same[1], (r["config"], r["error"], e["error"])
+
+
+def test_grid_is_product_order_with_plain_values():
+    configs = grid(lr=np.array([1e-3, 1e-2]), norm=[None, "batchnorm"])
+    assert configs == [{"lr": 1e-3, "norm": None}, {"lr": 1e-3, "norm": "batchnorm"},
+                       {"lr": 1e-2, "norm": None}, {"lr": 1e-2, "norm": "batchnorm"}]
+    assert type(configs[0]["lr"]) is float and list(configs[0]) == ["lr", "norm"]
+    with pytest.raises(ValueError, match="grid: lr has no values"):
+        grid(lr=[])
+    with pytest.raises(TypeError, match="grid: norm must be a list"):
+        grid(norm="batchnorm")
+
+
+def test_bad_arguments_are_refused_before_anything_runs(data):
+    with pytest.raises(ValueError, match=r"data is missing \['y_val'\]"):
+        sweep(make_solver, CONFIGS, data={k: v for k, v in data.items() if k != "y_val"}, client="sequential")
+    with pytest.raises(ValueError, match="configs is empty"):
+        sweep(make_solver, [], data=data, client="sequential")
+    with pytest.raises(ValueError, match="gpus .* needs client=None, got 'sequential'"):
+        sweep(make_solver, CONFIGS, data=data, client="sequential", gpus=[0])
+    with pytest.raises(ValueError, match="seed must be an int in"):
+        sweep(make_solver, CONFIGS, data=data, client="sequential", seed=-1)
+
+
+def test_errors_and_divergence_are_reported_and_the_rest_completes(reference):
+    assert [r["status"] for r in reference] == ["ok"] * 4 + ["diverged", "error"]
+    diverged, failed = reference[4], reference[5]
+    assert diverged["error"].startswith("NonFiniteLossError: loss is ") and " at iteration " in diverged["error"]
+    assert not np.isfinite(diverged["loss_history"][-1])
+    assert failed["error"] == "RuntimeError: this config fails on purpose" and failed["best_val_acc"] is None
+    for r in reference[:4]:
+        assert r["error"] is None and len(r["val_acc_history"]) == EPOCHS + 1 and r["worker"] == "sequential"
+        assert len(r["loss_history"]) == EPOCHS * 4 and r["config"] == CONFIGS[r["index"]]
+
+
+def test_records_do_not_depend_on_the_cluster(data, reference, client1, client2):
+    state = np.random.get_state()
+    again = sweep(make_solver, CONFIGS, data=data, seed=7, client="sequential")
+    assert np.random.get_state()[1].tolist() == state[1].tolist(), "the caller's global random state changed"
+    _same(again, reference)
+    _same(sweep(make_solver, CONFIGS, data=data, seed=7, client=client1), reference)
+    two = sweep(make_solver, CONFIGS, data=data, seed=7, client=client2.scheduler.address)  # an address
+    _same(two, reference)
+    assert {r["worker"] for r in two} <= set(client2.scheduler_info()["workers"])
+    other = sweep(make_solver, CONFIGS[:1], data=data, seed=8, client="sequential")
+    assert other[0]["loss_history"] != reference[0]["loss_history"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_worker_resumes_its_trial_from_the_checkpoint(workers, data, reference, client1, client2,
+                                                               tmp_path):
+    client = client1 if workers == 1 else client2
+    # Trial 1 kills its worker after its epoch-1 checkpoint; on a one-worker cluster that worker also held the
+    # data, which the scheduler must recompute.
+    killer = functools.partial(make_solver, log_dir=str(tmp_path), kill=CONFIGS[1])
+    results = sweep(killer, CONFIGS[:3], data=data, seed=7, client=client, checkpoint_dir=tmp_path / "ckpt")
+    _same(results, reference[:3])
+    assert (tmp_path / "ws0.01_lr0.01.killed").exists()
+    starts = (tmp_path / "ws0.01_lr0.01.log").read_text().split()
+    assert starts == ["0", "1"], f"the killed trial should restart once, from epoch 1: {starts}"
+    for config in (CONFIGS[0], CONFIGS[2]):  # a finished trial is never trained again from scratch
+        starts = (tmp_path / f"ws{config['weight_scale']}_lr{config['lr']}.log").read_text().split()
+        assert starts[0] == "0" and all(s == str(EPOCHS) for s in starts[1:]), starts
+
+
+def test_a_trial_whose_worker_keeps_dying_is_an_error_after_retries(data, reference, client2, tmp_path):
+    killer = functools.partial(make_solver, log_dir=str(tmp_path), kill=CONFIGS[0], always=True)
+    results = sweep(killer, CONFIGS[:2], data=data, seed=7, client=client2, retries=1)
+    assert results[0]["status"] == "error"
+    assert results[0]["error"].startswith("KilledWorker: the worker process running this trial died 2 times "
+                                          "(retries=1)"), results[0]["error"]
+    assert (tmp_path / "ws0.01_lr0.001.log").read_text().split() == ["0", "1"]  # the second attempt resumed too
+    _same(results[1:], reference[1:2])
+
+
+def test_save_load_best_table_and_plot(data, tmp_path):
+    results = sweep(make_solver, CONFIGS, data=data, seed=7, client="sequential", keep_params=True)
+    best = results.best()
+    assert best is max(results[:5], key=lambda r: r["best_val_acc"])
+    assert results.best(key=lambda r: -r["config"]["lr"])["config"]["lr"] == 1e-3
+    assert set(best["best_params"]) == {"W1", "b1", "W2", "b2", "W3", "b3"}
+
+    results.save(tmp_path / "sweep.json")
+    loaded = SweepResults.load(tmp_path / "sweep.json")
+    assert json.loads((tmp_path / "sweep.json").read_text())["format"] == "xpnet.sweep"
+    for a, b in zip(loaded, results):
+        params_a, params_b = a.pop("best_params"), dict(b)["best_params"]
+        assert {k: v for k, v in b.items() if k != "best_params"}.keys() == a.keys()
+        for key, value in a.items():
+            np.testing.assert_equal(value, b[key])
+        for name in params_b:
+            np.testing.assert_array_equal(params_a[name], params_b[name])
+
+    table = results.to_pandas()
+    assert list(table.columns[:3]) == ["weight_scale", "lr", "status"] and len(table) == len(CONFIGS)
+    assert table["best_val_acc"].iloc[0] == results[0]["best_val_acc"]
+    path = results.plot(x="lr", hue="weight_scale", path=tmp_path / "plots" / "lr.png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="'momentum' is not a config key"):
+        results.plot(x="momentum")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json: not a sweep results file"):
+        SweepResults.load(tmp_path / "bad.json")
+
+
+def env_of_trial(config, data):
+    """Reports the GPU pinning its worker process got, through the record's error message."""
+    import time
+
+    time.sleep(0.2)  # long enough that both workers take trials
+    raise RuntimeError(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}")
+
+
+def test_each_gpu_worker_sees_only_its_gpu(data, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # gpus="all" takes the visible ones; no GPU needed here
+    results = sweep(env_of_trial, grid(i=range(6)), data=data, gpus="all", retries=0)
+    seen = {}
+    for r in results:
+        seen.setdefault(r["worker"], set()).add(r["error"])
+    assert sorted(e for errors in seen.values() for e in errors) == [
+        "RuntimeError: CUDA_VISIBLE_DEVICES=3", "RuntimeError: CUDA_VISIBLE_DEVICES=5"]
+    assert all(len(errors) == 1 for errors in seen.values()), seen  # one GPU per worker, for all its trials
+
+
+def test_without_dask_only_sequential_runs(tmp_path):
+    script = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from xpnet.sweep import sweep\n"
+        "import numpy as np\n"
+        "def make(config, data): raise ValueError('no')\n"
+        "data = dict(X_train=np.zeros((2, 3)), y_train=np.zeros(2, int), X_val=np.zeros((2, 3)), y_val=np.zeros(2, int))\n"
+        "print(sweep(make, [{}], data=data, client='sequential')[0]['error'])\n"
+        "try:\n"
+        "    sweep(make, [{}], data=data)\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "ValueError: no",
+        "client=None needs Dask distributed, which is not installed; install it with: "
+        "pip install \"xpnet[distributed]\" (client='sequential' runs without it)",
+    ]

@@ -1,0 +1,168 @@
+"""One trial of a sweep, as it runs on a worker (or in this process with ``client="sequential"``).
+
+A trial is a pure function of ``(make_solver, config, index, data, seed)``: NumPy's global random state is seeded
+from ``(seed, index)`` before ``make_solver`` runs, and a resumed trial takes everything else from its checkpoint,
+so which worker runs it, when, and how often it was interrupted does not change its record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import math
+import os
+import re
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._backend import to_numpy
+from .solver import NonFiniteLossError, Solver
+
+__all__ = ["Settings", "run_trial", "materialize", "empty_record"]
+
+
+class Settings(NamedTuple):
+    """What every trial of one sweep shares."""
+
+    seed: int
+    keep_params: bool
+    checkpoint_dir: str | None
+    retries: int
+
+
+def materialize(data):
+    """The data dict: ``data`` itself, or what ``data()`` returns (a loader that runs where the trials run)."""
+    data = data() if callable(data) else data
+    if not isinstance(data, dict):
+        raise TypeError(f"data() must return a dict with X_train, y_train, X_val, y_val, got {type(data).__name__}")
+    return data
+
+
+def empty_record(config: dict, index: int) -> dict:
+    """A record before its trial has produced anything (``status`` "error" until it does)."""
+    return {
+        "index": index,
+        "config": dict(config),
+        "status": "error",
+        "error": None,
+        "best_val_acc": None,
+        "loss_history": [],
+        "train_acc_history": [],
+        "val_acc_history": [],
+        "seconds": 0.0,
+        "worker": None,
+    }
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # not inside a Dask worker
+        return "sequential"
+
+
+def _epoch_files(prefix: str) -> list[tuple[int, str]]:
+    """``(epoch, path)`` of the trial's checkpoints (the Solver writes ``f"{prefix}_epoch_{epoch}.npz"``)."""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"_epoch_(\d+)\.npz")
+    found = []
+    for path in glob.glob(glob.escape(prefix) + "_epoch_*.npz"):
+        match = pattern.fullmatch(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _read_count(path: str) -> int:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def _write_count(path: str, count: int) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(str(count))
+    os.replace(tmp, path)
+
+
+def run_trial(make_solver, config: dict, index: int, name: str, data, settings: Settings) -> dict:
+    """Build trial ``index``'s Solver with ``make_solver(config, data)``, train it (resuming from its last
+    checkpoint in ``settings.checkpoint_dir``, if any) and return its record. Exceptions become records."""
+    begin = time.perf_counter()
+    record = empty_record(config, index)
+    record["worker"] = _worker_name()
+    if settings.keep_params:
+        record["best_params"] = {}
+    prefix = counter = None
+    if settings.checkpoint_dir is not None:
+        os.makedirs(settings.checkpoint_dir, exist_ok=True)
+        prefix = os.path.join(settings.checkpoint_dir, name)
+        # Attempts that started and never finished: each one lost its worker process (a finished attempt, even one
+        # that raised, removes the file).
+        counter = prefix + ".attempts"
+        died = _read_count(counter)
+        if died > settings.retries:
+            record["error"] = (
+                f"KilledWorker: the worker process running this trial died {died} times "
+                f"(retries={settings.retries}); its checkpoints are in {settings.checkpoint_dir}"
+            )
+            record["seconds"] = time.perf_counter() - begin
+            return record
+        _write_count(counter, died + 1)
+    solver = None
+    try:
+        np.random.seed([settings.seed, index])  # model weights (and unseeded samplers) draw from the global state
+        solver = make_solver(dict(config), materialize(data))
+        if not isinstance(solver, Solver):
+            raise TypeError(f"make_solver must return an xpnet.solver.Solver, got {type(solver).__name__}")
+        # "raise" rather than the default "stop": the error carries the iteration, and no warning filter (which is
+        # process-wide, not thread-safe) is needed to notice it.
+        solver.on_nonfinite = "raise"
+        if prefix is not None:
+            solver.checkpoint_name = prefix
+            saved = _epoch_files(prefix)
+            if saved:
+                solver._load_checkpoint(saved[-1][1])
+        solver.train()
+        record["status"] = "ok"
+    except NonFiniteLossError as err:
+        record["status"], record["error"] = "diverged", f"NonFiniteLossError: {err}"
+    except Exception as err:  # the sweep goes on; the record says what went wrong
+        record["error"] = f"{type(err).__name__}: {err}"
+    finally:
+        if counter is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(counter)
+    if isinstance(solver, Solver):
+        _fill(record, solver, settings.keep_params)
+    if prefix is not None:
+        # The last checkpoint stays: a finished result lost with its worker is recomputed from it (no training).
+        for _, path in _epoch_files(prefix)[:-1]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    record["seconds"] = time.perf_counter() - begin
+    return record
+
+
+def _fill(record: dict, solver: Solver, keep_params: bool) -> None:
+    record["loss_history"] = [float(v) for v in solver.loss_history]
+    record["train_acc_history"] = [float(v) for v in solver.train_acc_history]
+    record["val_acc_history"] = [float(v) for v in solver.val_acc_history]
+    if record["status"] != "error" or solver.val_acc_history:
+        record["best_val_acc"] = float(solver.best_val_acc)
+    if keep_params:
+        record["best_params"] = {k: np.asarray(to_numpy(v)) for k, v in solver.best_params.items()}
+
+
+def final_loss(record: dict[str, Any]) -> float:
+    """Mean of the last 100 losses; NaN for a trial without losses or whose losses were not all finite."""
+    losses = record.get("loss_history") or []
+    if not losses or not all(math.isfinite(v) for v in losses):
+        return float("nan")
+    return float(np.mean(losses[-100:]))

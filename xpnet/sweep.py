@@ -1,0 +1,447 @@
+"""Hyperparameter sweeps: one ``Solver`` per configuration, spread over a Dask cluster (a laptop's cores by default).
+
+::
+
+    from xpnet.sweep import grid, sweep
+
+    configs = grid(weight_scale=np.logspace(-4, 0, 20), normalization=[None, "batchnorm"])
+
+    def make_solver(config, data):            # runs on a worker; returns an untrained Solver
+        model = FullyConnectedNet([100] * 5, weight_scale=config["weight_scale"],
+                                  normalization=config["normalization"])
+        return Solver(model, data, num_epochs=10, batch_size=50, update_rule="adam",
+                      optim_config={"learning_rate": 1e-3}, verbose=False)
+
+    results = sweep(make_solver, configs, data=small_data, seed=0)
+    results.best(); results.to_pandas(); results.plot(x="weight_scale", hue="normalization", path="ws.png")
+    results.save("sweep.json"); SweepResults.load("sweep.json")
+
+Trials are reproducible (NumPy's global random state is seeded from ``(seed, i)`` before ``make_solver`` runs for
+``configs[i]``), so the records do not depend on the cluster; they are fault tolerant (each trial checkpoints every
+epoch and a trial whose worker dies resumes from its last checkpoint on another). Dask distributed is the optional
+extra ``xpnet[distributed]``; ``client="sequential"`` needs none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _files, _progress
+from ._sweep_cluster import INSTALL, import_distributed, open_client, visible_gpus
+from ._sweep_trial import Settings, empty_record, final_loss, materialize, run_trial
+
+__all__ = ["grid", "sweep", "SweepResults"]
+
+_DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
+_FORMAT, _VERSION = "xpnet.sweep", 1
+_SUMMARY = ("status", "error", "best_val_acc", "final_train_acc", "final_val_acc", "final_loss", "seconds", "worker")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python ones, so configs print, compare and save as plain values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def grid(**axes: Iterable) -> list[dict]:
+    """Every combination of the given values, as a list of config dicts in ``itertools.product`` order.
+
+    ``grid(lr=[1e-3, 1e-2], reg=[0, 0.1])`` gives ``[{'lr': 0.001, 'reg': 0}, {'lr': 0.001, 'reg': 0.1},
+    {'lr': 0.01, 'reg': 0}, {'lr': 0.01, 'reg': 0.1}]``: keys in the order given, the last varying fastest. NumPy
+    scalars (from ``np.logspace``) become Python numbers. Each value must be an iterable (not a string) with at
+    least one element.
+    """
+    if not axes:
+        raise ValueError("grid needs at least one keyword, e.g. grid(learning_rate=[1e-3, 1e-2])")
+    values = {}
+    for key, vals in axes.items():
+        if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable):
+            raise TypeError(f"grid: {key} must be a list (or other iterable) of values, got {vals!r:.60}")
+        values[key] = [_plain(v) for v in vals]
+        if not values[key]:
+            raise ValueError(f"grid: {key} has no values")
+    configs = [{}]
+    for key, vals in values.items():
+        configs = [{**c, key: v} for c in configs for v in vals]
+    return configs
+
+
+def _check_args(make_solver, configs, data, seed, retries, keep_params, progress) -> list[dict]:
+    if not callable(make_solver):
+        raise TypeError(f"make_solver must be a callable (config, data) -> Solver, got {type(make_solver).__name__}")
+    if isinstance(configs, Mapping) or not isinstance(configs, Sequence):
+        raise TypeError(f"configs must be a list of dicts (see grid()), got {type(configs).__name__}")
+    if not configs:
+        raise ValueError("configs is empty: a sweep needs at least one config")
+    for i, c in enumerate(configs):
+        if not isinstance(c, Mapping):
+            raise TypeError(f"configs[{i}] must be a dict, got {type(c).__name__}")
+    if isinstance(data, Mapping):
+        missing = [k for k in _DATA_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
+    elif not callable(data):
+        raise TypeError(f"data must be a dict with keys {list(_DATA_KEYS)} or a callable returning one, "
+                        f"got {type(data).__name__}")
+    for name, value, high in (("seed", seed, 2**32 - 1), ("retries", retries, None)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < 0 or (high is not None and value > high):
+            raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
+    if not isinstance(keep_params, bool):
+        raise TypeError(f"keep_params must be True or False, got {keep_params!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+    return [{k: _plain(v) for k, v in c.items()} for c in configs]
+
+
+def _check_placement(client, n_workers, gpus) -> list[str] | None:
+    if not (client is None or client == "sequential" or isinstance(client, str) or hasattr(client, "submit")):
+        raise TypeError(
+            f"client must be None (a LocalCluster), 'sequential', a scheduler address or a distributed.Client, "
+            f"got {type(client).__name__}"
+        )
+    if n_workers is not None:
+        if isinstance(n_workers, bool) or not isinstance(n_workers, numbers.Integral) or n_workers < 1:
+            raise ValueError(f"n_workers must be an int >= 1 or None (one per core), got {n_workers!r}")
+        if client is not None:
+            raise ValueError(f"n_workers is for the LocalCluster of client=None; got client={client!r}")
+    if gpus is None:
+        return None
+    if client is not None:
+        raise ValueError(f"gpus starts a LocalCluster with one worker per GPU, so it needs client=None, got {client!r}")
+    if n_workers is not None:
+        raise ValueError("give gpus or n_workers, not both: with gpus there is one worker per GPU")
+    if gpus == "all":
+        return visible_gpus()
+    if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Iterable):
+        raise TypeError(f"gpus must be a list of GPU ids (such as [0, 1]) or 'all', got {gpus!r}")
+    ids = [str(_plain(g)) for g in gpus]
+    if not ids or len(set(ids)) != len(ids):
+        raise ValueError(f"gpus must list distinct GPU ids, at least one, got {gpus!r}")
+    return ids
+
+
+def _trial_name(config: dict, index: int, seed: int) -> str:
+    """The trial's file prefix in checkpoint_dir: the same trial of a rerun sweep finds its checkpoints again."""
+    text = json.dumps([config, seed], sort_keys=True, default=repr)
+    return f"trial_{index:04d}_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def sweep(
+    make_solver: Callable,
+    configs: Sequence[Mapping],
+    *,
+    data,
+    seed: int = 0,
+    client=None,
+    n_workers: int | None = None,
+    gpus=None,
+    checkpoint_dir=None,
+    retries: int = 2,
+    keep_params: bool = False,
+    progress: bool | None = None,
+) -> SweepResults:
+    """Train ``make_solver(config, data)`` for every config, on a Dask cluster, and return every trial's record.
+
+    Parameters
+    ----------
+    make_solver : callable ``(config, data) -> Solver`` returning an untrained :class:`xpnet.solver.Solver`; it runs
+        on the workers, so it must be picklable (a module-level function, or one defined in a script or notebook).
+        NumPy's global random state is seeded from ``(seed, i)`` before it runs for ``configs[i]``.
+    configs : list of dicts (see :func:`grid`); ``results[i]`` is ``configs[i]``'s record.
+    data : dict with ``X_train`` (N_train, ...), ``y_train`` (N_train,), ``X_val``, ``y_val`` (NumPy), sent to the
+        cluster once per sweep as the result of a task, so a worker that dies with it is given it again; or a
+        callable returning such a dict (a loader that reads the data where the workers run, for large data sets).
+    seed : int in [0, 2**32); the same seed gives the same records on any cluster.
+    client : None (default) starts a ``LocalCluster`` for this call (one single-threaded worker process per core,
+        or ``n_workers``) and closes it after; a ``distributed.Client`` or a scheduler address
+        (``"tcp://host:8786"``) uses that cluster; ``"sequential"`` runs the trials one after another in this
+        process (debugging; needs no Dask).
+    gpus : with ``client=None``: a list of GPU ids, or ``"all"`` for every visible GPU (``CUDA_VISIBLE_DEVICES``,
+        else ``nvidia-smi -L``). The LocalCluster gets one worker per GPU, its process started with
+        ``CUDA_VISIBLE_DEVICES`` set to that id, so a trial on CuPy or torch ``"cuda"`` sees exactly one GPU.
+    checkpoint_dir : a folder every worker can reach. Each trial writes its checkpoint there after every epoch; a
+        trial whose worker dies (killed, out of memory, preempted) is rerun by Dask and resumes from its last
+        checkpoint, ending with the record of an uninterrupted run. Default: a temporary folder (removed after)
+        when the workers run on this machine (``client=None``, or a Client of a ``LocalCluster``); none for a
+        scheduler address or ``"sequential"``. The same folder, configs and seed make a rerun sweep continue where
+        an interrupted one stopped; use a fresh folder after changing ``make_solver``.
+    retries : how many times a trial's worker may die before the trial is reported as ``"error"`` (default 2;
+        counted in ``checkpoint_dir``; without one, the scheduler's ``distributed.scheduler.allowed-failures``
+        decides). A trial that raises is ``"error"`` at once: it is seeded, so a rerun would raise again.
+    keep_params : put the best params (dict of NumPy arrays) in each record as ``best_params``.
+    progress : a tqdm bar over trials (done / total, best validation accuracy so far): None (default) draws one in
+        a terminal or a notebook with ipywidgets, True always, False never.
+
+    Returns
+    -------
+    SweepResults : ``results[i]`` is a dict with ``config``, ``status`` (``"ok"``, ``"diverged"`` when the loss
+        became non-finite, ``"error"`` when the trial raised or its worker died more than ``retries`` times),
+        ``error`` (None, or ``"ExceptionType: message"``; for a diverged trial the iteration), ``best_val_acc``,
+        ``loss_history``, ``train_acc_history``, ``val_acc_history``, ``seconds``, ``worker`` (the worker's
+        address, or ``"sequential"``), ``index`` and, with ``keep_params``, ``best_params``. A trial's failure
+        never stops the sweep.
+    """
+    configs = _check_args(make_solver, configs, data, seed, retries, keep_params, progress)
+    gpu_ids = _check_placement(client, n_workers, gpus)
+    if checkpoint_dir is not None:
+        _files.check_writable(os.path.join(os.fspath(checkpoint_dir), "trial"), name="checkpoint_dir")
+        checkpoint_dir = os.path.abspath(os.fspath(checkpoint_dir))
+    names = [_trial_name(c, i, seed) for i, c in enumerate(configs)]
+    if client == "sequential":
+        settings = Settings(seed, keep_params, checkpoint_dir, retries)
+        return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
+    import_distributed(f"client={client!r}")
+    with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
+        with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
+            if checkpoint_dir is None and local:
+                checkpoint_dir = scratch
+            settings = Settings(seed, keep_params, checkpoint_dir, retries)
+            return SweepResults(_distributed(dask_client, make_solver, configs, names, data, settings, progress))
+
+
+class _Bar:
+    """The sweep's progress bar: trials done / total, and the best validation accuracy so far."""
+
+    def __init__(self, total: int, progress: bool | None):
+        bar_class = _progress.bar_class(progress)
+        self.bar = None if bar_class is None else bar_class(total=total, unit="trial", desc="sweep", dynamic_ncols=True)
+        self.best = -math.inf
+
+    def done(self, record: dict) -> None:
+        if self.bar is None:
+            return
+        if record["status"] != "error" and record["best_val_acc"] is not None:
+            self.best = max(self.best, record["best_val_acc"])
+        if self.best > -math.inf:
+            self.bar.set_postfix(best_val_acc=f"{self.best:.4f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _sequential(make_solver, configs, names, data, settings, progress) -> list[dict]:
+    saved = np.random.get_state()  # the trials seed the global state; the caller's is put back after
+    bar = _Bar(len(configs), progress)
+    records = []
+    try:
+        data = materialize(data)
+        for i, config in enumerate(configs):
+            records.append(run_trial(make_solver, config, i, names[i], data, settings))
+            bar.done(records[-1])
+    finally:
+        bar.close()
+        np.random.set_state(saved)
+    return records
+
+
+def _distributed(client, make_solver, configs, names, data, settings, progress) -> list[dict]:
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:12]
+    # The data is a task's result, not a scattered future: the scheduler keeps the task and recomputes it when the
+    # last worker holding the data dies, whereas scattered data lives only on workers and dies with them (on a
+    # one-worker cluster every later trial would fail). Each worker fetches it once, from a peer, and keeps it.
+    data_future = client.submit(materialize, data, key=f"xpnet-sweep-data-{token}", pure=False)
+    pending = {}
+    for i, config in enumerate(configs):
+        future = client.submit(
+            run_trial, make_solver, config, i, names[i], data_future, settings,
+            key=f"xpnet-sweep-trial-{i}-{token}", pure=False,
+        )
+        pending[future.key] = (i, future)
+    records: list[dict | None] = [None] * len(configs)
+    bar = _Bar(len(configs), progress)
+    try:
+        for future, result in as_completed(
+            [f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False
+        ):
+            i, _ = pending.pop(future.key)
+            if isinstance(result, BaseException):  # KilledWorker past the scheduler's limit, a lost connection
+                result = {**empty_record(configs[i], i), "error": f"{type(result).__name__}: {result}"}
+                if settings.keep_params:
+                    result["best_params"] = {}
+            records[i] = result
+            # Released once its result is here: a finished trial whose worker dies later is not run again.
+            future.release()
+            bar.done(result)
+    finally:
+        bar.close()
+        for _, future in pending.values():
+            future.cancel()
+        data_future.release()
+    return records
+
+
+def _record_value(record: dict, key) -> Any:
+    if callable(key):
+        return key(record)
+    if key in record:
+        return record[key]
+    if key in ("final_train_acc", "final_val_acc"):
+        history = record[key.replace("final_", "") + "_history"]
+        return history[-1] if history else None
+    if key == "final_loss":
+        return final_loss(record)
+    return record["config"].get(key)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class SweepResults(Sequence):
+    """The records of a sweep, in config order: ``results[i]`` is the dict of ``configs[i]`` (see :func:`sweep`)."""
+
+    def __init__(self, records: Iterable[dict]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def __repr__(self) -> str:
+        counts = {s: sum(r["status"] == s for r in self.records) for s in ("ok", "diverged", "error")}
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        return f"SweepResults({len(self)} trials: {text or 'none'})"
+
+    def best(self, key="best_val_acc") -> dict:
+        """The record with the highest ``key``: a record key (``"best_val_acc"``), ``"final_train_acc"``,
+        ``"final_val_acc"``, ``"final_loss"``, a config key, or a callable ``record -> number`` (negate it to
+        find a lowest). Records without a finite number for it (failed trials) are left out."""
+        scored = [(v, i) for i, r in enumerate(self.records) if _finite(v := _record_value(r, key))]
+        if not scored:
+            raise ValueError(f"no record has a finite number for key {key!r} (statuses: {repr(self)})")
+        return self.records[max(scored, key=lambda s: (s[0], -s[1]))[1]]
+
+    def _rows(self) -> list[dict]:
+        rows = []
+        for r in self.records:
+            row = {k if k not in _SUMMARY else f"config.{k}": v for k, v in r["config"].items()}
+            row.update({k: _record_value(r, k) for k in _SUMMARY})
+            row.update({k: r[k] for k in ("loss_history", "train_acc_history", "val_acc_history")})
+            rows.append(row)
+        return rows
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame``, one row per trial: the config keys, then ``status``, ``error``,
+        ``best_val_acc``, ``final_train_acc``, ``final_val_acc``, ``final_loss`` (mean of the last 100 losses),
+        ``seconds``, ``worker`` and the three histories (lists)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(f"SweepResults.to_pandas needs pandas; install it with: {INSTALL}") from None
+        return pandas.DataFrame(self._rows())
+
+    def plot(self, x: str, y="best_val_acc", hue: str | None = None, path=None, *, logx: bool | None = None,
+             title: str | None = None):
+        """Plot ``y`` (a key as in :meth:`best`) against the config key ``x``, one line per value of the config
+        key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
+        a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
+        None."""
+        from .vis_utils import _new_figure, _save
+
+        lines: dict[Any, list[tuple[float, float]]] = {}
+        for r in self.records:
+            if x not in r["config"] or (hue is not None and hue not in r["config"]):
+                missing = x if x not in r["config"] else hue
+                raise ValueError(f"{missing!r} is not a config key; config keys: {list(r['config'])}")
+            value = _record_value(r, y)
+            if r["status"] != "error" and _finite(value):
+                group = None if hue is None else r["config"][hue]
+                lines.setdefault(group, []).append((r["config"][x], value))
+        xs = [px for points in lines.values() for px, _ in points]
+        if logx is None:
+            logx = bool(xs) and all(_finite(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
+        fig = _new_figure((7, 4.5))
+        ax = fig.subplots()
+        for group, points in lines.items():
+            points.sort(key=lambda p: p[0])
+            label = None if hue is None else f"{hue}={group}"
+            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", markersize=4, label=label)
+        if logx:
+            ax.set_xscale("log")
+        ax.set(xlabel=x, ylabel=y if isinstance(y, str) else getattr(y, "__name__", "value"), title=title or "")
+        if hue is not None and lines:
+            ax.legend(fontsize="small")
+        return fig if path is None else _save(fig, path)
+
+    def save(self, path) -> None:
+        """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
+        Non-finite numbers are written as JSON's common extension ``NaN`` / ``Infinity``."""
+        path = os.fspath(path)
+        records, arrays = [], {}
+        for r in self.records:
+            r = dict(r)
+            params = r.pop("best_params", None)
+            if params is not None:
+                arrays.update({f"{r['index']}/{k}": v for k, v in params.items()})
+                r["best_params"] = sorted(params)
+            records.append(r)
+        params_file = os.path.basename(path) + ".params.npz" if arrays else None
+        try:
+            text = json.dumps({"format": _FORMAT, "version": _VERSION, "params_file": params_file,
+                               "records": records}, default=_json_default, indent=1)
+        except TypeError as err:
+            raise TypeError(f"cannot save {path!r}: {err}") from None
+        if arrays:
+            _files.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{os.path.basename(path)}.tmp-", delete=False)
+        try:
+            with tmp:
+                tmp.write(text)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp.name, path)
+        except BaseException:
+            if os.path.exists(tmp.name):
+                os.unlink(tmp.name)
+            raise
+
+    @classmethod
+    def load(cls, path) -> SweepResults:
+        """Read a file written by :meth:`save` (and its ``.params.npz``, if any). A file that is not one is a
+        ``ValueError`` naming it."""
+        path = os.fspath(path)
+        with open(path) as fh:
+            try:
+                doc = json.load(fh)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not a sweep results file (invalid JSON: {err})") from None
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
+            raise ValueError(f"{path}: not a sweep results file written by SweepResults.save "
+                             f"(format {_FORMAT!r} version {_VERSION})")
+        records = doc.get("records")
+        required = set(empty_record({}, 0))
+        if not isinstance(records, list) or not all(isinstance(r, dict) and required <= set(r) for r in records):
+            raise ValueError(f"{path}: 'records' must be a list of dicts with the keys {sorted(required)}")
+        if doc.get("params_file"):
+            arrays, _ = _files.read_npz(os.path.join(os.path.dirname(os.path.abspath(path)), doc["params_file"]))
+            for r in records:
+                if "best_params" in r:
+                    r["best_params"] = {k: arrays[f"{r['index']}/{k}"] for k in r["best_params"]}
+        return cls(records)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a config value of type {type(value).__name__} cannot be written to JSON: {value!r:.60}")
