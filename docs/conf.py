@@ -127,9 +127,10 @@ def _page(modname: str) -> str:
         lines += [f"   {name}" for name, _ in own] + [""]
         for name, obj in own:
             if inspect.isclass(obj):
-                lines += [f".. autoclass:: {name}", "   :members:", "   :inherited-members: object", ""]
-                if issubclass(obj, BaseException):
-                    lines[-2:-1] = []  # the exception's own docstring is the contract; Exception's methods are not
+                # Methods xpnet's own base classes give (Model.save, ...) are documented; those of Python's classes
+                # (Sequence.index, Exception.with_traceback, ...) are not.
+                foreign = ", ".join(c.__name__ for c in obj.__mro__[1:] if not c.__module__.startswith("xpnet"))
+                lines += [f".. autoclass:: {name}", "   :members:", f"   :inherited-members: {foreign}", ""]
             else:
                 lines += [f".. autofunction:: {name}", ""]
     if elsewhere:
