@@ -21,9 +21,8 @@ from xpnet.sweep import SweepResults, grid, sweep
 
 distributed = pytest.importorskip("distributed")
 
-# Trials that kill their own worker make the nanny log "Worker process ... was killed by signal 9" and the client
-# warn that its connection to the dead worker closed; both are the point of those tests, not a fault.
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+# No warning filter: Dask logs a killed worker (nanny restart, closed comms) through logging, not warnings, and
+# dashboard_address=":0" keeps LocalCluster from warning about port 8787 being taken.
 
 CONFIGS = grid(weight_scale=[1e-2, 1e-1], lr=[1e-3, 1e-2]) + [
     {"weight_scale": 1e120, "lr": 1e-3},  # diverges: the first loss is NaN
@@ -107,7 +106,7 @@ def reference(data):
 def _same(records, expected):
     """Records equal except where and how long they ran."""
     assert len(records) == len(expected)
-    for r, e in zip(records, expected):
+    for r, e in zip(records, expected, strict=True):
         drop = ("seconds", "worker")
         # As JSON text: NaN losses of a diverged trial compare equal there.
         same = [json.dumps({k: v for k, v in x.items() if k not in drop}, sort_keys=True) for x in (r, e)]
@@ -187,6 +186,15 @@ def test_a_trial_whose_worker_keeps_dying_is_an_error_after_retries(data, refere
     _same(results[1:], reference[1:2])
 
 
+def missing_data():
+    raise FileNotFoundError("no data here")
+
+
+def test_a_data_loader_that_fails_makes_every_record_an_error(client2):
+    results = sweep(make_solver, CONFIGS[:2], data=missing_data, client=client2)
+    assert [(r["status"], r["error"]) for r in results] == [("error", "FileNotFoundError: no data here")] * 2
+
+
 def test_save_load_best_table_and_plot(data, tmp_path):
     results = sweep(make_solver, CONFIGS, data=data, seed=7, client="sequential", keep_params=True)
     best = results.best()
@@ -197,7 +205,7 @@ def test_save_load_best_table_and_plot(data, tmp_path):
     results.save(tmp_path / "sweep.json")
     loaded = SweepResults.load(tmp_path / "sweep.json")
     assert json.loads((tmp_path / "sweep.json").read_text())["format"] == "xpnet.sweep"
-    for a, b in zip(loaded, results):
+    for a, b in zip(loaded, results, strict=True):
         params_a, params_b = a.pop("best_params"), dict(b)["best_params"]
         assert {k: v for k, v in b.items() if k != "best_params"}.keys() == a.keys()
         for key, value in a.items():
@@ -209,7 +217,8 @@ def test_save_load_best_table_and_plot(data, tmp_path):
     assert list(table.columns[:3]) == ["weight_scale", "lr", "status"] and len(table) == len(CONFIGS)
     assert table["best_val_acc"].iloc[0] == results[0]["best_val_acc"]
     path = results.plot(x="lr", hue="weight_scale", path=tmp_path / "plots" / "lr.png")
-    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="'momentum' is not a config key"):
         results.plot(x="momentum")
     (tmp_path / "bad.json").write_text("{}")
@@ -242,7 +251,8 @@ def test_without_dask_only_sequential_runs(tmp_path):
         "from xpnet.sweep import sweep\n"
         "import numpy as np\n"
         "def make(config, data): raise ValueError('no')\n"
-        "data = dict(X_train=np.zeros((2, 3)), y_train=np.zeros(2, int), X_val=np.zeros((2, 3)), y_val=np.zeros(2, int))\n"
+        "x, y = np.zeros((2, 3)), np.zeros(2, int)\n"
+        "data = dict(X_train=x, y_train=y, X_val=x, y_val=y)\n"
         "print(sweep(make, [{}], data=data, client='sequential')[0]['error'])\n"
         "try:\n"
         "    sweep(make, [{}], data=data)\n"

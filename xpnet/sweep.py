@@ -24,6 +24,7 @@ extra ``xpnet[distributed]``; ``client="sequential"`` needs none of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -37,14 +38,13 @@ from typing import Any
 import numpy as np
 
 from . import _files, _progress
-from ._sweep_cluster import INSTALL, import_distributed, open_client, visible_gpus
-from ._sweep_trial import Settings, empty_record, final_loss, materialize, run_trial
+from ._sweep_cluster import import_distributed, open_client, visible_gpus
+from ._sweep_results import SweepResults
+from ._sweep_trial import Settings, empty_record, materialize, run_trial
 
-__all__ = ["grid", "sweep", "SweepResults"]
+__all__ = ["grid", "sweep", "SweepResults", "local_client"]
 
 _DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
-_FORMAT, _VERSION = "xpnet.sweep", 1
-_SUMMARY = ("status", "error", "best_val_acc", "final_train_acc", "final_val_acc", "final_loss", "seconds", "worker")
 
 
 def _plain(value: Any) -> Any:
@@ -210,6 +210,19 @@ def sweep(
             return SweepResults(_distributed(dask_client, make_solver, configs, names, data, settings, progress))
 
 
+@contextlib.contextmanager
+def local_client(n_workers: int | None = None, *, gpus=None, retries: int = 2):
+    """A ``distributed.Client`` of a LocalCluster, as ``sweep(client=None)`` starts one, for several sweeps.
+
+    ``with local_client(n_workers=2) as client: sweep(..., client=client)`` starts the worker processes once (one
+    single-threaded worker per core by default, or one per GPU of ``gpus``) and closes them at the end; ``retries``
+    should match the sweeps' (the scheduler allows one more run of a trial than that).
+    """
+    gpu_ids = _check_placement(None, n_workers, gpus)
+    with open_client(None, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (client, _):
+        yield client
+
+
 class _Bar:
     """The sweep's progress bar: trials done / total, and the best validation accuracy so far."""
 
@@ -247,6 +260,14 @@ def _sequential(make_solver, configs, names, data, settings, progress) -> list[d
     return records
 
 
+def _future_exception(future) -> BaseException:
+    """What a failed or cancelled trial's future raised (a failed dependency, such as the data, included)."""
+    try:
+        return future.exception(timeout=10)
+    except BaseException as err:  # CancelledError and its kin are raised, not returned
+        return err
+
+
 def _distributed(client, make_solver, configs, names, data, settings, progress) -> list[dict]:
     from distributed import as_completed
 
@@ -269,8 +290,9 @@ def _distributed(client, make_solver, configs, names, data, settings, progress) 
             [f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False
         ):
             i, _ = pending.pop(future.key)
-            if isinstance(result, BaseException):  # KilledWorker past the scheduler's limit, a lost connection
-                result = {**empty_record(configs[i], i), "error": f"{type(result).__name__}: {result}"}
+            if future.status != "finished":  # KilledWorker past the scheduler's limit, the data failed, cancelled
+                exc = _future_exception(future)
+                result = {**empty_record(configs[i], i), "error": f"{type(exc).__name__}: {exc}"}
                 if settings.keep_params:
                     result["best_params"] = {}
             records[i] = result
@@ -283,165 +305,3 @@ def _distributed(client, make_solver, configs, names, data, settings, progress) 
             future.cancel()
         data_future.release()
     return records
-
-
-def _record_value(record: dict, key) -> Any:
-    if callable(key):
-        return key(record)
-    if key in record:
-        return record[key]
-    if key in ("final_train_acc", "final_val_acc"):
-        history = record[key.replace("final_", "") + "_history"]
-        return history[-1] if history else None
-    if key == "final_loss":
-        return final_loss(record)
-    return record["config"].get(key)
-
-
-def _finite(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
-class SweepResults(Sequence):
-    """The records of a sweep, in config order: ``results[i]`` is the dict of ``configs[i]`` (see :func:`sweep`)."""
-
-    def __init__(self, records: Iterable[dict]):
-        self.records = list(records)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i):
-        return self.records[i]
-
-    def __repr__(self) -> str:
-        counts = {s: sum(r["status"] == s for r in self.records) for s in ("ok", "diverged", "error")}
-        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        return f"SweepResults({len(self)} trials: {text or 'none'})"
-
-    def best(self, key="best_val_acc") -> dict:
-        """The record with the highest ``key``: a record key (``"best_val_acc"``), ``"final_train_acc"``,
-        ``"final_val_acc"``, ``"final_loss"``, a config key, or a callable ``record -> number`` (negate it to
-        find a lowest). Records without a finite number for it (failed trials) are left out."""
-        scored = [(v, i) for i, r in enumerate(self.records) if _finite(v := _record_value(r, key))]
-        if not scored:
-            raise ValueError(f"no record has a finite number for key {key!r} (statuses: {repr(self)})")
-        return self.records[max(scored, key=lambda s: (s[0], -s[1]))[1]]
-
-    def _rows(self) -> list[dict]:
-        rows = []
-        for r in self.records:
-            row = {k if k not in _SUMMARY else f"config.{k}": v for k, v in r["config"].items()}
-            row.update({k: _record_value(r, k) for k in _SUMMARY})
-            row.update({k: r[k] for k in ("loss_history", "train_acc_history", "val_acc_history")})
-            rows.append(row)
-        return rows
-
-    def to_pandas(self):
-        """A ``pandas.DataFrame``, one row per trial: the config keys, then ``status``, ``error``,
-        ``best_val_acc``, ``final_train_acc``, ``final_val_acc``, ``final_loss`` (mean of the last 100 losses),
-        ``seconds``, ``worker`` and the three histories (lists)."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(f"SweepResults.to_pandas needs pandas; install it with: {INSTALL}") from None
-        return pandas.DataFrame(self._rows())
-
-    def plot(self, x: str, y="best_val_acc", hue: str | None = None, path=None, *, logx: bool | None = None,
-             title: str | None = None):
-        """Plot ``y`` (a key as in :meth:`best`) against the config key ``x``, one line per value of the config
-        key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
-        a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
-        None."""
-        from .vis_utils import _new_figure, _save
-
-        lines: dict[Any, list[tuple[float, float]]] = {}
-        for r in self.records:
-            if x not in r["config"] or (hue is not None and hue not in r["config"]):
-                missing = x if x not in r["config"] else hue
-                raise ValueError(f"{missing!r} is not a config key; config keys: {list(r['config'])}")
-            value = _record_value(r, y)
-            if r["status"] != "error" and _finite(value):
-                group = None if hue is None else r["config"][hue]
-                lines.setdefault(group, []).append((r["config"][x], value))
-        xs = [px for points in lines.values() for px, _ in points]
-        if logx is None:
-            logx = bool(xs) and all(_finite(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
-        fig = _new_figure((7, 4.5))
-        ax = fig.subplots()
-        for group, points in lines.items():
-            points.sort(key=lambda p: p[0])
-            label = None if hue is None else f"{hue}={group}"
-            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", markersize=4, label=label)
-        if logx:
-            ax.set_xscale("log")
-        ax.set(xlabel=x, ylabel=y if isinstance(y, str) else getattr(y, "__name__", "value"), title=title or "")
-        if hue is not None and lines:
-            ax.legend(fontsize="small")
-        return fig if path is None else _save(fig, path)
-
-    def save(self, path) -> None:
-        """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
-        Non-finite numbers are written as JSON's common extension ``NaN`` / ``Infinity``."""
-        path = os.fspath(path)
-        records, arrays = [], {}
-        for r in self.records:
-            r = dict(r)
-            params = r.pop("best_params", None)
-            if params is not None:
-                arrays.update({f"{r['index']}/{k}": v for k, v in params.items()})
-                r["best_params"] = sorted(params)
-            records.append(r)
-        params_file = os.path.basename(path) + ".params.npz" if arrays else None
-        try:
-            text = json.dumps({"format": _FORMAT, "version": _VERSION, "params_file": params_file,
-                               "records": records}, default=_json_default, indent=1)
-        except TypeError as err:
-            raise TypeError(f"cannot save {path!r}: {err}") from None
-        if arrays:
-            _files.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{os.path.basename(path)}.tmp-", delete=False)
-        try:
-            with tmp:
-                tmp.write(text)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp.name, path)
-        except BaseException:
-            if os.path.exists(tmp.name):
-                os.unlink(tmp.name)
-            raise
-
-    @classmethod
-    def load(cls, path) -> SweepResults:
-        """Read a file written by :meth:`save` (and its ``.params.npz``, if any). A file that is not one is a
-        ``ValueError`` naming it."""
-        path = os.fspath(path)
-        with open(path) as fh:
-            try:
-                doc = json.load(fh)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: not a sweep results file (invalid JSON: {err})") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
-            raise ValueError(f"{path}: not a sweep results file written by SweepResults.save "
-                             f"(format {_FORMAT!r} version {_VERSION})")
-        records = doc.get("records")
-        required = set(empty_record({}, 0))
-        if not isinstance(records, list) or not all(isinstance(r, dict) and required <= set(r) for r in records):
-            raise ValueError(f"{path}: 'records' must be a list of dicts with the keys {sorted(required)}")
-        if doc.get("params_file"):
-            arrays, _ = _files.read_npz(os.path.join(os.path.dirname(os.path.abspath(path)), doc["params_file"]))
-            for r in records:
-                if "best_params" in r:
-                    r["best_params"] = {k: arrays[f"{r['index']}/{k}"] for k in r["best_params"]}
-        return cls(records)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"a config value of type {type(value).__name__} cannot be written to JSON: {value!r:.60}")

@@ -1,0 +1,188 @@
+"""The records of a sweep: :class:`SweepResults` (best, table, plot, save and load)."""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _files
+from ._sweep_cluster import INSTALL
+from ._sweep_trial import empty_record, final_loss
+
+__all__ = ["SweepResults"]
+
+_FORMAT, _VERSION = "xpnet.sweep", 1
+_SUMMARY = ("status", "error", "best_val_acc", "final_train_acc", "final_val_acc", "final_loss", "seconds", "worker")
+
+
+def _record_value(record: dict, key) -> Any:
+    if callable(key):
+        return key(record)
+    if key in record:
+        return record[key]
+    if key in ("final_train_acc", "final_val_acc"):
+        history = record[key.replace("final_", "") + "_history"]
+        return history[-1] if history else None
+    if key == "final_loss":
+        return final_loss(record)
+    return record["config"].get(key)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class SweepResults(Sequence):
+    """The records of a sweep, in config order: ``results[i]`` is the dict of ``configs[i]`` (see :func:`sweep`)."""
+
+    def __init__(self, records: Iterable[dict]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def __repr__(self) -> str:
+        counts = {s: sum(r["status"] == s for r in self.records) for s in ("ok", "diverged", "error")}
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        return f"SweepResults({len(self)} trials: {text or 'none'})"
+
+    def best(self, key="best_val_acc") -> dict:
+        """The record with the highest ``key``: a record key (``"best_val_acc"``), ``"final_train_acc"``,
+        ``"final_val_acc"``, ``"final_loss"``, a config key, or a callable ``record -> number`` (negate it to
+        find a lowest). Records without a finite number for it (failed trials) are left out."""
+        scored = [(v, i) for i, r in enumerate(self.records) if _finite(v := _record_value(r, key))]
+        if not scored:
+            raise ValueError(f"no record has a finite number for key {key!r} (statuses: {repr(self)})")
+        return self.records[max(scored, key=lambda s: (s[0], -s[1]))[1]]
+
+    def _rows(self) -> list[dict]:
+        rows = []
+        for r in self.records:
+            row = {k if k not in _SUMMARY else f"config.{k}": v for k, v in r["config"].items()}
+            row.update({k: _record_value(r, k) for k in _SUMMARY})
+            row.update({k: r[k] for k in ("loss_history", "train_acc_history", "val_acc_history")})
+            rows.append(row)
+        return rows
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame``, one row per trial: the config keys, then ``status``, ``error``,
+        ``best_val_acc``, ``final_train_acc``, ``final_val_acc``, ``final_loss`` (mean of the last 100 losses),
+        ``seconds``, ``worker`` and the three histories (lists)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(f"SweepResults.to_pandas needs pandas; install it with: {INSTALL}") from None
+        return pandas.DataFrame(self._rows())
+
+    def plot(self, x: str, y="best_val_acc", hue: str | None = None, path=None, *, logx: bool | None = None,
+             title: str | None = None):
+        """Plot ``y`` (a key as in :meth:`best`) against the config key ``x``, one line per value of the config
+        key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
+        a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
+        None."""
+        from .vis_utils import _new_figure, _save
+
+        lines: dict[Any, list[tuple[float, float]]] = {}
+        for r in self.records:
+            if x not in r["config"] or (hue is not None and hue not in r["config"]):
+                missing = x if x not in r["config"] else hue
+                raise ValueError(f"{missing!r} is not a config key; config keys: {list(r['config'])}")
+            value = _record_value(r, y)
+            if r["status"] != "error" and _finite(value):
+                group = None if hue is None else r["config"][hue]
+                lines.setdefault(group, []).append((r["config"][x], value))
+        xs = [px for points in lines.values() for px, _ in points]
+        if logx is None:
+            logx = bool(xs) and all(_finite(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
+        fig = _new_figure((7, 4.5))
+        ax = fig.subplots()
+        for group, points in lines.items():
+            points.sort(key=lambda p: p[0])
+            label = None if hue is None else f"{hue}={group}"
+            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", markersize=4, label=label)
+        if logx:
+            ax.set_xscale("log")
+        ax.set(xlabel=x, ylabel=y if isinstance(y, str) else getattr(y, "__name__", "value"), title=title or "")
+        if hue is not None and lines:
+            ax.legend(fontsize="small")
+        return fig if path is None else _save(fig, path)
+
+    def save(self, path) -> None:
+        """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
+        Non-finite numbers are written as JSON's common extension ``NaN`` / ``Infinity``."""
+        path = os.fspath(path)
+        records, arrays = [], {}
+        for r in self.records:
+            r = dict(r)
+            params = r.pop("best_params", None)
+            if params is not None:
+                arrays.update({f"{r['index']}/{k}": v for k, v in params.items()})
+                r["best_params"] = sorted(params)
+            records.append(r)
+        params_file = os.path.basename(path) + ".params.npz" if arrays else None
+        try:
+            text = json.dumps({"format": _FORMAT, "version": _VERSION, "params_file": params_file,
+                               "records": records}, default=_json_default, indent=1)
+        except TypeError as err:
+            raise TypeError(f"cannot save {path!r}: {err}") from None
+        if arrays:
+            _files.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{os.path.basename(path)}.tmp-", delete=False)
+        try:
+            with tmp:
+                tmp.write(text)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp.name, path)
+        except BaseException:
+            if os.path.exists(tmp.name):
+                os.unlink(tmp.name)
+            raise
+
+    @classmethod
+    def load(cls, path) -> SweepResults:
+        """Read a file written by :meth:`save` (and its ``.params.npz``, if any). A file that is not one is a
+        ``ValueError`` naming it."""
+        path = os.fspath(path)
+        with open(path) as fh:
+            try:
+                doc = json.load(fh)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: not a sweep results file (invalid JSON: {err})") from None
+        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
+            raise ValueError(f"{path}: not a sweep results file written by SweepResults.save "
+                             f"(format {_FORMAT!r} version {_VERSION})")
+        records = doc.get("records")
+        required = set(empty_record({}, 0))
+        if not isinstance(records, list) or not all(isinstance(r, dict) and required <= set(r) for r in records):
+            raise ValueError(f"{path}: 'records' must be a list of dicts with the keys {sorted(required)}")
+        if doc.get("params_file"):
+            params_path = os.path.join(os.path.dirname(os.path.abspath(path)), doc["params_file"])
+            arrays, _ = _files.read_npz(params_path)
+            for r in records:
+                if "best_params" in r:
+                    missing = [k for k in r["best_params"] if f"{r['index']}/{k}" not in arrays]
+                    if missing:
+                        raise ValueError(f"{params_path}: trial {r['index']} has no arrays for {missing}")
+                    r["best_params"] = {k: arrays[f"{r['index']}/{k}"] for k in r["best_params"]}
+        return cls(records)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a config value of type {type(value).__name__} cannot be written to JSON: {value!r:.60}")
