@@ -6,6 +6,7 @@ Import it before NumPy: it sets the CPU thread defaults, which BLAS and OpenMP r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -246,3 +247,42 @@ def start(args):
     data = load_data(args)
     print(f"backend: {description}; data: {args.data}: {describe(data)}")
     return xp, device, data
+
+
+def add_sweep_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Where a sweep's trials run (:mod:`xpnet.sweep`): local worker processes or a running Dask cluster."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local Dask cluster; 0 trains in this process (default: one per core)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster for this run)",
+    )
+    return p
+
+
+@contextlib.contextmanager
+def sweep_client(args):
+    """What ``sweep(client=...)`` gets from ``--workers`` / ``--scheduler``; a local cluster starts once, here."""
+    if args.scheduler is not None:
+        if args.workers is not None:
+            raise SystemExit("--workers is for the local cluster; with --scheduler the cluster has its own workers")
+        yield args.scheduler
+    elif args.workers == 0:
+        yield "sequential"
+    else:
+        if args.workers is not None and args.workers < 0:
+            raise SystemExit(f"--workers must be >= 0, got {args.workers}")
+        from xpnet._sweep_cluster import import_distributed
+        from xpnet.sweep import local_client
+
+        try:
+            import_distributed("--workers")
+        except ImportError as err:
+            raise SystemExit(f"{err}; or run with --workers 0") from None
+        with local_client(n_workers=args.workers) as client:
+            yield client

@@ -88,7 +88,7 @@ def test_backend_torch_without_torch_is_one_clean_line(script, tmp_path):
     assert line == "--backend torch: torch is not installed; install it with: pip install torch", line
 
 
-@pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py", "batchnorm_experiments.py"])
+@pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py", "batchnorm_experiments.py", "sweep_cifar.py"])
 def test_help_shows_every_default_once(script, tmp_path):
     done = _launch(script, "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -105,9 +105,9 @@ def test_help_shows_every_default_once(script, tmp_path):
             assert re.search(r"\(default: [^)]+\)", text), f"{flag} shows no default: {text}"
     shown = {" ".join(b.split()).split()[0].rstrip(","): " ".join(b.split()) for b in blocks}
     assert "(default: " in shown["--epochs"] and "(default: " in shown["--seed"], shown
-    if script != "batchnorm_experiments.py":
+    if script in ("train_fc.py", "train_cnn.py"):
         assert "(default: " in shown["--batch-size"] and "(default: 0.001)" in shown["--reg"], shown
-    else:
+    elif script == "batchnorm_experiments.py":
         assert "(default: 1000)" in shown["--num-train"], shown
 
 
@@ -125,3 +125,13 @@ def test_batchnorm_experiments_write_their_plots(tmp_path):
     for name in ("bn_vs_baseline", "weight_scale", "batch_size_batchnorm", "batch_size_layernorm"):
         _assert_png(tmp_path / "plots" / f"{name}.png")
         assert f"{name}.png" in out, out
+
+
+def test_sweep_cifar_prints_the_table_and_writes_the_plot(tmp_path):
+    args = ["--backend", "numpy", "--epochs", 1, "--num-train", 100, "--lrs", "1e-3", "1e-2", "--regs", 0, "0.01"]
+    out = _run("sweep_cifar.py", *args, "--workers", 2, "--plot", "sweep.png", "--save", "sweep.json", cwd=tmp_path)
+    assert "4 runs in " in out and "SweepResults(4 trials: 4 ok)" in out, out
+    assert re.search(r"learning_rate +reg +status +best_val_acc +final_train_acc +seconds", out), out
+    assert re.search(r"best: learning_rate [\d.e-]+, reg [\d.e-]+: val acc \d\.\d{4}", out), out
+    _assert_png(tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.json").is_file()
