@@ -175,7 +175,9 @@ def sweep(
         checkpoint, ending with the record of an uninterrupted run. Default: a temporary folder (removed after)
         when the workers run on this machine (``client=None``, or a Client of a ``LocalCluster``); none for a
         scheduler address or ``"sequential"``. The same folder, configs and seed make a rerun sweep continue where
-        an interrupted one stopped; use a fresh folder after changing ``make_solver``.
+        an interrupted one stopped; use a fresh folder after changing ``make_solver``. False: no checkpoints
+        (each is a durable, fsynced write per epoch, which shows in trials of a few seconds); a trial whose worker
+        dies then restarts from scratch, still ending with the same record, since it is seeded.
     retries : how many times a trial's worker may die before the trial is reported as ``"error"`` (default 2;
         counted in ``checkpoint_dir``; without one, the scheduler's ``distributed.scheduler.allowed-failures``
         decides). A trial that raises is ``"error"`` at once: it is seeded, so a rerun would raise again.
@@ -194,7 +196,10 @@ def sweep(
     """
     configs = _check_args(make_solver, configs, data, seed, retries, keep_params, progress)
     gpu_ids = _check_placement(client, n_workers, gpus)
-    if checkpoint_dir is not None:
+    use_default = checkpoint_dir is None
+    if checkpoint_dir is False:
+        checkpoint_dir = None
+    elif checkpoint_dir is not None:
         _files.check_writable(os.path.join(os.fspath(checkpoint_dir), "trial"), name="checkpoint_dir")
         checkpoint_dir = os.path.abspath(os.fspath(checkpoint_dir))
     names = [_trial_name(c, i, seed) for i, c in enumerate(configs)]
@@ -204,7 +209,7 @@ def sweep(
     import_distributed(f"client={client!r}")
     with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
         with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
-            if checkpoint_dir is None and local:
+            if use_default and local:
                 checkpoint_dir = scratch
             settings = Settings(seed, keep_params, checkpoint_dir, retries)
             return SweepResults(_distributed(dask_client, make_solver, configs, names, data, settings, progress))
