@@ -39,7 +39,7 @@ def test_float64_without_64bit_mode_is_refused_not_truncated():
         assert B.max_float_dtype(jnp) == jnp.float32
         # A float32 model and the Solver run without a warning (labels are int32 there: no int64 is asked for).
         data = blobs(n_train=20, n_val=10, dim=6, classes=3)
-        model = FullyConnectedNet(hidden_dims=[4], input_dim=6, num_classes=3, xp="jax", normalization="batchnorm")
+        model = FullyConnectedNet(hidden_dims=[4], input_dim=6, num_classes=3, xp="jax")
         loss, grads = model.loss(data["X_train"][:4], data["y_train"][:4])
         assert loss.dtype == jnp.float32 and all(g.dtype == jnp.float32 for g in grads.values())
         Solver(model, data, num_epochs=1, batch_size=10, verbose=False).train()
