@@ -2,7 +2,7 @@
 
 ``XPNET_BACKENDS=numpy,cupy`` selects backends (default: all of ``ALL_BACKENDS``). Two of them are GPU proxies:
 array_api_strict on its ``device1`` (refuses NumPy conversion and mixing with the default device, as CuPy does) and
-on ``no_float64`` (as Apple MPS); a test puts its arrays there with ``helpers.to_xp`` and its models with
+on ``no_float64`` (as Apple MPS). ``torch_cuda`` is torch on a real CUDA device (skipped without one). A test puts its arrays there with ``helpers.to_xp`` and its models with
 ``device=helpers.device_under_test(xp)``, both reading the device the ``xp`` fixture set.
 ``XPNET_REQUIRE_BACKENDS=numpy,torch,...`` makes a missing backend an error that stops the run before any test; CI
 sets it so that a broken install cannot pass quietly. array_api_strict is pinned to the 2024.12 standard: passing on
@@ -33,11 +33,18 @@ ALL_BACKENDS = (
     "torch",
     "jax",
     "cupy",
+    "torch_cuda",
 )
 # GPU proxies: array_api_strict on a non-default device. device1 refuses conversion to NumPy and mixing with the
 # default device (what CuPy does); no_float64 has no float64 (what Apple MPS does), so only tests that create no
 # float64 array run there (tests/helpers.py skips the others, naming the reason).
-DEVICE_VARIANTS = {"array_api_strict_device1": "device1", "array_api_strict_no_float64": "no_float64"}
+# torch_cuda is torch on its first CUDA device (a real GPU, not a proxy; unavailable without one).
+# variant -> (backend, device name)
+DEVICE_VARIANTS = {
+    "array_api_strict_device1": ("array_api_strict", "device1"),
+    "array_api_strict_no_float64": ("array_api_strict", "no_float64"),
+    "torch_cuda": ("torch", "cuda"),
+}
 STRICT_API_VERSION = "2024.12"
 # The user property (and JUnit <property>) that marks a test skipped because its backend did not load.
 UNAVAILABLE = "xpnet_backend_unavailable"
@@ -59,8 +66,15 @@ def _selected() -> list[str]:
 
 def _load(name: str):
     """The namespace for backend ``name``, or a string saying why it is unavailable."""
+    if name == "torch_cuda":
+        try:
+            import torch
+        except ImportError as err:
+            return f"ImportError: {err}"
+        if not torch.cuda.is_available():
+            return "torch is installed but sees no CUDA device"
     if name in DEVICE_VARIANTS:
-        return _load("array_api_strict")
+        return _load(DEVICE_VARIANTS[name][0])
     try:
         if name == "array_api_strict":
             import array_api_strict
@@ -145,16 +159,27 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"backend {backend} unavailable ({_CACHE[backend]}): {n} {tests} skipped")
 
 
+def _variant_device(name: str, namespace):
+    """The device object of a variant (None for a plain backend: its default device)."""
+    if name not in DEVICE_VARIANTS:
+        return None
+    base, device_name = DEVICE_VARIANTS[name]
+    if base == "torch":
+        import torch
+
+        return torch.device(device_name)
+    return namespace.Device(device_name)
+
+
 @pytest.fixture(params=BACKENDS)
 def xp(request):
     """The array namespace of one backend (array-api-compat wrapped for numpy, torch and cupy).
 
-    For a device variant the namespace is array_api_strict's and ``helpers.DEVICE`` is set to the variant's device
-    for the test's duration: ``helpers.to_xp`` creates arrays there, and the ``device`` fixture returns it.
+    For a device variant the namespace is its backend's (array_api_strict or torch) and ``helpers.DEVICE`` is set to
+    the variant's device for the test's duration: ``helpers.to_xp`` creates arrays there, and the ``device`` fixture returns it.
     """
     namespace = load_backend(request.param)
-    device_name = DEVICE_VARIANTS.get(request.param)
-    token = helpers.DEVICE.set(None if device_name is None else namespace.Device(device_name))
+    token = helpers.DEVICE.set(_variant_device(request.param, namespace))
     yield namespace
     helpers.DEVICE.reset(token)
 

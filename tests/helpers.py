@@ -36,9 +36,11 @@ DEVICE: ContextVar = ContextVar("xpnet_test_device", default=None)
 def device_under_test(xp=None):
     """The device under test, for ``device=`` of models built on backend ``xp`` (None: the backend's default, and
     always for a backend other than the one under test, e.g. NumPy in a cross-backend test)."""
-    if xp is not None and backend_name(get_namespace(xp)) != "array_api_strict":
+    device = DEVICE.get()
+    # A device object belongs to its library (torch.device, array_api_strict's Device): other backends get None.
+    if device is None or (xp is not None and type(device).__module__.split(".")[0] != backend_name(get_namespace(xp))):
         return None
-    return DEVICE.get()
+    return device
 
 
 def to_xp(a, xp, dtype=None):
