@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make a fresh virtualenv, install xpnet with its test extras plus the torch CPU build (backend and test oracle),
-# run exactly the test command README.md shows, then fail if a required backend ran no test.
+# Make a fresh virtualenv, install xpnet with its test, jax, distributed, docs and lint extras plus the torch CPU build
+# (backend and test oracle),
+# run exactly the test command README.md shows, fail if a required backend ran no test, then run ci/lint.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ rm -rf "$VENV"
 source "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip
 # torch is pinned: the pinned version is the local CPU build; an unpinned one would pull GBs of CUDA packages.
-python -m pip install --quiet -e ".[test,jax,distributed]" "torch==2.13.0"
+python -m pip install --quiet -e ".[test,jax,distributed,docs,lint]" "torch==2.13.0"
 python -m pip list --format=freeze | grep -iE '^(numpy|array.api|torch|jax|jaxlib|pytest|hypothesis)' || true
 
 mkdir -p "$REPORT_DIR"
@@ -25,3 +26,6 @@ export PYTEST_ADDOPTS="--junitxml=$REPORT_DIR/junit.xml ${PYTEST_ADDOPTS:-}"
 python -m pytest
 
 python ci/check_backends.py "$REPORT_DIR/junit.xml" --require numpy,array_api_strict,array_api_strict_device1,array_api_strict_no_float64,torch,jax --readme README.md
+
+# Lint, format, types and the docs build (warnings as errors): every check runs, any finding fails CI.
+bash ci/lint.sh
