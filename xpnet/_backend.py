@@ -80,7 +80,8 @@ def namespace(*arrays: Any, **named: Any):
     Raises ``TypeError`` when an input is not an array at all (a list, a NumPy scalar...), naming it if it was
     passed by name, and when the arrays come from different libraries, naming the backends (and the arguments).
     """
-    items = [(None, a) for a in arrays] + list(named.items())
+    items: list[tuple[str | None, Any]] = [(None, a) for a in arrays]
+    items += named.items()
     items = [(n, a) for n, a in items if a is not None and not isinstance(a, _SCALARS)]
     for name, a in items:
         if not is_array(a):

@@ -135,7 +135,7 @@ class SweepResults(Sequence):
                                "records": records}, default=_json_default, indent=1)
         except TypeError as err:
             raise TypeError(f"cannot save {path!r}: {err}") from None
-        if arrays:
+        if params_file is not None:
             _files.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)

@@ -13,7 +13,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from . import _files, _progress, optim
 from ._backend import (
@@ -75,6 +75,10 @@ class NonFiniteLossError(FloatingPointError):
         self.loss = loss
 
 
+@overload
+def _int_setting(value: Any, name: str, *, low: int, optional: Literal[False] = False) -> int: ...
+@overload
+def _int_setting(value: Any, name: str, *, low: int, optional: bool) -> int | None: ...
 def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
     """``value`` as an int if it is one (Python or NumPy) >= ``low``, or None when ``optional``; else a
     ``TypeError`` / ``ValueError`` naming ``name``."""
@@ -214,7 +218,7 @@ class Solver:
         lr_decay = settings["lr_decay"]
         if isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real):
             raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
-        if not 0 < lr_decay < math.inf:  # NaN fails this too
+        if not 0 < float(lr_decay) < math.inf:  # NaN fails this too
             raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
         progress = settings["progress"]
         if progress is not None and not isinstance(progress, bool):
@@ -299,15 +303,15 @@ class Solver:
     def _reset(self) -> None:
         """Set up the book-keeping of a new run (CS231n's ``_reset``). Called by ``__init__``."""
         self.epoch = 0
-        self.best_val_acc = 0
-        self.best_params = {}
+        self.best_val_acc: float = 0
+        self.best_params: dict[str, Any] = {}
         self._best_model_state = None  # the model state that goes with best_params
-        self.loss_history = []
-        self.train_acc_history = []
-        self.val_acc_history = []
+        self.loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
         self._iteration = 0
-        self._pending_losses = []  # device 0-d arrays not yet copied into loss_history
+        self._pending_losses: list[Any] = []  # device 0-d arrays not yet copied into loss_history
         self._rng = host_rng(self.seed)
 
     def _iterations_per_epoch(self) -> int:
@@ -352,7 +356,7 @@ class Solver:
                 return i
         return None
 
-    def _diverged(self, index: int, fallback: tuple, num_iterations: int) -> NonFiniteLossError:
+    def _diverged(self, index: int, fallback: tuple | None, num_iterations: int) -> NonFiniteLossError:
         """Restore the best params, end the histories at the non-finite ``loss_history[index]``, and build the
         error (or the warning's message) for it."""
         loss = self.loss_history[index]
@@ -601,12 +605,12 @@ class Solver:
             return kind, specs
         if kind == "bn_params":
             # CS231n's models create running statistics at the first pass, with the shape of gamma{i + 1}.
-            specs = []
+            slot_specs = []
             for i, d in enumerate(state):
                 gamma = self.model.params.get(f"gamma{i + 1}")
                 lazy = {} if gamma is None else dict.fromkeys(("running_mean", "running_var"), _files.Spec.of(gamma))
-                specs.append({**lazy, **{k: _files.Spec.of(v) for k, v in d.items()}})
-            return kind, specs
+                slot_specs.append({**lazy, **{k: _files.Spec.of(v) for k, v in d.items()}})
+            return kind, slot_specs
         return None, None
 
     def _load_checkpoint(self, path) -> None:

@@ -69,7 +69,7 @@ def grid(**axes: Iterable) -> list[dict]:
         values[key] = [_plain(v) for v in vals]
         if not values[key]:
             raise ValueError(f"grid: {key} has no values")
-    configs = [{}]
+    configs: list[dict[str, Any]] = [{}]
     for key, vals in values.items():
         configs = [{**c, key: v} for c in configs for v in vals]
     return configs
@@ -95,7 +95,7 @@ def _check_args(make_solver, configs, data, seed, retries, keep_params, progress
     for name, value, high in (("seed", seed, 2**32 - 1), ("retries", retries, None)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name} must be an int, got {value!r}")
-        if value < 0 or (high is not None and value > high):
+        if int(value) < 0 or (high is not None and int(value) > high):
             raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
     if not isinstance(keep_params, bool):
         raise TypeError(f"keep_params must be True or False, got {keep_params!r}")
@@ -309,4 +309,7 @@ def _distributed(client, make_solver, configs, names, data, settings, progress) 
         for _, future in pending.values():
             future.cancel()
         data_future.release()
-    return records
+    lost = [i for i, r in enumerate(records) if r is None]
+    if lost:  # cannot happen: as_completed yields every future once; refuse to return records out of config order
+        raise RuntimeError(f"sweep: no record came back for trials {lost}")
+    return [r for r in records if r is not None]
