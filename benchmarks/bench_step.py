@@ -263,7 +263,7 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
         run.sync()
     losses = {name: float(to_numpy(run.loss)) for name, run in runs.items()}
     reference = losses["torch"]
-    for name, value in losses.items():
+    for value in losses.values():
         if not abs(value - reference) <= 1e-4 * abs(reference) + 1e-6:
             raise RuntimeError(f"{label}: first-step losses differ, so the models differ: {losses}")
 
@@ -279,7 +279,7 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
             times[name].append(run.synced_step())
 
     def ratio(name):
-        return statistics.median(a / b for a, b in zip(times[name], times["torch"]))
+        return statistics.median(a / b for a, b in zip(times[name], times["torch"], strict=True))
 
     ops = {name: _count_ops(runs[name]) for name in ("xpnet/torch", "torch")}
     peaks = {
@@ -306,8 +306,8 @@ def _mb(n):
 def print_table(rows, xp_name) -> None:
     first = f"xpnet/{xp_name}"
     print(
-        f"| model | {first} ms | ÷ torch | xpnet/torch ms | ÷ torch | torch ms | ops (all / kernels) xpnet/torch | ops torch "
-        f"| peak MiB {first} | peak MiB xpnet/torch | peak MiB torch |"
+        f"| model | {first} ms | ÷ torch | xpnet/torch ms | ÷ torch | torch ms "
+        f"| ops (all / kernels) xpnet/torch | ops torch | peak MiB {first} | peak MiB xpnet/torch | peak MiB torch |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:

@@ -87,25 +87,43 @@ class Runner:
 
     def __init__(self, args, xp, device, data, client):
         self.args, self.data, self.client = args, data, client
-        settings = {"backend": backend_name(xp), "device": device, "dtype": args.dtype, "epochs": args.epochs,
-                    "seed": args.seed}
+        settings = {
+            "backend": backend_name(xp),
+            "device": device,
+            "dtype": args.dtype,
+            "epochs": args.epochs,
+            "seed": args.seed,
+        }
         self.make_solver = functools.partial(make_solver, settings=settings)
 
     def fit(self, configs):
         """The sweep's records; a run whose loss blows up stops there and keeps its histories so far."""
-        results = sweep(self.make_solver, configs, data=self.data, seed=self.args.seed, client=self.client,
-                        progress=False if self.args.quiet else None)
+        results = sweep(
+            self.make_solver,
+            configs,
+            data=self.data,
+            seed=self.args.seed,
+            client=self.client,
+            progress=False if self.args.quiet else None,
+        )
         for r in results:
             if r["status"] != "ok":
                 c = r["config"]
-                print(f"  {c['normalization'] or 'baseline'}, weight scale {c['weight_scale']:.2e}: {r['status']}, "
-                      f"{r['error']}")
+                print(
+                    f"  {c['normalization'] or 'baseline'}, weight scale {c['weight_scale']:.2e}: {r['status']}, "
+                    f"{r['error']}"
+                )
         return results
 
 
 def _config(hidden_dims, normalization, *, weight_scale, lr, batch_size):
-    return {"hidden_dims": hidden_dims, "normalization": normalization, "weight_scale": weight_scale, "lr": lr,
-            "batch_size": batch_size}
+    return {
+        "hidden_dims": hidden_dims,
+        "normalization": normalization,
+        "weight_scale": weight_scale,
+        "lr": lr,
+        "batch_size": batch_size,
+    }
 
 
 def with_and_without_batchnorm(run: Runner, out_dir: str) -> str:
@@ -133,8 +151,11 @@ def weight_scale_sweep(run: Runner, out_dir: str) -> str:
     from matplotlib.figure import Figure
 
     scales = [float(ws) for ws in np.logspace(-4, 0, num=run.args.scales)]
-    configs = [_config([50] * 7, norm, weight_scale=ws, lr=1e-3, batch_size=50)
-               for ws in scales for norm in (None, "batchnorm")]
+    configs = [
+        _config([50] * 7, norm, weight_scale=ws, lr=1e-3, batch_size=50)
+        for ws in scales
+        for norm in (None, "batchnorm")
+    ]
     records = run.fit(configs)
     results = {"baseline": [], "batchnorm": []}
     for r in records:
@@ -168,8 +189,9 @@ def batch_size_sweep(run: Runner, out_dir: str) -> list[str]:
     records = run.fit([_config([100] * 5, norm, weight_scale=2e-2, lr=lr, batch_size=bs) for norm, bs in runs])
     for r in records:
         c = r["config"]
-        print(f"  {c['normalization'] or 'baseline'}, batch size {c['batch_size']}: "
-              f"best val acc {r['best_val_acc']:.3f}")
+        print(
+            f"  {c['normalization'] or 'baseline'}, batch size {c['batch_size']}: best val acc {r['best_val_acc']:.3f}"
+        )
     baseline = records[0]
     paths = []
     for norm in ("batchnorm", "layernorm"):

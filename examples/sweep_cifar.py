@@ -36,10 +36,12 @@ from xpnet.sweep import grid, sweep
 
 def parse_args(argv=None):
     p = add_common_flags(new_parser(__doc__))
-    p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3], metavar="LR",
-                   help="Adam learning rates")
-    p.add_argument("--regs", type=float, nargs="+", default=[0.0, 1e-3, 1e-2], metavar="REG",
-                   help="L2 regularization strengths")
+    p.add_argument(
+        "--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3], metavar="LR", help="Adam learning rates"
+    )
+    p.add_argument(
+        "--regs", type=float, nargs="+", default=[0.0, 1e-3, 1e-2], metavar="REG", help="L2 regularization strengths"
+    )
     p.add_argument("--hidden-dims", type=int, nargs="+", default=[100, 100], metavar="H", help="hidden layer sizes")
     p.add_argument("--epochs", type=int, default=5, help="epochs of every training run")
     p.add_argument("--batch-size", type=int, default=100, help="images per minibatch")
@@ -91,13 +93,26 @@ def main(argv=None):
         data = functools.partial(load_on_worker, args)
     else:
         xp, device, data = start(args)
-    settings = {"backend": backend_name(xp), "device": device, "dtype": args.dtype, "epochs": args.epochs,
-                "batch_size": args.batch_size, "hidden_dims": args.hidden_dims, "seed": args.seed}
+    settings = {
+        "backend": backend_name(xp),
+        "device": device,
+        "dtype": args.dtype,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "hidden_dims": args.hidden_dims,
+        "seed": args.seed,
+    }
     configs = grid(learning_rate=args.lrs, reg=args.regs)
     begin = time.perf_counter()
     with sweep_client(args) as client:
-        results = sweep(functools.partial(make_solver, settings=settings), configs, data=data, seed=args.seed,
-                        client=client, progress=False if args.quiet else None)
+        results = sweep(
+            functools.partial(make_solver, settings=settings),
+            configs,
+            data=data,
+            seed=args.seed,
+            client=client,
+            progress=False if args.quiet else None,
+        )
     print(f"{len(results)} runs in {time.perf_counter() - begin:.1f} s: {results}")
     table = results.to_pandas()[["learning_rate", "reg", "status", "best_val_acc", "final_train_acc", "seconds"]]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -107,13 +122,21 @@ def main(argv=None):
     if len(failed) == len(results):
         raise SystemExit("every run failed; the first error is above")
     best = results.best()
-    print(f"best: learning_rate {best['config']['learning_rate']:g}, reg {best['config']['reg']:g}: "
-          f"val acc {best['best_val_acc']:.4f}")
+    print(
+        f"best: learning_rate {best['config']['learning_rate']:g}, reg {best['config']['reg']:g}: "
+        f"val acc {best['best_val_acc']:.4f}"
+    )
     if args.save:
         results.save(args.save)
         print(f"records written to {args.save}")
-    path = results.plot(x="learning_rate", y="best_val_acc", hue="reg", path=args.plot, logx=True,
-                        title=f"{args.data}: best validation accuracy")
+    path = results.plot(
+        x="learning_rate",
+        y="best_val_acc",
+        hue="reg",
+        path=args.plot,
+        logx=True,
+        title=f"{args.data}: best validation accuracy",
+    )
     print(f"plot written to {path}")
 
 

@@ -2,8 +2,9 @@
 
 ``XPNET_BACKENDS=numpy,cupy`` selects backends (default: all of ``ALL_BACKENDS``). Two of them are GPU proxies:
 array_api_strict on its ``device1`` (refuses NumPy conversion and mixing with the default device, as CuPy does) and
-on ``no_float64`` (as Apple MPS). ``torch_cuda`` is torch on a real CUDA device (skipped without one). A test puts its arrays there with ``helpers.to_xp`` and its models with
-``device=helpers.device_under_test(xp)``, both reading the device the ``xp`` fixture set.
+on ``no_float64`` (as Apple MPS). ``torch_cuda`` is torch on a real CUDA device (skipped without one). A test puts
+its arrays there with ``helpers.to_xp`` and its models with ``device=helpers.device_under_test(xp)``, both reading
+the device the ``xp`` fixture set.
 ``XPNET_REQUIRE_BACKENDS=numpy,torch,...`` makes a missing backend an error that stops the run before any test; CI
 sets it so that a broken install cannot pass quietly. array_api_strict is pinned to the 2024.12 standard: passing on
 it is the proof that xpnet uses only the standard.
@@ -176,7 +177,8 @@ def xp(request):
     """The array namespace of one backend (array-api-compat wrapped for numpy, torch and cupy).
 
     For a device variant the namespace is its backend's (array_api_strict or torch) and ``helpers.DEVICE`` is set to
-    the variant's device for the test's duration: ``helpers.to_xp`` creates arrays there, and the ``device`` fixture returns it.
+    the variant's device for the test's duration: ``helpers.to_xp`` creates arrays there, and the ``device``
+    fixture returns it.
     """
     namespace = load_backend(request.param)
     token = helpers.DEVICE.set(_variant_device(request.param, namespace))

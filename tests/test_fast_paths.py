@@ -23,6 +23,7 @@ from xpnet.layers import (
     relu_backward,
     relu_forward,
 )
+
 from helpers import assert_close, device_under_test, require_dtype, to_np, to_xp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def test_conv_relu_pool_matches_the_naive_layers_composed(xp, n, c, f, h, w, k, 
     dout = to_xp(dout_np, xp)
     ref_out, ref_grads = _naive_conv_relu_pool(x_np, w_np, b_np, conv_param, pool_param, dout_np)
     _assert_same(out, ref_out, xp, "out")
-    for name, got, ref in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), ref_grads):
+    for name, got, ref in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), ref_grads, strict=True):
         _assert_same(got, ref, xp, name)
     dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=False)
     assert dx is None

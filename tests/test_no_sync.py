@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import requires_torch, torch
 
 from xpnet import optim
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
+
+from helpers import requires_torch, torch
 
 pytestmark = requires_torch
 
@@ -36,8 +37,9 @@ def _meta():
 def _build(name: str):
     np.random.seed(0)  # weights are drawn on the host, then placed on the meta device (their values are dropped)
     if name == "cnn":
-        model = ThreeLayerConvNet((3, 8, 8), num_filters=4, filter_size=3, hidden_dim=10, num_classes=C, reg=0.1,
-                                  xp="torch", device=_meta())
+        model = ThreeLayerConvNet(
+            (3, 8, 8), num_filters=4, filter_size=3, hidden_dim=10, num_classes=C, reg=0.1, xp="torch", device=_meta()
+        )
         X = torch.empty((N, 3, 8, 8), device=_meta())
     else:
         model = FullyConnectedNet([10, 7], input_dim=D, num_classes=C, xp="torch", device=_meta(), **FC_CONFIGS[name])

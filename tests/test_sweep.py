@@ -34,8 +34,12 @@ EPOCHS = 3
 @pytest.fixture(scope="module")
 def data():
     d = get_digits_data()
-    return {"X_train": d["X_train"][:100], "y_train": d["y_train"][:100],
-            "X_val": d["X_val"][:50], "y_val": d["y_val"][:50]}
+    return {
+        "X_train": d["X_train"][:100],
+        "y_train": d["y_train"][:100],
+        "X_val": d["X_val"][:50],
+        "y_val": d["y_val"][:50],
+    }
 
 
 class LoggedSolver(Solver):
@@ -53,8 +57,10 @@ class LoggedSolver(Solver):
 
     def save_checkpoint(self, path):
         super().save_checkpoint(path)
-        if self.kill_after is not None and self.epoch >= self.kill_after and (
-            self.marker is None or not os.path.exists(self.marker)
+        if (
+            self.kill_after is not None
+            and self.epoch >= self.kill_after
+            and (self.marker is None or not os.path.exists(self.marker))
         ):
             if self.marker is not None:
                 open(self.marker, "w").close()  # only the first attempt dies
@@ -67,8 +73,16 @@ def make_solver(config, data, *, log_dir=None, kill=None, always=False):
     if config["weight_scale"] == "fail":
         raise RuntimeError("this config fails on purpose")
     model = FullyConnectedNet([16, 16], input_dim=64, weight_scale=config["weight_scale"], dtype="float64")
-    solver = LoggedSolver(model, data, update_rule="sgd", optim_config={"learning_rate": config["lr"]},
-                          num_epochs=EPOCHS, batch_size=25, num_train_samples=100, verbose=False)
+    solver = LoggedSolver(
+        model,
+        data,
+        update_rule="sgd",
+        optim_config={"learning_rate": config["lr"]},
+        num_epochs=EPOCHS,
+        batch_size=25,
+        num_train_samples=100,
+        verbose=False,
+    )
     tag = f"ws{config['weight_scale']}_lr{config['lr']}"
     if log_dir is not None:
         solver.log = os.path.join(log_dir, f"{tag}.log")
@@ -115,8 +129,12 @@ def _same(records, expected):
 
 def test_grid_is_product_order_with_plain_values():
     configs = grid(lr=np.array([1e-3, 1e-2]), norm=[None, "batchnorm"])
-    assert configs == [{"lr": 1e-3, "norm": None}, {"lr": 1e-3, "norm": "batchnorm"},
-                       {"lr": 1e-2, "norm": None}, {"lr": 1e-2, "norm": "batchnorm"}]
+    assert configs == [
+        {"lr": 1e-3, "norm": None},
+        {"lr": 1e-3, "norm": "batchnorm"},
+        {"lr": 1e-2, "norm": None},
+        {"lr": 1e-2, "norm": "batchnorm"},
+    ]
     assert type(configs[0]["lr"]) is float and list(configs[0]) == ["lr", "norm"]
     with pytest.raises(ValueError, match="grid: lr has no values"):
         grid(lr=[])
@@ -160,8 +178,7 @@ def test_records_do_not_depend_on_the_cluster(data, reference, client1, client2)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_killed_worker_resumes_its_trial_from_the_checkpoint(workers, data, reference, client1, client2,
-                                                               tmp_path):
+def test_a_killed_worker_resumes_its_trial_from_the_checkpoint(workers, data, reference, client1, client2, tmp_path):
     client = client1 if workers == 1 else client2
     # Trial 1 kills its worker after its epoch-1 checkpoint; on a one-worker cluster that worker also held the
     # data, which the scheduler must recompute.
@@ -180,8 +197,9 @@ def test_a_trial_whose_worker_keeps_dying_is_an_error_after_retries(data, refere
     killer = functools.partial(make_solver, log_dir=str(tmp_path), kill=CONFIGS[0], always=True)
     results = sweep(killer, CONFIGS[:2], data=data, seed=7, client=client2, retries=1)
     assert results[0]["status"] == "error"
-    assert results[0]["error"].startswith("KilledWorker: the worker process running this trial died 2 times "
-                                          "(retries=1)"), results[0]["error"]
+    assert results[0]["error"].startswith(
+        "KilledWorker: the worker process running this trial died 2 times (retries=1)"
+    ), results[0]["error"]
     assert (tmp_path / "ws0.01_lr0.001.log").read_text().split() == ["0", "1"]  # the second attempt resumed too
     _same(results[1:], reference[1:2])
 
@@ -241,7 +259,9 @@ def test_each_gpu_worker_sees_only_its_gpu(data, monkeypatch):
     for r in results:
         seen.setdefault(r["worker"], set()).add(r["error"])
     assert sorted(e for errors in seen.values() for e in errors) == [
-        "RuntimeError: CUDA_VISIBLE_DEVICES=3", "RuntimeError: CUDA_VISIBLE_DEVICES=5"]
+        "RuntimeError: CUDA_VISIBLE_DEVICES=3",
+        "RuntimeError: CUDA_VISIBLE_DEVICES=5",
+    ]
     assert all(len(errors) == 1 for errors in seen.values()), seen  # one GPU per worker, for all its trials
 
 

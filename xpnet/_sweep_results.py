@@ -84,8 +84,16 @@ class SweepResults(Sequence):
             raise ImportError(f"SweepResults.to_pandas needs pandas; install it with: {INSTALL}") from None
         return pandas.DataFrame(self._rows())
 
-    def plot(self, x: str, y="best_val_acc", hue: str | None = None, path=None, *, logx: bool | None = None,
-             title: str | None = None):
+    def plot(
+        self,
+        x: str,
+        y="best_val_acc",
+        hue: str | None = None,
+        path=None,
+        *,
+        logx: bool | None = None,
+        title: str | None = None,
+    ):
         """Plot ``y`` (a key as in :meth:`best`) against the config key ``x``, one line per value of the config
         key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
         a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
@@ -131,8 +139,11 @@ class SweepResults(Sequence):
             records.append(r)
         params_file = os.path.basename(path) + ".params.npz" if arrays else None
         try:
-            text = json.dumps({"format": _FORMAT, "version": _VERSION, "params_file": params_file,
-                               "records": records}, default=_json_default, indent=1)
+            text = json.dumps(
+                {"format": _FORMAT, "version": _VERSION, "params_file": params_file, "records": records},
+                default=_json_default,
+                indent=1,
+            )
         except TypeError as err:
             raise TypeError(f"cannot save {path!r}: {err}") from None
         if params_file is not None:
@@ -162,8 +173,9 @@ class SweepResults(Sequence):
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: not a sweep results file (invalid JSON: {err})") from None
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
-            raise ValueError(f"{path}: not a sweep results file written by SweepResults.save "
-                             f"(format {_FORMAT!r} version {_VERSION})")
+            raise ValueError(
+                f"{path}: not a sweep results file written by SweepResults.save (format {_FORMAT!r} version {_VERSION})"
+            )
         records = doc.get("records")
         required = set(empty_record({}, 0))
         if not isinstance(records, list) or not all(isinstance(r, dict) and required <= set(r) for r in records):

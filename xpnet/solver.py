@@ -237,9 +237,7 @@ class Solver:
         self.on_nonfinite = settings["on_nonfinite"]
         self.batch_size = _int_setting(settings["batch_size"], "batch_size", low=1)
         self.num_epochs = _int_setting(settings["num_epochs"], "num_epochs", low=0)
-        self.num_train_samples = _int_setting(
-            settings["num_train_samples"], "num_train_samples", low=1, optional=True
-        )
+        self.num_train_samples = _int_setting(settings["num_train_samples"], "num_train_samples", low=1, optional=True)
         self.num_val_samples = _int_setting(settings["num_val_samples"], "num_val_samples", low=1, optional=True)
         self.checkpoint_name = settings["checkpoint_name"]
         self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
@@ -365,7 +363,8 @@ class Solver:
         del self.loss_history[iteration:]
         self._iteration = iteration
         held = (
-            f"the best params so far (val acc {self.best_val_acc:f})" if self.best_params
+            f"the best params so far (val acc {self.best_val_acc:f})"
+            if self.best_params
             else "the params training started from"
         )
         self._restore_best(fallback)
@@ -555,7 +554,7 @@ class Solver:
             bn_params = getattr(self.model, "bn_params", None)
             if not isinstance(bn_params, (list, tuple)) or len(bn_params) != len(state):
                 raise ValueError(f"the checkpoint holds {len(state)} bn_params dicts; the model does not match")
-            for target, saved in zip(bn_params, state):
+            for target, saved in zip(bn_params, state, strict=True):
                 target.update(saved)
 
     def save_checkpoint(self, path) -> None:
@@ -599,9 +598,7 @@ class Solver:
             specs = {name: _files.Spec.of(v) for name, v in state.items() if is_array(v)}
             slots = getattr(self.model, "_state_slots", None)
             if callable(slots):  # xpnet's models: running statistics exist only after a training pass
-                specs.update(
-                    {f"{p}.{k}": _files.Spec.of(ref, shape) for p, _, keys, shape in slots() for k in keys}
-                )
+                specs.update({f"{p}.{k}": _files.Spec.of(ref, shape) for p, _, keys, shape in slots() for k in keys})
             return kind, specs
         if kind == "bn_params":
             # CS231n's models create running statistics at the first pass, with the shape of gamma{i + 1}.

@@ -90,8 +90,9 @@ def _check_args(make_solver, configs, data, seed, retries, keep_params, progress
         if missing:
             raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
     elif not callable(data):
-        raise TypeError(f"data must be a dict with keys {list(_DATA_KEYS)} or a callable returning one, "
-                        f"got {type(data).__name__}")
+        raise TypeError(
+            f"data must be a dict with keys {list(_DATA_KEYS)} or a callable returning one, got {type(data).__name__}"
+        )
     for name, value, high in (("seed", seed, 2**32 - 1), ("retries", retries, None)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name} must be an int, got {value!r}")
@@ -284,8 +285,15 @@ def _distributed(client, make_solver, configs, names, data, settings, progress) 
     pending = {}
     for i, config in enumerate(configs):
         future = client.submit(
-            run_trial, make_solver, config, i, names[i], data_future, settings,
-            key=f"xpnet-sweep-trial-{i}-{token}", pure=False,
+            run_trial,
+            make_solver,
+            config,
+            i,
+            names[i],
+            data_future,
+            settings,
+            key=f"xpnet-sweep-trial-{i}-{token}",
+            pure=False,
         )
         pending[future.key] = (i, future)
     records: list[dict | None] = [None] * len(configs)
