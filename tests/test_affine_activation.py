@@ -5,6 +5,7 @@ import pytest
 
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import affine_backward, affine_forward, relu_backward, relu_forward
+
 from helpers import (
     FLOAT_DTYPES,
     GRAD_REL_ERROR,
@@ -61,8 +62,9 @@ def test_relu_gradient_matches_numerical(xp):
 @FLOAT_DTYPES
 def test_affine_relu_match_torch_autograd(xp, dtype):
     # The inputs are rounded to dtype first: the float64 reference then differs only by the arithmetic in dtype.
-    x, w, b, dout = (a.astype(dtype) for a in (_randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2),
-                                              _randn(4, 3, seed=3)))
+    x, w, b, dout = (
+        a.astype(dtype) for a in (_randn(4, 2, 5), _randn(10, 3, seed=1), _randn(3, seed=2), _randn(4, 3, seed=3))
+    )
     a, fc_cache = affine_forward(to_xp(x, xp), to_xp(w, xp), to_xp(b, xp))
     out, relu_cache = relu_forward(a)
     dx, dw, db = affine_backward(relu_backward(to_xp(dout, xp), relu_cache), fc_cache)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
+
 from helpers import (
     FLOAT_DTYPES,
     F,
@@ -35,15 +36,31 @@ def _fc_data(xp, n=N, d=D, seed=231, dtype="float64"):
 
 
 def _fc(xp, **kwargs):
-    kwargs = {"input_dim": D, "num_classes": C, "weight_scale": 5e-2, "dtype": "float64", "xp": xp,
-              "device": device_under_test(xp), **kwargs}
+    kwargs = {
+        "input_dim": D,
+        "num_classes": C,
+        "weight_scale": 5e-2,
+        "dtype": "float64",
+        "xp": xp,
+        "device": device_under_test(xp),
+        **kwargs,
+    }
     require_dtype(xp, kwargs["dtype"])
     return FullyConnectedNet([H1, H2], **kwargs)
 
 
 def _cnn(xp, **kwargs):
-    kwargs = {"input_dim": (2, 6, 6), "num_filters": 3, "filter_size": 3, "hidden_dim": 10, "dtype": "float64",
-              "weight_scale": 1e-1, "xp": xp, "device": device_under_test(xp), **kwargs}
+    kwargs = {
+        "input_dim": (2, 6, 6),
+        "num_filters": 3,
+        "filter_size": 3,
+        "hidden_dim": 10,
+        "dtype": "float64",
+        "weight_scale": 1e-1,
+        "xp": xp,
+        "device": device_under_test(xp),
+        **kwargs,
+    }
     require_dtype(xp, kwargs["dtype"])
     return ThreeLayerConvNet(**kwargs)
 
@@ -74,6 +91,7 @@ def _max_grad_error(model, X, y):
     for name, param in model.params.items():
         g = to_np(grads[name])
         assert g.shape == tuple(param.shape), name
+
         # The probe reaches the model through f's argument (on JAX, whose arrays are immutable, it is a copy).
         def loss_at(value, name=name):
             model.params[name] = value
@@ -156,8 +174,15 @@ def test_fc_regularization_adds_half_reg_sum_of_squared_weights(xp):
 @pytest.mark.parametrize("normalization", [None, "batchnorm"])
 def test_fc_initial_loss_is_log_num_classes_and_scores_shape(xp, normalization):
     X, y = _fc_data(xp, n=20, dtype="float32")  # the model's default dtype
-    model = FullyConnectedNet([30], input_dim=D, num_classes=C, weight_scale=1e-3, normalization=normalization,
-                              xp=xp, device=device_under_test(xp))
+    model = FullyConnectedNet(
+        [30],
+        input_dim=D,
+        num_classes=C,
+        weight_scale=1e-3,
+        normalization=normalization,
+        xp=xp,
+        device=device_under_test(xp),
+    )
     loss, _ = model.loss(X, y)
     assert float(loss) == pytest.approx(math.log(C), abs=0.05)
     scores = model.loss(X)
@@ -177,8 +202,9 @@ def test_cnn_gradients_match_numerical(xp, backend):
 
 def test_cnn_initial_loss_any_input_size(xp):
     X, y = _cnn_data(xp, n=8, shape=(1, 7, 9), dtype="float32")  # the model's default dtype
-    model = ThreeLayerConvNet(input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp,
-                              device=device_under_test(xp))
+    model = ThreeLayerConvNet(
+        input_dim=(1, 7, 9), num_filters=4, filter_size=5, hidden_dim=12, xp=xp, device=device_under_test(xp)
+    )
     assert tuple(model.params["W2"].shape) == (4 * 3 * 4, 12)  # the pool floors 7/2 and 9/2
     loss, grads = model.loss(X, y)
     assert float(loss) == pytest.approx(math.log(C), abs=0.05)
@@ -207,23 +233,44 @@ def test_fc_overfits_fifty_samples(xp, normalization):
     rng = np.random.default_rng(1)
     # float64 inputs into a float32 model: loss() casts them.
     X, y = to_xp(rng.standard_normal((50, 20)), xp), to_xp(rng.integers(C, size=50), xp)
-    model = FullyConnectedNet([64], input_dim=20, num_classes=C, normalization=normalization, weight_scale=1e-1,
-                              xp=xp, device=device_under_test(xp))
+    model = FullyConnectedNet(
+        [64],
+        input_dim=20,
+        num_classes=C,
+        normalization=normalization,
+        weight_scale=1e-1,
+        xp=xp,
+        device=device_under_test(xp),
+    )
     assert _adam_fit(model, X, y, steps=150, lr=1e-2) == 1.0
 
 
 def test_cnn_overfits_fifty_samples(xp):
     np.random.seed(0)
     X, y = _cnn_data(xp, n=50, shape=(1, 8, 8), seed=2, dtype="float32")  # the model's default dtype
-    model = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=64, weight_scale=1e-1,
-                              xp=xp, device=device_under_test(xp))
+    model = ThreeLayerConvNet(
+        input_dim=(1, 8, 8),
+        num_filters=8,
+        filter_size=3,
+        hidden_dim=64,
+        weight_scale=1e-1,
+        xp=xp,
+        device=device_under_test(xp),
+    )
     assert _adam_fit(model, X, y, steps=100, lr=1e-2) == 1.0
 
 
 def test_weights_reproduce_cs231n_global_seed(xp):
     np.random.seed(231)
-    model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, weight_scale=5e-2, normalization="batchnorm",
-                              xp=xp, device=device_under_test(xp))
+    model = FullyConnectedNet(
+        [H1, H2],
+        input_dim=D,
+        num_classes=C,
+        weight_scale=5e-2,
+        normalization="batchnorm",
+        xp=xp,
+        device=device_under_test(xp),
+    )
     np.random.seed(231)
     expected = {f"W{i}": np.random.randn(a, b) * 5e-2 for i, (a, b) in enumerate([(D, H1), (H1, H2), (H2, C)], 1)}
     for name, w in expected.items():
@@ -232,8 +279,9 @@ def test_weights_reproduce_cs231n_global_seed(xp):
     assert model.bn_params == [{"mode": "train"}, {"mode": "train"}]
 
     np.random.seed(231)
-    cnn = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, xp=xp,
-                            device=device_under_test(xp))
+    cnn = ThreeLayerConvNet(
+        input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, xp=xp, device=device_under_test(xp)
+    )
     np.random.seed(231)
     for name, shape in [("W1", (4, 3, 3, 3)), ("W2", (4 * 4 * 4, 5)), ("W3", (5, C))]:
         w = 1e-3 * np.random.randn(*shape)
@@ -308,12 +356,22 @@ def test_set_state_restores_and_rejects_unknown_names(xp):
 def test_backend_and_dtype_spellings():
     import array_api_strict
 
-    for xp_arg, name in [(np, "numpy"), ("numpy", "numpy"), (torch, "torch"), ("torch", "torch"),
-                         (array_api_strict, "array_api_strict"), (get_namespace("torch"), "torch")]:
+    for xp_arg, name in [
+        (np, "numpy"),
+        ("numpy", "numpy"),
+        (torch, "torch"),
+        ("torch", "torch"),
+        (array_api_strict, "array_api_strict"),
+        (get_namespace("torch"), "torch"),
+    ]:
         model = FullyConnectedNet([4], input_dim=3, num_classes=2, xp=xp_arg)
         assert model.xp is get_namespace(name) and backend_name(namespace(model.params["W1"])) == name
-    for dtype, expected in [(np.float64, "float64"), (np.dtype("float32"), "float32"), ("float64", "float64"),
-                            (torch.float64, "float64")]:
+    for dtype, expected in [
+        (np.float64, "float64"),
+        (np.dtype("float32"), "float32"),
+        ("float64", "float64"),
+        (torch.float64, "float64"),
+    ]:
         model = ThreeLayerConvNet((1, 4, 4), 2, 3, 3, xp="torch", dtype=dtype)
         assert {dtype_name(p.dtype) for p in model.params.values()} == {expected}
 
@@ -358,8 +416,10 @@ def test_fc_bad_arguments(kwargs, error, match):
 )
 def test_bad_dtype_is_named_on_every_backend(xp, dtype, error, match):
     device = device_under_test(xp)
-    for build in (lambda: FullyConnectedNet([3], input_dim=4, dtype=dtype, xp=xp, device=device),
-                  lambda: ThreeLayerConvNet((1, 4, 4), 2, 3, 5, dtype=dtype, xp=xp, device=device)):
+    for build in (
+        lambda: FullyConnectedNet([3], input_dim=4, dtype=dtype, xp=xp, device=device),
+        lambda: ThreeLayerConvNet((1, 4, 4), 2, 3, 5, dtype=dtype, xp=xp, device=device),
+    ):
         with pytest.raises(error, match=match):
             build()
 
@@ -394,9 +454,12 @@ def test_loss_rejects_inputs_of_another_backend_or_shape(xp):
     with pytest.raises(TypeError, match=f"model's backend \\({name}\\)"):
         model.loss([[0.0] * D] * 2)
     other = _other_backend(xp)
-    with pytest.raises(TypeError, match=rf"^X must be an array of the model's backend \({name}\)"
-                                        rf"{'' if name == 'numpy' else ' or a NumPy array'}, "
-                                        rf"got an array of {backend_name(other)}"):
+    with pytest.raises(
+        TypeError,
+        match=rf"^X must be an array of the model's backend \({name}\)"
+        rf"{'' if name == 'numpy' else ' or a NumPy array'}, "
+        rf"got an array of {backend_name(other)}",
+    ):
         model.loss(to_xp(np.zeros((2, D)), other))
     with pytest.raises(ValueError, match="15 features per row"):
         model.loss(to_xp(np.zeros((2, D + 1)), xp))
@@ -436,8 +499,12 @@ def _bad_loss_calls(xp, X, y, num_classes):
     other = _other_backend(xp)
     return [
         (X[:0, ...], y[:0], ValueError, r"X must hold at least one example, got shape \(0, "),
-        (X, to_xp(np.where(np.arange(n) == 1, num_classes, y_np), xp), ValueError,
-         rf"y must hold class labels in \[0, {num_classes}\) \(num_classes\), got values from \d+ to {num_classes}"),
+        (
+            X,
+            to_xp(np.where(np.arange(n) == 1, num_classes, y_np), xp),
+            ValueError,
+            rf"y must hold class labels in \[0, {num_classes}\) \(num_classes\), got values from \d+ to {num_classes}",
+        ),
         (X, to_xp(np.where(np.arange(n) == 0, -1, y_np), xp), ValueError, r"y must hold class labels in \[0, "),
         (X, y[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
         (X, xp.reshape(y, (n, 1)), ValueError, rf"y must have shape \({n},\)"),
@@ -445,8 +512,12 @@ def _bad_loss_calls(xp, X, y, num_classes):
         *([(X, to_xp(y_np, other), TypeError, r"y must be an array of the model's backend")] if other else []),
         (X, list(y_np), TypeError, r"y must be an array of the model's backend \(.*\)( or a NumPy array)?, got list"),
         # The same defects in NumPy labels (moved to the model's backend only once they pass) are refused alike.
-        (X, np.where(np.arange(n) == 1, num_classes, y_np), ValueError,
-         rf"y must hold class labels in \[0, {num_classes}\)"),
+        (
+            X,
+            np.where(np.arange(n) == 1, num_classes, y_np),
+            ValueError,
+            rf"y must hold class labels in \[0, {num_classes}\)",
+        ),
         (X, y_np[:-1], ValueError, rf"y must have shape \({n},\), one label per row of X, got \({n - 1},\)"),
         (X, y_np * 1.0, TypeError, r"y must hold integer class labels, got dtype .*float64"),
         (to_np(X).astype(str), y, TypeError, r"X must hold real numbers, got dtype <U"),
@@ -557,7 +628,8 @@ def _float64_reference_and_model(xp, make, dtype):
 @pytest.mark.parametrize(("normalization", "keep"), FC_VARIANTS)
 def test_fc_takes_numpy_input_on_any_backend(xp, normalization, keep, dtype):
     reference, model = _float64_reference_and_model(
-        xp, lambda on, dt: _fc(on, normalization=normalization, dropout_keep_ratio=keep, seed=123, reg=0.1, dtype=dt),
+        xp,
+        lambda on, dt: _fc(on, normalization=normalization, dropout_keep_ratio=keep, seed=123, reg=0.1, dtype=dt),
         dtype,
     )
     rng = np.random.default_rng(7)
@@ -589,8 +661,12 @@ def test_solver_with_numpy_data_trains_and_checks_accuracy_on_any_backend(xp):
     from xpnet.solver import Solver
 
     rng = np.random.default_rng(0)
-    data = {"X_train": rng.standard_normal((20, D)), "y_train": rng.integers(C, size=20),
-            "X_val": rng.standard_normal((10, D)), "y_val": rng.integers(C, size=10)}
+    data = {
+        "X_train": rng.standard_normal((20, D)),
+        "y_train": rng.integers(C, size=20),
+        "X_val": rng.standard_normal((10, D)),
+        "y_val": rng.integers(C, size=10),
+    }
     reference, model = _numpy_and_backend_models(xp, lambda on: _fc(on, normalization="batchnorm"))
     for m in (reference, model):
         np.random.seed(0)  # the same minibatches

@@ -10,6 +10,7 @@ import xpnet.fast_layers as fast_layers
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
 from xpnet.layers._windows import conv_output_size, gather_windows, scatter_windows
+
 from helpers import (
     GRAD_REL_ERROR,
     assert_close,
@@ -43,8 +44,10 @@ def _randn(*shape, seed=0):
 
 
 def _inputs(xp, x_shape, w_shape, seed=0, dtype="float64"):
-    return tuple(to_xp(a, xp, dtype=dtype) for a in (_randn(*x_shape, seed=seed), _randn(*w_shape, seed=seed + 1),
-                                                     _randn(w_shape[0], seed=seed + 2)))
+    return tuple(
+        to_xp(a, xp, dtype=dtype)
+        for a in (_randn(*x_shape, seed=seed), _randn(*w_shape, seed=seed + 1), _randn(w_shape[0], seed=seed + 2))
+    )
 
 
 def _torch_conv(x, w, b, dout, stride, pad):
@@ -149,7 +152,7 @@ def test_conv_fast_matches_naive_on_random_geometries(xp, n, c, f, h, w, kh, kw,
     assert tuple(out.shape) == ref_shape((n, c, h, w), (f, c, kh, kw), stride, pad)
     assert_close(out, ref_out, xp=xp)
     dout = to_xp(_randn(*out.shape, seed=seed + 3), xp)
-    for got, ref in zip(conv_backward_fast(dout, cache), conv_backward_naive(dout, ref_cache)):
+    for got, ref in zip(conv_backward_fast(dout, cache), conv_backward_naive(dout, ref_cache), strict=True):
         assert_close(got, ref, xp=xp)
 
 

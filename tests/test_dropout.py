@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import dropout_backward, dropout_forward
+
 from helpers import (
     FLOAT_DTYPES,
     GRAD_REL_ERROR,
@@ -161,8 +162,9 @@ def _assert_like_cs231n(xp, out, cache, ref_out, ref_cache, x_np):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(shape=_SHAPES, p=st.floats(0.05, 1.0), seed=st.integers(0, 2**32 - 1),
-       dtype=st.sampled_from(["float32", "float64"]))
+@given(
+    shape=_SHAPES, p=st.floats(0.05, 1.0), seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from(["float32", "float64"])
+)
 def test_seeded_mask_is_cs231n_mask_and_leaves_numpy_global_state_alone(xp, shape, p, seed, dtype):
     x_np = (np.random.default_rng(0).standard_normal(shape) + 1).astype(dtype)
     param = {"mode": "train", "p": p, "seed": seed}

@@ -21,6 +21,7 @@ from xpnet.layer_utils import (
     conv_relu_pool_forward,
 )
 from xpnet.layers import affine_forward, relu_forward
+
 from helpers import GRAD_REL_ERROR, assert_close, assert_close_to_reference, rel_error, to_np, to_xp
 
 CONV = {"stride": 1, "pad": 1}
@@ -94,7 +95,7 @@ def test_sandwich_gradients_match_numerical(xp, name):
     dout = to_xp(np.random.default_rng(9).standard_normal(tuple(out.shape)), xp)
     grads = backward(dout, cache)
     assert len(grads) == len(inputs)
-    for i, (x, g) in enumerate(zip(inputs, grads)):
+    for i, (x, g) in enumerate(zip(inputs, grads, strict=True)):
         assert tuple(g.shape) == tuple(x.shape), f"gradient {i} of {name}"
         # The probe is passed in place of input i (on JAX, whose arrays are immutable, it is a copy of x).
         numeric = eval_numerical_gradient_array(

@@ -9,6 +9,7 @@ import pytest
 from xpnet._backend import namespace
 from xpnet.gradient_check import eval_numerical_gradient
 from xpnet.layers import softmax_loss, svm_loss
+
 from helpers import (
     FLOAT_DTYPES,
     GRAD_REL_ERROR,

@@ -18,6 +18,7 @@ from xpnet.layers import (
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
 )
+
 from helpers import (
     FLOAT_DTYPES,
     GRAD_REL_ERROR,
@@ -47,7 +48,7 @@ def _check_gradients(forward, backward, x, gamma, beta, dout):
     for got, arg in ((dx, x), (dgamma, gamma), (dbeta, beta)):
         args = {"x": x, "gamma": gamma, "beta": beta}
 
-        def f(a, arg=arg):
+        def f(a, arg=arg, args=args):
             return forward(*(a if v is arg else v for v in args.values()))[0]
 
         assert rel_error(got, eval_numerical_gradient_array(f, arg, dout)) < GRAD_REL_ERROR
@@ -78,7 +79,7 @@ def test_batchnorm_backward_alt_equals_graph_form(xp):
     x, gamma, beta = _xgb(xp, (16, 7), (7,))
     dout = to_xp(_randn(16, 7, seed=9), xp)
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    for got, ref in zip(batchnorm_backward_alt(dout, cache), batchnorm_backward(dout, cache)):
+    for got, ref in zip(batchnorm_backward_alt(dout, cache), batchnorm_backward(dout, cache), strict=True):
         assert rel_error(got, ref) < 1e-12
 
 
@@ -151,17 +152,26 @@ def test_batchnorm_train_matches_torch(xp, kind, dtype):
     # Our momentum m is torch's 1 - m; torch's running_var uses the unbiased variance, CS231n's the biased one.
     axes = (0, 2, 3) if spatial else (0,)
     x64 = x.astype(np.float64)
-    assert_close_to_reference(bn_param["running_mean"], t_rm.numpy(), dtype=dtype, xp=xp, terms=terms, scale=2.0,
-                              err_msg="running_mean")
-    assert_close_to_reference(bn_param["running_var"], 0.8 * rv0 + 0.2 * x64.var(axis=axes), dtype=dtype, xp=xp,
-                              terms=terms, scale=9.0, err_msg="running_var")
+    assert_close_to_reference(
+        bn_param["running_mean"], t_rm.numpy(), dtype=dtype, xp=xp, terms=terms, scale=2.0, err_msg="running_mean"
+    )
+    assert_close_to_reference(
+        bn_param["running_var"],
+        0.8 * rv0 + 0.2 * x64.var(axis=axes),
+        dtype=dtype,
+        xp=xp,
+        terms=terms,
+        scale=9.0,
+        err_msg="running_var",
+    )
 
 
 @requires_torch
 @FLOAT_DTYPES
 def test_batchnorm_test_mode_matches_torch_eval(xp, dtype):
-    x, gamma, beta, dout = _rounded(dtype, _randn(5, 3, scale=2.0), _randn(3, seed=1), _randn(3, seed=2),
-                                    _randn(5, 3, seed=3))
+    x, gamma, beta, dout = _rounded(
+        dtype, _randn(5, 3, scale=2.0), _randn(3, seed=1), _randn(3, seed=2), _randn(5, 3, seed=3)
+    )
     rm, rv = _rounded(dtype, _randn(3, seed=4), _randn(3, seed=5) ** 2 + 0.5)
     bn_param = {"mode": "test", "running_mean": to_xp(rm, xp), "running_var": to_xp(rv, xp)}
     out, cache = batchnorm_forward(to_xp(x, xp), to_xp(gamma, xp), to_xp(beta, xp), bn_param)
@@ -316,8 +326,11 @@ def test_an_empty_batch_in_train_mode_is_refused_before_the_running_stats_change
     f = widest_float(xp)  # no precision needed: the checks run on every device
     x, g, b = to_xp(np.zeros((0, 3)), xp, f), to_xp(np.ones(3), xp, f), to_xp(np.zeros(3), xp, f)
     bn_param = {"mode": "train"}
-    with pytest.raises(ValueError, match=r"^x must have at least one value along the axes batchnorm averages over "
-                                         r"\(N\), got shape \(0, 3\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^x must have at least one value along the axes batchnorm averages over "
+        r"\(N\), got shape \(0, 3\)$",
+    ):
         batchnorm_forward(x, g, b, bn_param)
     assert bn_param == {"mode": "train"}
     with pytest.raises(ValueError, match=r"layernorm averages over \(D\), got shape \(4, 0\)$"):

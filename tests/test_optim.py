@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xpnet import optim
+from xpnet._backend import backend_name, namespace
+
 from helpers import (
     FLOAT_DTYPES,
     assert_close,
@@ -19,8 +22,6 @@ from helpers import (
     torch,
     widest_float,
 )
-from xpnet import optim
-from xpnet._backend import backend_name, namespace
 
 N, D = 4, 5
 W = np.linspace(-0.4, 0.6, num=N * D).reshape(N, D)
@@ -36,18 +37,22 @@ def test_sgd_momentum_matches_cs231n_notebook(xp):
     v = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
     config = {"learning_rate": 1e-3, "velocity": to_xp(v, xp)}
     next_w, _ = optim.sgd_momentum(to_xp(W, xp), to_xp(DW, xp), config=config)
-    expected_next_w = np.asarray([
-        [0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
-        [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
-        [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
-        [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096],
-    ])
-    expected_velocity = np.asarray([
-        [0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
-        [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
-        [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
-        [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096],
-    ])
+    expected_next_w = np.asarray(
+        [
+            [0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
+            [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
+            [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
+            [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096],
+        ]
+    )
+    expected_velocity = np.asarray(
+        [
+            [0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
+            [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
+            [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
+            [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096],
+        ]
+    )
     assert namespace(next_w) is xp and namespace(config["velocity"]) is xp
     assert_notebook_values(next_w, expected_next_w)
     assert_notebook_values(config["velocity"], expected_velocity)
@@ -57,18 +62,22 @@ def test_rmsprop_matches_cs231n_notebook(xp):
     cache = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
     config = {"learning_rate": 1e-2, "cache": to_xp(cache, xp)}
     next_w, _ = optim.rmsprop(to_xp(W, xp), to_xp(DW, xp), config=config)
-    expected_next_w = np.asarray([
-        [-0.39223849, -0.34037513, -0.28849239, -0.23659121, -0.18467247],
-        [-0.132737, -0.08078555, -0.02881884, 0.02316247, 0.07515774],
-        [0.12716641, 0.17918792, 0.23122175, 0.28326742, 0.33532447],
-        [0.38739248, 0.43947102, 0.49155973, 0.54365823, 0.59576619],
-    ])
-    expected_cache = np.asarray([
-        [0.5976, 0.6126277, 0.6277108, 0.64284931, 0.65804321],
-        [0.67329252, 0.68859723, 0.70395734, 0.71937285, 0.73484377],
-        [0.75037008, 0.7659518, 0.78158892, 0.79728144, 0.81302936],
-        [0.82883269, 0.84469141, 0.86060554, 0.87657507, 0.8926],
-    ])
+    expected_next_w = np.asarray(
+        [
+            [-0.39223849, -0.34037513, -0.28849239, -0.23659121, -0.18467247],
+            [-0.132737, -0.08078555, -0.02881884, 0.02316247, 0.07515774],
+            [0.12716641, 0.17918792, 0.23122175, 0.28326742, 0.33532447],
+            [0.38739248, 0.43947102, 0.49155973, 0.54365823, 0.59576619],
+        ]
+    )
+    expected_cache = np.asarray(
+        [
+            [0.5976, 0.6126277, 0.6277108, 0.64284931, 0.65804321],
+            [0.67329252, 0.68859723, 0.70395734, 0.71937285, 0.73484377],
+            [0.75037008, 0.7659518, 0.78158892, 0.79728144, 0.81302936],
+            [0.82883269, 0.84469141, 0.86060554, 0.87657507, 0.8926],
+        ]
+    )
     assert namespace(next_w) is xp and namespace(config["cache"]) is xp
     assert_notebook_values(next_w, expected_next_w)
     assert_notebook_values(config["cache"], expected_cache)
@@ -79,24 +88,30 @@ def test_adam_matches_cs231n_notebook(xp):
     v = np.linspace(0.7, 0.5, num=N * D).reshape(N, D)
     config = {"learning_rate": 1e-2, "m": to_xp(m, xp), "v": to_xp(v, xp), "t": 5}
     next_w, _ = optim.adam(to_xp(W, xp), to_xp(DW, xp), config=config)
-    expected_next_w = np.asarray([
-        [-0.40094747, -0.34836187, -0.29577703, -0.24319299, -0.19060977],
-        [-0.1380274, -0.08544591, -0.03286534, 0.01971428, 0.0722929],
-        [0.1248705, 0.17744702, 0.23002243, 0.28259667, 0.33516969],
-        [0.38774145, 0.44031188, 0.49288093, 0.54544852, 0.59801459],
-    ])
-    expected_v = np.asarray([
-        [0.69966, 0.68908382, 0.67851319, 0.66794809, 0.65738853],
-        [0.64683452, 0.63628604, 0.6257431, 0.61520571, 0.60467385],
-        [0.59414753, 0.58362676, 0.57311152, 0.56260183, 0.55209767],
-        [0.54159906, 0.53110598, 0.52061845, 0.51013645, 0.49966],
-    ])
-    expected_m = np.asarray([
-        [0.48, 0.49947368, 0.51894737, 0.53842105, 0.55789474],
-        [0.57736842, 0.59684211, 0.61631579, 0.63578947, 0.65526316],
-        [0.67473684, 0.69421053, 0.71368421, 0.73315789, 0.75263158],
-        [0.77210526, 0.79157895, 0.81105263, 0.83052632, 0.85],
-    ])
+    expected_next_w = np.asarray(
+        [
+            [-0.40094747, -0.34836187, -0.29577703, -0.24319299, -0.19060977],
+            [-0.1380274, -0.08544591, -0.03286534, 0.01971428, 0.0722929],
+            [0.1248705, 0.17744702, 0.23002243, 0.28259667, 0.33516969],
+            [0.38774145, 0.44031188, 0.49288093, 0.54544852, 0.59801459],
+        ]
+    )
+    expected_v = np.asarray(
+        [
+            [0.69966, 0.68908382, 0.67851319, 0.66794809, 0.65738853],
+            [0.64683452, 0.63628604, 0.6257431, 0.61520571, 0.60467385],
+            [0.59414753, 0.58362676, 0.57311152, 0.56260183, 0.55209767],
+            [0.54159906, 0.53110598, 0.52061845, 0.51013645, 0.49966],
+        ]
+    )
+    expected_m = np.asarray(
+        [
+            [0.48, 0.49947368, 0.51894737, 0.53842105, 0.55789474],
+            [0.57736842, 0.59684211, 0.61631579, 0.63578947, 0.65526316],
+            [0.67473684, 0.69421053, 0.71368421, 0.73315789, 0.75263158],
+            [0.77210526, 0.79157895, 0.81105263, 0.83052632, 0.85],
+        ]
+    )
     assert config["t"] == 6
     assert_notebook_values(next_w, expected_next_w)
     assert_notebook_values(config["v"], expected_v)
@@ -213,7 +228,8 @@ def _w(xp, shape=(2, 3), dtype="float64"):
 def test_unknown_config_key_is_named_with_the_accepted_keys(xp, rule):
     w = _w(xp, dtype=widest_float(xp))
     config = {"learnin_rate": 1e-2}
-    with pytest.raises(ValueError, match=r"config has unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\)") as info:
+    unknown = r"config has unknown key 'learnin_rate' \(did you mean 'learning_rate'\?\)"
+    with pytest.raises(ValueError, match=unknown) as info:
         getattr(optim, rule)(w, w, config)
     assert str(ACCEPTED[rule]) in str(info.value)
     assert config == {"learnin_rate": 1e-2}, "a refused config must not be filled in"
@@ -239,8 +255,14 @@ def test_bad_hyperparameters_are_named(case):
 
 @pytest.mark.parametrize("rule", RULES)
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted(rule):
-    edges = {"learning_rate": 0, "momentum": 0.0, "decay_rate": 0.0, "beta1": 0.0, "beta2": np.float32(0.5),
-             "epsilon": 1e-300}
+    edges = {
+        "learning_rate": 0,
+        "momentum": 0.0,
+        "decay_rate": 0.0,
+        "beta1": 0.0,
+        "beta2": np.float32(0.5),
+        "epsilon": 1e-300,
+    }
     config = {k: edges[k] for k in HYPER[rule]}
     next_w, _ = getattr(optim, rule)(np.ones(3), np.ones(3), config)
     assert np.all(np.isfinite(next_w))

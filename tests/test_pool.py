@@ -10,6 +10,7 @@ import xpnet.fast_layers as fast_layers
 import xpnet.layers.pool as pool_module
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import max_pool_backward_fast, max_pool_backward_naive, max_pool_forward_fast, max_pool_forward_naive
+
 from helpers import (
     FLOAT_DTYPES,
     GRAD_REL_ERROR,
@@ -81,13 +82,12 @@ def test_max_pool_matches_torch_autograd(xp, impl, geometry, dtype):
     # The maximum is one of the inputs: exact in any dtype. dx sums dout over the windows covering an entry.
     assert_close_to_reference(out, ref.detach().numpy(), dtype=dtype, xp=xp, err_msg="out")
     overlap = -(-ph // s) * -(-pw // s)
-    assert_close_to_reference(backward(to_xp(dout, xp), cache), tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap,
-                              err_msg="dx")
+    assert_close_to_reference(
+        backward(to_xp(dout, xp), cache), tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap, err_msg="dx"
+    )
 
 
-@pytest.mark.parametrize(
-    ("impl", "geometry"), [("fast", g) for g in GEOMETRIES] + [("naive", "overlapping-3x3s2")]
-)
+@pytest.mark.parametrize(("impl", "geometry"), [("fast", g) for g in GEOMETRIES] + [("naive", "overlapping-3x3s2")])
 def test_max_pool_gradient_matches_numerical(xp, impl, geometry):
     forward, backward = IMPLEMENTATIONS[impl]
     x_shape, ph, pw, s = GEOMETRIES[geometry]
@@ -123,12 +123,12 @@ def test_ties_send_the_gradient_to_the_first_maximum_only(xp, geometry):
     assert_close(dx, tx.grad.numpy())
 
 
-
 def _geometries(*, max_size: int) -> dict:
     """Hypothesis strategies for a pooling problem: input height and width up to ``max_size``, window sides and
     stride up to 3, and a seed for the values."""
     sizes, small = st.integers(1, max_size), st.integers(1, 3)
     return {"h": sizes, "w": sizes, "ph": small, "pw": small, "stride": small, "seed": st.integers(0, 2**16)}
+
 
 @settings(
     max_examples=15,
@@ -233,8 +233,13 @@ def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry, dtype):
         assert_close_to_reference(dx, tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap, err_msg="dx")
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(**_geometries(max_size=6))
 def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stride, seed):
     # With several NaNs in a window both send its gradient to the FIRST NaN in row-major order, as argmax does

@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 import pytest
 from conftest import load_backend
-from helpers import blobs, device_under_test, to_np, to_xp, widest_float
 
 from xpnet import optim
 from xpnet._backend import (
@@ -28,6 +27,8 @@ from xpnet._backend import (
     rng_state,
 )
 from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver
+
+from helpers import blobs, device_under_test, to_np, to_xp, widest_float
 
 D, H, C = 6, 16, 3
 N_TRAIN, N_VAL, BATCH = 200, 60, 20  # 10 iterations per epoch
@@ -276,8 +277,9 @@ def test_resume_repeats_the_uninterrupted_run_exactly(xp, tmp_path, seed, dtype)
     full.train()
 
     np.random.seed(0)
-    stopped = make_solver(StatefulNet(xp, keep=0.7, dtype=dtype), num_epochs=2, checkpoint_name=str(tmp_path / "run"),
-                          **kwargs)
+    stopped = make_solver(
+        StatefulNet(xp, keep=0.7, dtype=dtype), num_epochs=2, checkpoint_name=str(tmp_path / "run"), **kwargs
+    )
     stopped.train()
     np.random.seed(12345)  # whatever happened in between: the checkpoint's random states are restored
     resumed = make_solver(
@@ -377,7 +379,7 @@ def assert_cs231n_lines(stdout: str) -> None:
     patterns = [ITERATION_LINE, EPOCH_LINE, ITERATION_LINE, EPOCH_LINE]
     assert len(lines) == len(patterns), stdout
     numbers = []
-    for line, pattern in zip(lines, patterns):
+    for line, pattern in zip(lines, patterns, strict=True):
         match = re.fullmatch(pattern, line)
         assert match, f"{line!r} is not CS231n's format {pattern!r}"
         numbers.append(int(match.group(1)))
@@ -455,13 +457,16 @@ def test_no_tqdm_warning_and_no_bar_in_a_notebook_without_ipywidgets(tmp_path):
     Warnings are shown, not raised: tqdm.auto catches its own TqdmWarning when it is an error, so ``-W error``
     would hide the warning a notebook user sees.
     """
-    script = _WIDGETLESS_KERNEL + """
+    script = (
+        _WIDGETLESS_KERNEL
+        + """
 import numpy as np
 import xpnet.solver
 from test_solver import TinyNet, make_solver
 np.random.seed(0)
 make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
 """
+    )
     tests = os.path.dirname(os.path.abspath(__file__))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
@@ -528,8 +533,16 @@ def test_fully_connected_net_checkpoints_through_get_state(xp, tmp_path):
 
     def build():
         np.random.seed(0)
-        return FullyConnectedNet([8], input_dim=D, num_classes=C, normalization="batchnorm", dropout_keep_ratio=0.7,
-                                 dtype=dtype, xp=xp, device=device_under_test(xp))
+        return FullyConnectedNet(
+            [8],
+            input_dim=D,
+            num_classes=C,
+            normalization="batchnorm",
+            dropout_keep_ratio=0.7,
+            dtype=dtype,
+            xp=xp,
+            device=device_under_test(xp),
+        )
 
     full = make_solver(build(), num_epochs=2)
     full.train()
@@ -559,8 +572,7 @@ def test_non_finite_loss_stops_with_one_warning_by_default(xp):
 def _fc_model(xp):
     from xpnet.classifiers.fc_net import FullyConnectedNet
 
-    return FullyConnectedNet([16], input_dim=D, num_classes=C, weight_scale=1e-1, xp=xp,
-                             device=device_under_test(xp))
+    return FullyConnectedNet([16], input_dim=D, num_classes=C, weight_scale=1e-1, xp=xp, device=device_under_test(xp))
 
 
 def _train_recording(solver) -> list:
@@ -618,7 +630,8 @@ def test_non_finite_features_are_refused_at_construction(xp, name, bad):
     X[7, 2] = bad
     model = TinyNet(xp)
     X = to_xp(X, xp, dtype=model.params["W1"].dtype)
-    with pytest.raises(ValueError, match=rf"{name} must hold finite values, got 1 NaN or infinite entries \(the first in row 7\)"):
+    message = rf"{name} must hold finite values, got 1 NaN or infinite entries \(the first in row 7\)"
+    with pytest.raises(ValueError, match=message):
         Solver(model, {**DATA, name: X}, verbose=False)
     solver = make_solver(model, num_epochs=0)
     with pytest.raises(ValueError, match=r"X must hold finite values"):
@@ -678,7 +691,11 @@ def test_numpy_integer_and_generator_seeds_are_accepted():
             ValueError,
             r"optim_config\['momentum'\] must be a finite number in \[0, 1\), got 1.5",
         ),
-        ({"optim_config": {"learning_rate": math.inf}}, ValueError, r"optim_config\['learning_rate'\] must be a finite"),
+        (
+            {"optim_config": {"learning_rate": math.inf}},
+            ValueError,
+            r"optim_config\['learning_rate'\] must be a finite",
+        ),
     ],
 )
 def test_bad_settings_are_named_at_construction(kwargs, error, match):
@@ -691,8 +708,9 @@ def test_numpy_integer_settings_and_custom_rule_config_keys_are_accepted():
         return w - config["lr"] * dw, config  # a custom rule's config is its own business
 
     np.random.seed(0)
-    solver = make_solver(TinyNet(np), update_rule=rule, optim_config={"lr": 1e-2}, batch_size=np.int64(BATCH),
-                         num_epochs=np.int32(1))
+    solver = make_solver(
+        TinyNet(np), update_rule=rule, optim_config={"lr": 1e-2}, batch_size=np.int64(BATCH), num_epochs=np.int32(1)
+    )
     solver.train()
     assert len(solver.loss_history) == N_TRAIN // BATCH
 
