@@ -32,9 +32,11 @@ variables of the BLAS libraries are set before NumPy loads, unless already set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 
@@ -210,6 +212,28 @@ def _count_ops(run: _Run) -> tuple[int, int]:
     return Counter.ops, Counter.kernels
 
 
+@contextlib.contextmanager
+def _without_profiler_noise():
+    """Drop the lines torch's profiler (C++) writes to file descriptor 2 on every use of it here: Kineto's
+    "USDT:... SyncActivityProfilerHandler.cpp ... profiler_start/stop", and the allocator's "Memory block of unknown
+    size was allocated before the profiling started" (a step frees the previous step's tensors; the peak counts
+    from the step's start, so those frees are expected). Any other line is passed on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                kineto = line.startswith("USDT:") and "Profiler" in line
+                if not (kineto or "was allocated before the profiling started" in line):
+                    sys.stderr.write(line)
+
+
 def _peak_bytes(run: _Run, kind: str, device: str) -> int | None:
     """Most bytes one step holds above what was held when it started (None where not measured)."""
     if kind == "numpy":
@@ -233,7 +257,7 @@ def _peak_bytes(run: _Run, kind: str, device: str) -> int | None:
         return torch.cuda.max_memory_allocated() - base
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _without_profiler_noise(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run.step()
     held = peak = 0
     events = prof.profiler.kineto_results.events()
