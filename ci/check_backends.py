@@ -15,15 +15,9 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 
-BACKENDS = (
-    "numpy",
-    "array_api_strict",
-    "array_api_strict_device1",
-    "array_api_strict_no_float64",
-    "torch",
-    "jax",
-    "cupy",
-)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from backends import ALL_BACKENDS as BACKENDS
+
 TEST_COMMAND = "python -m pytest"
 UNAVAILABLE = "xpnet_backend_unavailable"  # the JUnit property tests/conftest.py puts on backend-unavailable skips
 

@@ -25,17 +25,8 @@ import pytest
 from xpnet._backend import get_namespace
 
 import helpers
+from backends import ALL_BACKENDS
 
-ALL_BACKENDS = (
-    "numpy",
-    "array_api_strict",
-    "array_api_strict_device1",
-    "array_api_strict_no_float64",
-    "torch",
-    "jax",
-    "cupy",
-    "torch_cuda",
-)
 # GPU proxies: array_api_strict on a non-default device. device1 refuses conversion to NumPy and mixing with the
 # default device (what CuPy does); no_float64 has no float64 (what Apple MPS does), so only tests that create no
 # float64 array run there (tests/helpers.py skips the others, naming the reason).
