@@ -13,9 +13,13 @@ xpnet from ``np.random.seed(0)``, copied into the torch model):
 * ``torch``            the model in native PyTorch eager (``torch.nn`` modules, autograd, ``torch.optim.SGD``).
 
 The three take turns round by round, interleaved, so that a load change on a shared machine slows all of them
-alike; in its turn each runs one untimed step (the other library's threads may still hold the cores) and one timed
-step. After ``--warmup`` rounds, the table gives median step times and the median of the per-round ratios to native
-torch. Before timing, the first step's losses of the three runs must agree (the same model, the same init).
+alike; each turn starts with a pause of ``--settle`` seconds, then runs one untimed step and one timed step. The
+pause is there because a library's worker threads keep spinning on the cores after its last call (OpenBLAS for about
+2**28 cycles, ~0.1 s): measured on the 2-core AMD EPYC, xpnet on torch timed right after xpnet on NumPy took 42 ms
+a step without the pause and 22-24 ms with it (22 ms when run alone), and native torch after NumPy 24 ms against
+11 ms; an untimed step alone (~20 ms) did not outlast the spinning. After ``--warmup`` rounds, the table gives
+median step times and the median of the per-round ratios to native torch. Before timing, the first step's losses
+of the three runs must agree (the same model, the same init).
 
 Outside the timed rounds, one extra step of each run is measured for:
 
@@ -61,18 +65,25 @@ def _parse(argv):
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
+    parser.add_argument(
+        "--settle", type=float, default=0.2, help="seconds of pause before each turn, for the other library's threads"
+    )
     parser.add_argument("--only", default="", help="run only the models whose name contains this text")
-    parser.add_argument("--quick", action="store_true", help=f"smoke run: batch {QUICK_BATCH}, 2 rounds, 1 warm-up")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: batch {QUICK_BATCH}, 2 rounds, 1 warm-up, no pause"
+    )
     args = parser.parse_args(argv)
     for name in ("rounds", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if not args.settle >= 0:
+        parser.error(f"--settle must be >= 0 seconds, got {args.settle}")
     if args.device is None:
         args.device = "cuda" if args.backend == "cupy" else "cpu"
     if args.quick:
-        args.rounds, args.warmup = 2, 1
+        args.rounds, args.warmup, args.settle = 2, 1, 0.0
     return args
 
 
@@ -293,12 +304,14 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
 
     for _ in range(args.warmup):
         for run in runs.values():
+            time.sleep(args.settle)
             run.synced_step()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):
         for name, run in runs.items():
-            # An untimed step first: the thread pool of the library that ran before (torch's OpenMP, OpenBLAS)
-            # may still be spinning on the cores; a training loop never switches libraries between steps.
+            # A pause, so that the library that ran before (OpenBLAS, torch's OpenMP) parks its spinning threads,
+            # then an untimed step that wakes this one's: a training loop never switches libraries between steps.
+            time.sleep(args.settle)
             run.synced_step()
             times[name].append(run.synced_step())
 
@@ -366,8 +379,8 @@ def main(argv=None) -> None:
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
         f"torch {torch.__version__}, {args.threads} threads (torch {torch.get_num_threads()}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}), device {args.device}, float32, "
-        f"{args.rounds} interleaved rounds after {args.warmup} warm-up, medians, load average "
-        f"{os.getloadavg()[0]:.1f} at start"
+        f"{args.rounds} interleaved rounds after {args.warmup} warm-up, {args.settle} s pause per turn, medians, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
     )
     rows = []
     for label, (kind, kwargs), batch in CONFIGS:

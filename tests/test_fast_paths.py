@@ -179,6 +179,7 @@ def test_bench_step_quick_prints_the_table():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "profiler_start" not in done.stderr, done.stderr  # torch profiler's stderr noise is filtered out
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| model | xpnet/numpy ms | ÷ torch | xpnet/torch ms |"), done.stdout
     assert len(rows) == 2 + 4, done.stdout  # header, rule, four models
