@@ -14,6 +14,7 @@ from xpnet._backend import (
     backend_name,
     dtype_name,
     get_namespace,
+    max_float_dtype,
     namespace,
     resolve_dtype,
     to_numpy,
@@ -157,5 +158,4 @@ def assert_close_to_reference(actual, reference, *, dtype, xp=None, terms: int =
 def widest_float(xp) -> str:
     """'float64', or 'float32' on a device under test without float64: the dtype of a test that needs no particular
     precision (Solver behaviour, argument checks), so that it runs on every device."""
-    floats = get_namespace(xp).__array_namespace_info__().dtypes(device=device_under_test(xp), kind="real floating")
-    return "float64" if "float64" in floats else "float32"
+    return dtype_name(max_float_dtype(get_namespace(xp), device_under_test(xp)))

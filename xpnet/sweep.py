@@ -41,10 +41,9 @@ from . import _files, _progress
 from ._sweep_cluster import import_distributed, open_client, visible_gpus
 from ._sweep_results import SweepResults
 from ._sweep_trial import Settings, empty_record, materialize, run_trial
+from .solver import _DATA_KEYS
 
 __all__ = ["grid", "sweep", "SweepResults", "local_client"]
-
-_DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 
 
 def _plain(value: Any) -> Any:
