@@ -23,6 +23,7 @@ from xpnet.layers import (
     relu_backward,
     relu_forward,
 )
+from xpnet.layers.conv import conv_backward_channels_first, conv_forward_channels_first
 
 from helpers import assert_close, device_under_test, require_dtype, to_np, to_xp
 
@@ -125,6 +126,29 @@ def test_conv_relu_pool_matches_the_naive_layers_composed(xp, n, c, f, h, w, k, 
     assert dx is None
     _assert_same(dw, ref_grads[1], xp, "dw without dx")
     _assert_same(db, ref_grads[2], xp, "db without dx")
+
+
+def test_channels_first_convolution_is_the_fast_one_without_bias_and_transposed(xp):
+    # conv_relu_pool runs on these: the (F, N, H', W') result before the bias, and its backward pass taking the
+    # gradient in that layout, must agree with the CS231n-facing pair.
+    x, wt, b = (to_xp(a, xp) for a in _problem(5, 2, 3, 4, 6, 5, 3))
+    conv_param = {"stride": 2, "pad": 1}
+    out, cache = conv_forward_fast(x, wt, b, conv_param)
+    a, cf_cache = conv_forward_channels_first(x, wt, b, conv_param)
+    assert tuple(a.shape) == (4, 2, 3, 3)
+    assert_close(xp.permute_dims(a, (1, 0, 2, 3)) + xp.reshape(b, (1, -1, 1, 1)), to_np(out), xp=xp)
+    dout_np = np.random.default_rng(6).standard_normal(tuple(out.shape))
+    dx, dw, _ = conv_backward_fast(to_xp(dout_np, xp), cache)
+    da = to_xp(np.ascontiguousarray(dout_np.transpose(1, 0, 2, 3)), xp)
+    cf_dx, cf_dw = conv_backward_channels_first(da, cf_cache)
+    assert_close(cf_dx, to_np(dx), xp=xp)
+    assert_close(cf_dw, to_np(dw), xp=xp)
+    assert conv_backward_channels_first(da, cf_cache, input_grad=False)[0] is None
+    shapes = r"^da must have the forward output's shape \(4, 2, 3, 3\), got \(2, 4, 3, 3\)"
+    with pytest.raises(ValueError, match=shapes):
+        conv_backward_channels_first(to_xp(dout_np, xp), cf_cache)
+    with pytest.raises(TypeError, match=r"^input_grad must be True or False, got None"):
+        conv_backward_channels_first(da, cf_cache, input_grad=None)
 
 
 def test_conv_relu_backward_can_skip_the_input_gradient(xp):

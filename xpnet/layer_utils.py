@@ -9,6 +9,7 @@ The namespace comes from the inputs through the inner layers, so these work on e
 from __future__ import annotations
 
 from . import fast_layers, layers
+from ._backend import namespace
 from .fast_layers import *  # noqa: F403
 from .fast_layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
 from .layers import *  # noqa: F403
@@ -24,6 +25,7 @@ from .layers import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+from .layers.conv import conv_backward_channels_first, conv_forward_channels_first
 
 __all__ = [
     "affine_relu_forward",
@@ -157,10 +159,14 @@ def conv_relu_backward(dout, cache, *, input_grad=True):
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     """Convolution - ReLU - max pooling.
 
-    The ReLU runs after the pooling, on the pooled (4× smaller for 2×2 windows) array: ``max(relu(a)) ==
-    relu(max(a))`` for every window, NaN included, and the gradients are the same too (a window whose maximum is
-    <= 0 passes no gradient either way, and one whose maximum is > 0 or NaN has the same first maximum before and
-    after the ReLU).
+    Computed in another order with the same values and gradients: the pooling runs on the convolution before its
+    bias, in the matmul's (F, N, H', W') layout, and the bias and the ReLU on the pooled (4× smaller for 2×2
+    windows) array. ``max(relu(a + b)) == relu(max(a) + b)`` for every window, NaN included (rounding is
+    monotonic, so even the float results agree), and a window whose maximum is <= 0 passes no gradient either
+    way. The pooling backward pass then writes the gradient in the layout the weight-gradient matmul reads, so
+    neither a bias pass nor a transposing copy runs at full resolution. The gradient goes to the first maximum
+    of ``a``; it differs from that of ``a + b`` only where adding ``b`` rounds two different values to a tie, or
+    where ``b`` is NaN (then every output is NaN).
 
     Parameters
     ----------
@@ -173,9 +179,11 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     out : (N, F, H'', W'') pooled output.
     cache : ``(conv_cache, relu_cache, pool_cache)`` for :func:`conv_relu_pool_backward`.
     """
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    a, conv_cache = conv_forward_channels_first(x, w, b, conv_param)  # (F, N, H', W'), no bias yet
+    # Pooling treats images and channels alike, so it runs on (F, N, ...) as it would on (N, F, ...).
     pooled, pool_cache = max_pool_forward_fast(a, pool_param)
-    out, relu_cache = relu_forward(pooled)
+    xp = namespace(pooled)
+    out, relu_cache = relu_forward(xp.permute_dims(pooled, (1, 0, 2, 3)) + xp.reshape(b, (1, -1, 1, 1)))
     return out, (conv_cache, relu_cache, pool_cache)
 
 
@@ -183,9 +191,11 @@ def conv_relu_pool_backward(dout, cache, *, input_grad=True):
     """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``; ``input_grad=False`` (keyword-only) skips
     dx and gives None in its place (a model's first layer: its input needs no gradient)."""
     conv_cache, relu_cache, pool_cache = cache
-    dpooled = relu_backward(dout, relu_cache)
-    da = max_pool_backward_fast(dpooled, pool_cache)
-    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
+    dpooled = relu_backward(dout, relu_cache)  # (N, F, H'', W'')
+    xp = namespace(dpooled)
+    da = max_pool_backward_fast(xp.permute_dims(dpooled, (1, 0, 2, 3)), pool_cache)  # (F, N, H', W')
+    dx, dw = conv_backward_channels_first(da, conv_cache, input_grad=input_grad)
+    return dx, dw, xp.sum(dpooled, axis=(0, 2, 3))
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

@@ -112,6 +112,21 @@ def conv_backward_naive(dout, cache):
     return dx_pad[:, :, p : p + H, p : p + W], dw, db
 
 
+def _im2col_forward(x, w, b, conv_param):
+    """Validate and promote the inputs, convolve without the bias: ``(xp, a, b, cache)``, ``a`` the (F, N, H', W')
+    matmul result (F-major, the product's own layout) and ``b`` promoted with x and w."""
+    xp = float_namespace(x=x, w=w, b=b)
+    s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
+    x, w, b = promote(x, w, b, xp=xp)
+    N, C = x.shape[0], x.shape[1]
+    F, _, HH, WW = w.shape
+    x_t = _pad_hw(xp.permute_dims(x, (1, 0, 2, 3)), p, xp=xp)  # (C, N, H + 2p, W + 2p)
+    windows = gather_windows(x_t, HH, WW, s, out_h, out_w, axis=1, xp=xp)  # (C, HH·WW, N, H', W')
+    x_cols = xp.reshape(windows, (C * HH * WW, N * out_h * out_w))
+    a = xp.reshape(xp.matmul(xp.reshape(w, (F, C * HH * WW)), x_cols), (F, N, out_h, out_w))
+    return xp, a, b, (x_cols, w, tuple(x.shape), conv_param)
+
+
 def conv_forward_fast(x, w, b, conv_param):
     """Convolution forward pass by im2col: one matmul for the whole batch.
 
@@ -133,17 +148,65 @@ def conv_forward_fast(x, w, b, conv_param):
     cache : (x_cols, w, x_shape, conv_param). The column matrix is kept rather than x because the weight
         gradient needs it and rebuilding it would cost a second gather.
     """
-    xp = float_namespace(x=x, w=w, b=b)
-    s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
-    x, w, b = promote(x, w, b, xp=xp)
-    N, C = x.shape[0], x.shape[1]
+    xp, a, b, cache = _im2col_forward(x, w, b, conv_param)
+    return xp.permute_dims(a + xp.reshape(b, (-1, 1, 1, 1)), (1, 0, 2, 3)), cache
+
+
+def conv_forward_channels_first(x, w, b, conv_param):
+    """The convolution of :func:`conv_forward_fast` without its bias, in the matmul's (F, N, H', W') layout.
+
+    For sandwich layers that add the bias later to a smaller array: after a max pool, ``max(a + b) == max(a) + b``
+    for a per-channel ``b``. ``b`` is validated (and takes part in dtype promotion) but not added.
+
+    Parameters
+    ----------
+    x, w, b, conv_param : as for :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    a : (F, N, H', W'), contiguous: ``conv_forward_fast``'s output minus b, with the first two axes swapped.
+    cache : for :func:`conv_backward_channels_first` (the cache of :func:`conv_forward_fast`).
+    """
+    _, a, _, cache = _im2col_forward(x, w, b, conv_param)
+    return a, cache
+
+
+def _check_input_grad(input_grad) -> None:
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
+
+
+def _im2col_backward(dout_2d, cache, input_grad: bool, *, xp):
+    """``(dx, dw)`` from the (F, N·H'·W') upstream gradient, already checked and in the cache's dtype."""
+    x_cols, w, (N, C, H, W), conv_param = cache
+    s, p = conv_param["stride"], conv_param["pad"]
     F, _, HH, WW = w.shape
-    x_t = _pad_hw(xp.permute_dims(x, (1, 0, 2, 3)), p, xp=xp)  # (C, N, H + 2p, W + 2p)
-    windows = gather_windows(x_t, HH, WW, s, out_h, out_w, axis=1, xp=xp)  # (C, HH·WW, N, H', W')
-    x_cols = xp.reshape(windows, (C * HH * WW, N * out_h * out_w))
-    out = xp.matmul(xp.reshape(w, (F, C * HH * WW)), x_cols) + xp.reshape(b, (F, 1))
-    out = xp.permute_dims(xp.reshape(out, (F, N, out_h, out_w)), (1, 0, 2, 3))
-    return out, (x_cols, w, tuple(x.shape), conv_param)
+    out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
+    dw = xp.reshape(xp.matmul(dout_2d, xp.matrix_transpose(x_cols)), w.shape)
+    if not input_grad:
+        return None, dw
+    w_2d = xp.reshape(w, (F, C * HH * WW))
+    d_cols = xp.reshape(xp.matmul(xp.matrix_transpose(w_2d), dout_2d), (C, HH * WW, N, out_h, out_w))
+    dx_t = scatter_windows(xp.unstack(d_cols, axis=1), (C, N, H + 2 * p, W + 2 * p), HH, WW, s, xp=xp)
+    return xp.permute_dims(dx_t, (1, 0, 2, 3))[:, :, p : p + H, p : p + W], dw
+
+
+def _backward_inputs(dout, cache, expected: tuple, name: str):
+    """Check the upstream gradient (called ``name``) against the forward output's shape ``expected``; return ``xp``
+    and it and the cache's arrays promoted to their common dtype."""
+    x_cols, w, _, _ = cache
+    xp = float_namespace(**{name: dout, "cache": x_cols})
+    if tuple(dout.shape) != expected:
+        raise ValueError(f"{name} must have the forward output's shape {expected}, got {tuple(dout.shape)}")
+    dout, x_cols, w = promote(dout, x_cols, w, xp=xp)
+    return xp, dout, (x_cols, w, *cache[2:])
+
+
+def _output_shape(cache) -> tuple[int, int, int, int]:
+    """(N, F, H', W') of the forward output that made ``cache``."""
+    _, w, (N, _, H, W), conv_param = cache
+    s, p = conv_param["stride"], conv_param["pad"]
+    return N, w.shape[0], conv_output_size(H, w.shape[2], s, p), conv_output_size(W, w.shape[3], s, p)
 
 
 def conv_backward_fast(dout, cache, *, input_grad=True):
@@ -161,22 +224,28 @@ def conv_backward_fast(dout, cache, *, input_grad=True):
     -------
     dx : (N, C, H, W) or None, dw : (F, C, HH, WW), db : (F,).
     """
-    if not isinstance(input_grad, bool):
-        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
-    x_cols, w, (N, C, H, W), conv_param = cache
-    xp = float_namespace(dout=dout, cache=x_cols)
-    s, p = conv_param["stride"], conv_param["pad"]
-    F, _, HH, WW = w.shape
-    out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
-    if tuple(dout.shape) != (N, F, out_h, out_w):
-        raise ValueError(f"dout must have the forward output's shape {(N, F, out_h, out_w)}, got {tuple(dout.shape)}")
-    dout, x_cols, w = promote(dout, x_cols, w, xp=xp)
+    _check_input_grad(input_grad)
+    N, F, out_h, out_w = _output_shape(cache)
+    xp, dout, cache = _backward_inputs(dout, cache, (N, F, out_h, out_w), "dout")
     dout_2d = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * out_h * out_w))
-    db = xp.sum(dout_2d, axis=1)
-    w_2d = xp.reshape(w, (F, C * HH * WW))
-    dw = xp.reshape(xp.matmul(dout_2d, xp.matrix_transpose(x_cols)), w.shape)
-    if not input_grad:
-        return None, dw, db
-    d_cols = xp.reshape(xp.matmul(xp.matrix_transpose(w_2d), dout_2d), (C, HH * WW, N, out_h, out_w))
-    dx_t = scatter_windows(xp.unstack(d_cols, axis=1), (C, N, H + 2 * p, W + 2 * p), HH, WW, s, xp=xp)
-    return xp.permute_dims(dx_t, (1, 0, 2, 3))[:, :, p : p + H, p : p + W], dw, db
+    dx, dw = _im2col_backward(dout_2d, cache, input_grad, xp=xp)
+    return dx, dw, xp.sum(dout_2d, axis=1)
+
+
+def conv_backward_channels_first(da, cache, *, input_grad=True):
+    """Backward pass of :func:`conv_forward_channels_first`: ``(dx, dw)``; the bias gradient is the caller's.
+
+    Parameters
+    ----------
+    da : (F, N, H', W') upstream gradient (contiguous, as a pooling backward pass makes it, saves a copy).
+    cache : from :func:`conv_forward_channels_first`.
+    input_grad : keyword-only; False skips dx (None is returned in its place), as in :func:`conv_backward_fast`.
+
+    Returns
+    -------
+    dx : (N, C, H, W) or None, dw : (F, C, HH, WW).
+    """
+    _check_input_grad(input_grad)
+    N, F, out_h, out_w = _output_shape(cache)
+    xp, da, cache = _backward_inputs(da, cache, (F, N, out_h, out_w), "da")
+    return _im2col_backward(xp.reshape(da, (F, N * out_h * out_w)), cache, input_grad, xp=xp)
