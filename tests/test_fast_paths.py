@@ -12,8 +12,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xpnet.classifiers.cnn import ThreeLayerConvNet
-from xpnet.layer_utils import conv_relu_backward, conv_relu_forward, conv_relu_pool_backward, conv_relu_pool_forward
+from xpnet.classifiers.fc_net import FullyConnectedNet
+from xpnet.layer_utils import (
+    affine_bn_relu_backward,
+    affine_bn_relu_forward,
+    affine_ln_relu_backward,
+    affine_ln_relu_forward,
+    affine_relu_backward,
+    affine_relu_forward,
+    conv_bn_relu_backward,
+    conv_bn_relu_forward,
+    conv_relu_backward,
+    conv_relu_forward,
+    conv_relu_pool_backward,
+    conv_relu_pool_forward,
+)
 from xpnet.layers import (
+    affine_backward,
+    affine_forward,
     conv_backward_fast,
     conv_backward_naive,
     conv_forward_fast,
@@ -151,15 +167,74 @@ def test_channels_first_convolution_is_the_fast_one_without_bias_and_transposed(
         conv_backward_channels_first(da, cf_cache, input_grad=None)
 
 
-def test_conv_relu_backward_can_skip_the_input_gradient(xp):
-    x, wt, b = (to_xp(a, xp) for a in _problem(3, 2, 2, 3, 5, 5, 3))
-    out, cache = conv_relu_forward(x, wt, b, {"stride": 1, "pad": 1})
-    dout = to_xp(np.random.default_rng(4).standard_normal(tuple(out.shape)), xp)
-    full = conv_relu_backward(dout, cache)
-    dx, dw, db = conv_relu_backward(dout, cache, input_grad=False)
-    assert dx is None
-    assert_close(dw, full[1], xp=xp)
-    assert_close(db, full[2], xp=xp)
+def _sandwich_cases(xp, rng):
+    """(name, forward, backward, inputs) for every backward pass with ``input_grad``."""
+    x4, x2 = (to_xp(rng.standard_normal(shape), xp) for shape in ((2, 2, 5, 5), (4, 6)))
+    w4, b4, w2, b2 = (to_xp(rng.standard_normal(shape), xp) for shape in ((3, 2, 3, 3), (3,), (6, 5), (5,)))
+    gamma3, beta3, gamma5, beta5 = (to_xp(rng.standard_normal(n), xp) for n in (3, 3, 5, 5))
+    conv_param, pool_param = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    bn2, bn4 = (
+        (x2, w2, b2, gamma5, beta5, {"mode": "train"}),
+        (x4, w4, b4, gamma3, beta3, conv_param, {"mode": "train"}),
+    )
+    return [
+        ("affine", affine_forward, affine_backward, (x2, w2, b2)),
+        ("affine_relu", affine_relu_forward, affine_relu_backward, (x2, w2, b2)),
+        ("affine_bn_relu", affine_bn_relu_forward, affine_bn_relu_backward, bn2),
+        ("affine_ln_relu", affine_ln_relu_forward, affine_ln_relu_backward, (x2, w2, b2, gamma5, beta5, {})),
+        ("conv", conv_forward_fast, conv_backward_fast, (x4, w4, b4, conv_param)),
+        ("conv_relu", conv_relu_forward, conv_relu_backward, (x4, w4, b4, conv_param)),
+        ("conv_bn_relu", conv_bn_relu_forward, conv_bn_relu_backward, bn4),
+        ("conv_relu_pool", conv_relu_pool_forward, conv_relu_pool_backward, (x4, w4, b4, conv_param, pool_param)),
+    ]  # fmt: skip
+
+
+def test_every_backward_pass_can_skip_the_input_gradient(xp):
+    # A network's first layer needs no dx: input_grad=False gives None there and the same parameter gradients.
+    rng = np.random.default_rng(4)
+    for name, forward, backward, inputs in _sandwich_cases(xp, rng):
+        out, cache = forward(*inputs)
+        dout = to_xp(rng.standard_normal(tuple(out.shape)), xp)
+        full = backward(dout, cache)
+        skipped = backward(dout, cache, input_grad=False)
+        assert full[0] is not None and skipped[0] is None, name
+        for got, ref in zip(skipped[1:], full[1:], strict=True):
+            assert_close(got, to_np(ref), xp=xp, err_msg=name)
+        with pytest.raises(TypeError, match=r"^input_grad must be True or False, got 0"):
+            backward(dout, cache, input_grad=0)
+
+
+@pytest.mark.parametrize(
+    ("make", "products"),
+    [
+        # Forward one product per layer, backward one dw per layer and one dx per layer but the first.
+        (lambda: FullyConnectedNet([5, 4], input_dim=6, num_classes=3, xp="torch"), 8),
+        (lambda: FullyConnectedNet([5, 4], input_dim=6, num_classes=3, normalization="batchnorm", xp="torch"), 8),
+        (lambda: FullyConnectedNet([5, 4], input_dim=6, num_classes=3, normalization="layernorm", xp="torch"), 8),
+        (lambda: ThreeLayerConvNet(input_dim=(2, 6, 6), num_filters=3, filter_size=3, hidden_dim=4, xp="torch"), 8),
+    ],
+    ids=["fc-2", "fc-2-batchnorm", "fc-2-layernorm", "cnn"],
+)
+def test_models_compute_no_gradient_for_their_input(make, products):
+    # Counted as the matrix products torch dispatches in one loss-and-gradients call.
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountProducts(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
+                CountProducts.count += 1
+            return func(*args, **(kwargs or {}))
+
+    np.random.seed(0)
+    model = make()
+    shape = (2, *getattr(model, "input_dim", (6,))) if isinstance(model, ThreeLayerConvNet) else (2, 6)
+    X = np.random.default_rng(0).standard_normal(shape)
+    with CountProducts():
+        model.loss(X, np.array([0, 1]))
+    assert CountProducts.count == products
 
 
 def test_cnn_gradients_are_those_of_the_layers_composed(xp):

@@ -64,11 +64,12 @@ def affine_relu_forward(x, w, b):
     return out, (fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout, cache):
-    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)`` with the shapes of ``x``, ``w``, ``b``."""
+def affine_relu_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)`` with the shapes of ``x``, ``w``, ``b``;
+    ``input_grad=False`` (keyword-only) skips dx and gives None in its place (a network's first layer)."""
     fc_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
-    return affine_backward(da, fc_cache)
+    return affine_backward(da, fc_cache, input_grad=input_grad)
 
 
 def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
@@ -92,12 +93,13 @@ def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
     return out, (fc_cache, bn_cache, relu_cache)
 
 
-def affine_bn_relu_backward(dout, cache):
-    """Backward pass of :func:`affine_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+def affine_bn_relu_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`affine_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
+    (keyword-only) skips dx and gives None in its place."""
     fc_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = batchnorm_backward(dan, bn_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
+    dx, dw, db = affine_backward(da, fc_cache, input_grad=input_grad)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -121,12 +123,13 @@ def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
     return out, (fc_cache, ln_cache, relu_cache)
 
 
-def affine_ln_relu_backward(dout, cache):
-    """Backward pass of :func:`affine_ln_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+def affine_ln_relu_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`affine_ln_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
+    (keyword-only) skips dx and gives None in its place."""
     fc_cache, ln_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = layernorm_backward(dan, ln_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
+    dx, dw, db = affine_backward(da, fc_cache, input_grad=input_grad)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -219,10 +222,11 @@ def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
     return out, (conv_cache, bn_cache, relu_cache)
 
 
-def conv_bn_relu_backward(dout, cache):
-    """Backward pass of :func:`conv_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+def conv_bn_relu_backward(dout, cache, *, input_grad=True):
+    """Backward pass of :func:`conv_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
+    (keyword-only) skips dx and gives None in its place."""
     conv_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
-    dx, dw, db = conv_backward_fast(da, conv_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache, input_grad=input_grad)
     return dx, dw, db, dgamma, dbeta

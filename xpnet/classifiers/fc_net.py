@@ -187,12 +187,13 @@ class FullyConnectedNet(Model):
         return out, (cache, drop_cache)
 
     def _hidden_backward(self, dout, cache, i: int, grads: dict):
-        """Backward of :meth:`_hidden_forward`; stores the layer's param gradients in ``grads``, returns dx."""
+        """Backward of :meth:`_hidden_forward`; stores the layer's param gradients in ``grads``, returns dx (None for
+        the first layer: X needs no gradient, and skipping it saves a matmul as large as the forward one)."""
         sandwich_cache, drop_cache = cache
         if drop_cache is not None:
             dout = dropout_backward(dout, drop_cache)
         _, backward = _SANDWICHES[self.normalization]
-        dx, *dparams = backward(dout, sandwich_cache)
+        dx, *dparams = backward(dout, sandwich_cache, input_grad=i > 1)
         grads.update(zip(_names(i), dparams, strict=False))  # (dw, db), or (dw, db, dgamma, dbeta) with a norm
         return dx
 

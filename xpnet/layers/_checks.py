@@ -108,3 +108,10 @@ def check_int(value, name: str, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_input_grad(input_grad) -> None:
+    """The keyword-only ``input_grad`` of the backward passes that can skip dx must be a bool (0 or None would read
+    as a silent False)."""
+    if not isinstance(input_grad, bool):
+        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")

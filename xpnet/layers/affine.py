@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from .._backend import Array
-from ._checks import float_namespace, promote
+from ._checks import check_input_grad, float_namespace, promote
 
 __all__ = ["affine_forward", "affine_backward"]
 
@@ -45,20 +45,24 @@ def affine_forward(x: Array, w: Array, b: Array) -> tuple[Array, Any]:
     return out, (x, w)
 
 
-def affine_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
+def affine_backward(dout: Array, cache: Any, *, input_grad: bool = True) -> tuple[Array | None, Array, Array]:
     """Affine layer backward pass.
 
     Parameters
     ----------
     dout : upstream gradient of shape (N, M).
     cache : from :func:`affine_forward`.
+    input_grad : keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs
+        no gradient: its ``dout @ w.T`` product costs as much as the forward pass (torch's autograd skips it too).
 
     Returns
     -------
-    dx : gradient of shape (N, d_1, ..., d_k), x's shape (all gradients in the common dtype of dout and the cache).
+    dx : gradient of shape (N, d_1, ..., d_k), x's shape (all gradients in the common dtype of dout and the cache),
+        or None.
     dw : gradient of shape (D, M).
     db : gradient of shape (M,).
     """
+    check_input_grad(input_grad)
     x, w = cache
     xp = float_namespace(dout=dout, cache=x)
     expected = (x.shape[0], w.shape[1])
@@ -66,7 +70,7 @@ def affine_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
         raise ValueError(f"dout must have the forward output's shape (N, M) = {expected}, got {tuple(dout.shape)}")
     dout, x, w = promote(dout, x, w, xp=xp)
     x2 = xp.reshape(x, (x.shape[0], w.shape[0]))
-    dx = xp.reshape(dout @ w.T, x.shape)
+    dx = xp.reshape(dout @ w.T, x.shape) if input_grad else None
     dw = x2.T @ dout
     db = xp.sum(dout, axis=0)
     return dx, dw, db

@@ -9,7 +9,7 @@ gives float64), and a backward pass computes in the common dtype of dout and the
 from __future__ import annotations
 
 from .._backend import at, device, pad
-from ._checks import as_common_dtype, check_int, check_keys, float_namespace, promote
+from ._checks import as_common_dtype, check_input_grad, check_int, check_keys, float_namespace, promote
 from ._windows import conv_output_size, gather_windows, scatter_windows
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast", "conv_backward_fast"]
@@ -171,11 +171,6 @@ def conv_forward_channels_first(x, w, b, conv_param):
     return a, cache
 
 
-def _check_input_grad(input_grad) -> None:
-    if not isinstance(input_grad, bool):
-        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")
-
-
 def _im2col_backward(dout_2d, cache, input_grad: bool, *, xp):
     """``(dx, dw)`` from the (F, N·H'·W') upstream gradient, already checked and in the cache's dtype."""
     x_cols, w, (N, C, H, W), conv_param = cache
@@ -224,7 +219,7 @@ def conv_backward_fast(dout, cache, *, input_grad=True):
     -------
     dx : (N, C, H, W) or None, dw : (F, C, HH, WW), db : (F,).
     """
-    _check_input_grad(input_grad)
+    check_input_grad(input_grad)
     N, F, out_h, out_w = _output_shape(cache)
     xp, dout, cache = _backward_inputs(dout, cache, (N, F, out_h, out_w), "dout")
     dout_2d = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * out_h * out_w))
@@ -245,7 +240,7 @@ def conv_backward_channels_first(da, cache, *, input_grad=True):
     -------
     dx : (N, C, H, W) or None, dw : (F, C, HH, WW).
     """
-    _check_input_grad(input_grad)
+    check_input_grad(input_grad)
     N, F, out_h, out_w = _output_shape(cache)
     xp, da, cache = _backward_inputs(da, cache, (F, N, out_h, out_w), "da")
     return _im2col_backward(xp.reshape(da, (F, N * out_h * out_w)), cache, input_grad, xp=xp)
