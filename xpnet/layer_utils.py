@@ -16,7 +16,7 @@ from .layers import *  # noqa: F403
 from .layers import (
     affine_backward,
     affine_forward,
-    batchnorm_backward,
+    batchnorm_backward_alt,
     batchnorm_forward,
     layernorm_backward,
     layernorm_forward,
@@ -98,7 +98,8 @@ def affine_bn_relu_backward(dout, cache, *, input_grad=True):
     (keyword-only) skips dx and gives None in its place."""
     fc_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = batchnorm_backward(dan, bn_cache)
+    # The closed form: the same gradient as batchnorm_backward's node-by-node one, in fewer passes.
+    da, dgamma, dbeta = batchnorm_backward_alt(dan, bn_cache)
     dx, dw, db = affine_backward(da, fc_cache, input_grad=input_grad)
     return dx, dw, db, dgamma, dbeta
 

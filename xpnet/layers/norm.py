@@ -268,9 +268,20 @@ def _norm_backward(dout, cache, normalize_backward=_normalize_backward):
         raise ValueError(f"dout must have the forward output's shape {tuple(xhat.shape)}, got {tuple(dout.shape)}")
     dout = as_common_dtype(dout, xhat, xp=xp)
     batch_and_spatial = (0, *range(2, dout.ndim))
-    dgamma = xp.reshape(xp.sum(dout * xhat, axis=batch_and_spatial), gamma.shape)
-    dbeta = xp.reshape(xp.sum(dout, axis=batch_and_spatial), gamma.shape)
-    dxhat = dout * _on_axis1(gamma, dout.ndim, xp=xp)
+    sum_dout_xhat = xp.sum(dout * xhat, axis=batch_and_spatial, keepdims=True)
+    sum_dout = xp.sum(dout, axis=batch_and_spatial, keepdims=True)
+    dgamma, dbeta = xp.reshape(sum_dout_xhat, gamma.shape), xp.reshape(sum_dout, gamma.shape)
+    g = _on_axis1(gamma, dout.ndim, xp=xp)
+    if normalize_backward is _normalize_backward and view is None and axes == batch_and_spatial:
+        # Batch norm standardises over the axes dgamma sums over, so the closed form's mean of dxhat * xhat is
+        # gamma * dgamma / m: five full-size passes instead of eight. t is centred with its own mean (which is
+        # mean(dout), as mean(xhat) = 0) so that dx sums to zero over the batch up to one rounding, as in the
+        # node-by-node form: the gradient of a bias before the norm stays ~1e-17, not ~1e-15.
+        m = math.prod(dout.shape[a] for a in axes)
+        t = dout - xhat * (sum_dout_xhat / m)
+        dx = (g * inv_std) * (t - xp.mean(t, axis=axes, keepdims=True))
+        return dx, dgamma, dbeta
+    dxhat = dout * g
     if axes is None:
         return dxhat * inv_std, dgamma, dbeta
     if view is None:
