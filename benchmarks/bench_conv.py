@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from _machine import cpu_name, openblas_kernels
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from xpnet._backend import asarray, backend_name, device, get_namespace, sync
@@ -143,7 +145,9 @@ def main(argv=None) -> None:
     except ImportError:
         threads = None
     print(
-        f"backend {backend_name(xp)}, device {args.device or 'default'}, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_name()}, {os.cpu_count()} CPUs, "
+        f"OpenBLAS kernels: {openblas_kernels(np)}\n"
+        f"backend {backend_name(xp)}, device {args.device or 'default'}, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads {threads}, "
         f"{args.repeats} rounds, float32"
     )

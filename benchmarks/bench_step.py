@@ -44,6 +44,8 @@ import tempfile
 import time
 import tracemalloc
 
+from _machine import cpu_name, openblas_kernels
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -367,16 +369,9 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     xp_name = args.backend
-    try:
-        import platform
-
-        cpu = platform.processor() or platform.machine()
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
     print(
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_name()}, {os.cpu_count()} CPUs, NumPy {np.__version__} "
+        f"(OpenBLAS kernels: {openblas_kernels(np)}), "
         f"torch {torch.__version__}, {args.threads} threads (torch {torch.get_num_threads()}, "
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}), device {args.device}, float32, "
         f"{args.rounds} interleaved rounds after {args.warmup} warm-up, {args.settle} s pause per turn, medians, "

@@ -177,7 +177,11 @@ def _im2col_backward(dout_2d, cache, input_grad: bool, *, xp):
     s, p = conv_param["stride"], conv_param["pad"]
     F, _, HH, WW = w.shape
     out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
-    dw = xp.reshape(xp.matmul(dout_2d, xp.matrix_transpose(x_cols)), w.shape)
+    # (x_cols @ dout_2d.T).T, not dout_2d @ x_cols.T: the same product with the long N·H'·W' axis as the inner
+    # dimension of a tall-skinny operand in both, but BLAS splits it better across threads. Measured alone on 2
+    # cores (NumPy with OpenBLAS's AVX2 and AVX-512 kernels, torch): 15 of 16 im2col shapes faster, by up to 40%
+    # (the 7×7 first layer: 4.0-5.1 ms to 2.9-3.8 ms).
+    dw = xp.reshape(xp.matrix_transpose(xp.matmul(x_cols, xp.matrix_transpose(dout_2d))), w.shape)
     if not input_grad:
         return None, dw
     w_2d = xp.reshape(w, (F, C * HH * WW))
