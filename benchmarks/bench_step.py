@@ -273,8 +273,12 @@ def _peak_bytes(run: _Run, kind: str, device: str) -> int | None:
     with _without_profiler_noise(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         run.step()
     held = peak = 0
-    events = prof.profiler.kineto_results.events()
-    for event in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
+    events = sorted(
+        (e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"), key=lambda e: e.start_ns()
+    )
+    if not events:  # the profiler recorded no allocation (seen once in ~20 runs): unknown, not zero
+        return None
+    for event in events:
         held += event.nbytes()
         peak = max(peak, held)
     return peak
