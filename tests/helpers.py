@@ -8,6 +8,7 @@ from contextvars import ContextVar
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from xpnet._backend import (
     asarray,
@@ -159,3 +160,15 @@ def widest_float(xp) -> str:
     """'float64', or 'float32' on a device under test without float64: the dtype of a test that needs no particular
     precision (Solver behaviour, argument checks), so that it runs on every device."""
     return dtype_name(max_float_dtype(get_namespace(xp), device_under_test(xp)))
+
+
+def fixed_examples(max_examples: int):
+    """Hypothesis settings for tests that take the ``xp`` fixture: the same ``max_examples`` examples on every run
+    and every backend (derandomized, no example database), no deadline (JAX compiles per shape)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )

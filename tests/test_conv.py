@@ -3,7 +3,7 @@ fast against naive over random geometries, torch autograd as an independent refe
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import xpnet.fast_layers as fast_layers
@@ -15,6 +15,7 @@ from helpers import (
     GRAD_REL_ERROR,
     assert_close,
     assert_close_to_reference,
+    fixed_examples,
     rel_error,
     requires_torch,
     to_np,
@@ -128,13 +129,7 @@ def test_conv_matches_torch_autograd(xp, impl, geometry, dtype):
         assert_close_to_reference(got, ref, dtype=dtype, xp=xp, terms=n, err_msg=name)
 
 
-@settings(
-    max_examples=12,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@fixed_examples(12)
 @given(
     n=st.integers(1, 2), c=st.integers(1, 3), f=st.integers(1, 3),
     h=st.integers(1, 7), w=st.integers(1, 7), kh=st.integers(1, 4), kw=st.integers(1, 4),

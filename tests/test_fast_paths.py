@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from xpnet.classifiers.cnn import ThreeLayerConvNet
@@ -41,19 +41,13 @@ from xpnet.layers import (
 )
 from xpnet.layers.conv import conv_backward_channels_first, conv_forward_channels_first
 
-from helpers import assert_close, device_under_test, require_dtype, to_np, to_xp
+from helpers import assert_close, device_under_test, fixed_examples, require_dtype, to_np, to_xp
 
 ROOT = Path(__file__).resolve().parents[1]
 # The references are the naive loops run on NumPy (fast enough there; on JAX or array_api_strict each of their
 # per-pixel updates costs a dispatch), the fast paths run on every backend. Few examples: JAX compiles every op
 # anew for each new shape (about 2 s an example here).
-_SETTINGS = settings(
-    max_examples=6,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+_SETTINGS = fixed_examples(6)
 
 
 def _problem(seed, n, c, f, h, w, k, *, ties=False, nans=0):

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from xpnet import layer_utils as lu
 from xpnet import layers as L
 
-from helpers import F, assert_close, requires_torch, to_np, to_xp, torch
+from helpers import F, assert_close, fixed_examples, requires_torch, to_np, to_xp, torch
 
 if torch is not None:
     # As conftest does for the torch backend: the references run on tiny tensors, where threads cost milliseconds.
@@ -28,16 +28,6 @@ OVERLAP = {"pool_height": 3, "pool_width": 3, "stride": 2}
 LABELS = np.array([0, 3, 1, 4])
 KEEP, SEED = 0.6, 5
 RUNNING_MEAN, RUNNING_VAR = np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.25, 4.0])
-
-
-def _fuzz(max_examples):
-    return settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
-    )
 
 
 @dataclass(frozen=True)
@@ -261,7 +251,7 @@ def _run(case, xp, arrays, dout_dtype=None):
 
 @requires_torch
 @pytest.mark.parametrize("name", sorted(CASES))
-@_fuzz(12)
+@fixed_examples(12)
 @given(data=st.data())
 def test_a_nan_input_propagates_as_in_torch(xp, name, data):
     # One NaN anywhere in any float argument: the output, and every gradient, must hold NaN exactly where the
@@ -390,7 +380,7 @@ PARAM_DICTS = {
 
 
 @pytest.mark.parametrize("dict_name", sorted(PARAM_DICTS))
-@_fuzz(10)
+@fixed_examples(10)
 @given(key=st.one_of(st.text(max_size=12), st.integers(), st.none()))
 def test_an_unknown_param_key_is_refused_by_name(xp, dict_name, key):
     call, valid, accepted = PARAM_DICTS[dict_name]

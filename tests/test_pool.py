@@ -3,7 +3,7 @@ overlapping and non-tiling windows, numerical gradients, ties routed to the firs
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import xpnet.fast_layers as fast_layers
@@ -16,6 +16,7 @@ from helpers import (
     GRAD_REL_ERROR,
     assert_close,
     assert_close_to_reference,
+    fixed_examples,
     rel_error,
     requires_torch,
     to_np,
@@ -130,13 +131,7 @@ def _geometries(*, max_size: int) -> dict:
     return {"h": sizes, "w": sizes, "ph": small, "pw": small, "stride": small, "seed": st.integers(0, 2**16)}
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@fixed_examples(15)
 @given(**_geometries(max_size=7))
 def test_fast_matches_naive_with_ties_on_random_geometries(xp, h, w, ph, pw, stride, seed):
     if ph > h or pw > w:
@@ -233,13 +228,7 @@ def test_a_nan_is_the_maximum_of_its_window_as_in_torch(xp, geometry, dtype):
         assert_close_to_reference(dx, tx.grad.numpy(), dtype=dtype, xp=xp, terms=overlap, err_msg="dx")
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@fixed_examples(15)
 @given(**_geometries(max_size=6))
 def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stride, seed):
     # With several NaNs in a window both send its gradient to the FIRST NaN in row-major order, as argmax does
