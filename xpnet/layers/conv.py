@@ -176,7 +176,7 @@ def _im2col_backward(dout_2d, cache, input_grad: bool, *, xp):
     x_cols, w, (N, C, H, W), conv_param = cache
     s, p = conv_param["stride"], conv_param["pad"]
     F, _, HH, WW = w.shape
-    out_h, out_w = conv_output_size(H, HH, s, p), conv_output_size(W, WW, s, p)
+    _, _, out_h, out_w = _output_shape(cache)
     # (x_cols @ dout_2d.T).T, not dout_2d @ x_cols.T: the same product with the long N·H'·W' axis as the inner
     # dimension of a tall-skinny operand in both, but BLAS splits it better across threads. Measured alone on 2
     # cores (NumPy with OpenBLAS's AVX2 and AVX-512 kernels, torch): 15 of 16 im2col shapes faster, by up to 40%
