@@ -1,5 +1,6 @@
-"""FullyConnectedNet and ThreeLayerConvNet on every backend: gradients (numerical and torch autograd), initial loss,
-overfitting a small set, CS231n-reproducible weights, portable save/load, and argument errors."""
+"""FullyConnectedNet, ThreeLayerConvNet and the 2019 edition's TwoLayerNet on every backend: gradients (numerical and
+torch autograd), initial loss, overfitting a small set, CS231n-reproducible weights, portable save/load, and argument
+errors."""
 
 import math
 
@@ -9,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
-from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, fc_net, load_model
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
 
 from helpers import (
@@ -17,6 +18,7 @@ from helpers import (
     F,
     assert_close,
     assert_close_to_reference,
+    blobs,
     device_under_test,
     rel_error,
     require_dtype,
@@ -24,6 +26,7 @@ from helpers import (
     to_np,
     to_xp,
     torch,
+    widest_float,
 )
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
@@ -122,6 +125,53 @@ def test_fc_gradients_with_seeded_dropout(xp, backend):
     assert model.dropout_param == {"mode": "train", "p": 0.5, "seed": 123}
     worst, errors = _max_grad_error(model, X, y)
     assert worst < 1e-7, errors
+
+
+def test_fc_dropout_is_the_2019_name_of_dropout_keep_ratio(xp):
+    """The 2019 Dropout notebook's FullyConnectedNet(..., dropout=0.5, seed=123) is today's dropout_keep_ratio=0.5,
+    and so is a positional 4th argument (2019's dropout, today's dropout_keep_ratio)."""
+    dtype = widest_float(xp)
+    X, y = _fc_data(xp, n=4, dtype=dtype)
+    builds = {
+        "dropout_keep_ratio=0.5": lambda: _fc(xp, dropout_keep_ratio=0.5, seed=123, dtype=dtype),
+        "dropout=0.5": lambda: _fc(xp, dropout=0.5, seed=123, dtype=dtype),
+        "positional": lambda: FullyConnectedNet(
+            [H1, H2], D, C, 0.5, weight_scale=5e-2, dtype=dtype, seed=123, xp=xp, device=device_under_test(xp)
+        ),
+    }
+    models = {}
+    for name, build in builds.items():
+        np.random.seed(231)
+        models[name] = build()
+    reference = models.pop("dropout_keep_ratio=0.5")
+    ref_loss, ref_grads = reference.loss(X, y)
+    for name, model in models.items():
+        assert model.config() == reference.config() and model.config()["dropout_keep_ratio"] == 0.5, name
+        assert model.use_dropout and model.dropout_param == {"mode": "train", "p": 0.5, "seed": 123}, name
+        for key, p in reference.params.items():
+            assert_close(model.params[key], to_np(p), xp=xp, rtol=0, atol=0, err_msg=f"{name}: {key}")
+        loss, grads = model.loss(X, y)
+        assert_close(loss, to_np(ref_loss), xp=xp, rtol=0, atol=0, err_msg=f"{name}: loss")
+        for key, g in ref_grads.items():
+            assert_close(grads[key], to_np(g), xp=xp, rtol=0, atol=0, err_msg=f"{name}: d{key}")
+    # dropout=1 is 2019's "no dropout", as dropout_keep_ratio=1 is today.
+    assert not _fc(xp, dropout=1, dtype=dtype).use_dropout
+
+
+def test_fc_dropout_and_dropout_keep_ratio_together_are_refused(xp):
+    dtype = widest_float(xp)
+    both = r"got both dropout .* and dropout_keep_ratio .*: got dropout=0.5 and dropout_keep_ratio=0.75; give one"
+    with pytest.raises(TypeError, match=both):
+        _fc(xp, dropout=0.5, dropout_keep_ratio=0.75, dtype=dtype)
+    with pytest.raises(TypeError, match=both):
+        FullyConnectedNet([H1], D, C, 0.75, dropout=0.5, dtype=dtype, xp=xp, device=device_under_test(xp))
+    # dropout_keep_ratio at its default (1, no dropout) is not a second setting: dropout decides.
+    assert _fc(xp, dropout=0.5, dropout_keep_ratio=1, dtype=dtype).dropout_keep_ratio == 0.5
+    # A bad keep probability is named by the keyword it came in.
+    with pytest.raises(ValueError, match=r"^dropout must be a finite number in \(0, 1\], got 0$"):
+        _fc(xp, dropout=0, dtype=dtype)
+    with pytest.raises(TypeError, match=r"^dropout must be a real number, got '0.5'"):
+        _fc(xp, dropout="0.5", dtype=dtype)
 
 
 def _torch_fc_loss(params, X, y, normalization, reg, num_layers, eps=1e-5):
@@ -684,3 +734,176 @@ def test_input_on_another_device_of_the_models_backend_is_refused_by_name():
     X = strict.asarray(np.zeros((2, D)), device=strict.Device("device1"))
     with pytest.raises(ValueError, match=r"^X is on device .*device1.*, the model's params on .*CPU_DEVICE.*; move it"):
         model.loss(X)
+
+
+# The 2019 edition's TwoLayerNet (assignment 2's FullyConnectedNets notebook; later editions moved it to assignment 1).
+
+
+def _two_layer(xp, **kwargs):
+    kwargs = {"input_dim": D, "hidden_dim": H1, "num_classes": C, "xp": xp, "device": device_under_test(xp), **kwargs}
+    require_dtype(xp, kwargs.get("dtype", "float64"))
+    return TwoLayerNet(**kwargs)
+
+
+def test_two_layer_net_reproduces_the_2019_notebook(xp):
+    """The FullyConnectedNets notebook's "TwoLayerNet" cell (2019), its numbers included, on the backend under test:
+    its NumPy params and inputs are put there first, as a notebook on that backend would do."""
+    require_dtype(xp, "float64")  # CS231n's default: the notebook's 1e-10 tolerances need it
+    np.random.seed(231)
+    N, D, H, C = 3, 5, 50, 7
+    X = np.random.randn(N, D)
+    y = np.random.randint(C, size=N)
+    std = 1e-3
+    model = TwoLayerNet(input_dim=D, hidden_dim=H, num_classes=C, weight_scale=std, xp=xp, device=device_under_test(xp))
+    assert dtype_name(model.dtype) == "float64" and namespace(model.params["W1"]) is xp
+    for w in ("W1", "W2"):
+        assert abs(to_np(model.params[w]).std() - std) < std / 10, f"{w} is not initialized as weight_scale * randn"
+    for b in ("b1", "b2"):
+        assert np.all(to_np(model.params[b]) == 0), f"{b} is not initialized to zeros"
+
+    model.params["W1"] = to_xp(np.linspace(-0.7, 0.3, num=D * H).reshape(D, H), xp)
+    model.params["b1"] = to_xp(np.linspace(-0.1, 0.9, num=H), xp)
+    model.params["W2"] = to_xp(np.linspace(-0.3, 0.4, num=H * C).reshape(H, C), xp)
+    model.params["b2"] = to_xp(np.linspace(-0.9, 0.1, num=C), xp)
+    X = np.linspace(-5.5, 4.5, num=N * D).reshape(D, N).T
+    scores = model.loss(X)
+    correct_scores = np.asarray(
+        [
+            [11.53165108, 12.2917344, 13.05181771, 13.81190102, 14.57198434, 15.33206765, 16.09215096],
+            [12.05769098, 12.74614105, 13.43459113, 14.1230412, 14.81149128, 15.49994135, 16.18839143],
+            [12.58373087, 13.20054771, 13.81736455, 14.43418138, 15.05099822, 15.66781506, 16.2846319],
+        ]
+    )
+    assert namespace(scores) is xp
+    assert np.abs(to_np(scores) - correct_scores).sum() < 1e-6
+
+    y = np.asarray([0, 5, 1])
+    loss, grads = model.loss(X, y)
+    assert sorted(grads) == ["W1", "W2", "b1", "b2"]
+    assert abs(float(loss) - 3.4702243556) < 1e-10
+    model.reg = 1.0
+    loss, _ = model.loss(X, y)
+    assert abs(float(loss) - 26.5948426952) < 1e-10
+
+
+def test_two_layer_net_is_cs231n_2019s(xp):
+    """Defaults, weights drawn as CS231n draws them (W1 then W2 from NumPy's global state), float64 by default, and
+    the same network as FullyConnectedNet([hidden_dim])."""
+    require_dtype(xp, "float64")
+    np.random.seed(231)
+    model = TwoLayerNet(xp=xp, device=device_under_test(xp))
+    shapes = {name: tuple(p.shape) for name, p in model.params.items()}
+    assert shapes == {"W1": (3 * 32 * 32, 100), "b1": (100,), "W2": (100, 10), "b2": (10,)}
+    assert model.reg == 0.0 and dtype_name(model.dtype) == "float64"
+    np.random.seed(231)
+    for name, (rows, cols) in (("W1", (3 * 32 * 32, 100)), ("W2", (100, 10))):
+        assert_close(model.params[name], 1e-3 * np.random.randn(rows, cols), xp=xp, rtol=0, atol=0, err_msg=name)
+
+    np.random.seed(0)
+    two_layer = _two_layer(xp, weight_scale=5e-2, reg=0.3)
+    np.random.seed(0)
+    fc = FullyConnectedNet([H1], D, C, weight_scale=5e-2, reg=0.3, dtype="float64", xp=xp, device=device_under_test(xp))
+    X, y = _fc_data(xp, n=5)
+    loss, grads = two_layer.loss(X, y)
+    fc_loss, fc_grads = fc.loss(X, y)
+    assert_close(loss, to_np(fc_loss), xp=xp, rtol=0, atol=0, err_msg="loss")
+    for name, g in fc_grads.items():
+        assert_close(grads[name], to_np(g), xp=xp, rtol=0, atol=0, err_msg=name)
+    assert_close(two_layer.loss(X), to_np(fc.loss(X)), xp=xp, rtol=0, atol=0, err_msg="scores")
+
+
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_two_layer_net_gradients_match_numerical(xp, reg):
+    np.random.seed(231)
+    X, y = _fc_data(xp)
+    model = _two_layer(xp, weight_scale=5e-2, reg=reg)
+    worst, errors = _max_grad_error(model, X, y)
+    assert worst < 1e-7, errors
+
+
+@requires_torch
+@FLOAT_DTYPES
+def test_two_layer_net_loss_and_gradients_match_torch_autograd(xp, dtype):
+    np.random.seed(0)
+    X, y = _fc_data(xp, n=6, seed=1, dtype=dtype)
+    model = _two_layer(xp, weight_scale=5e-2, reg=0.7, dtype=dtype)
+    loss, grads = model.loss(X, y)
+    assert namespace(loss) is xp and tuple(loss.shape) == ()  # a 0-d array: no host sync inside loss()
+    expected_loss, expected = _torch_fc_loss(model.params, X, y, None, 0.7, num_layers=2)
+    assert sorted(grads) == sorted(expected)
+    assert_close_to_reference(loss, expected_loss, dtype=dtype, xp=xp, terms=H1, err_msg="loss")
+    for name, g in grads.items():
+        assert_close_to_reference(g, expected[name], dtype=dtype, xp=xp, terms=H1, err_msg=name)
+
+
+def test_two_layer_net_trains_with_the_solver_and_round_trips_through_files(xp, tmp_path):
+    """Solver checkpoints resume it, and model.save / load_model give back a TwoLayerNet on any backend."""
+    from xpnet.solver import Solver
+
+    data = blobs(n_train=40, n_val=10, dim=D, classes=C)
+    dtype = widest_float(xp)
+
+    def solver(**kwargs):
+        np.random.seed(0)
+        model = _two_layer(xp, weight_scale=1e-2, reg=1e-3, dtype=dtype)
+        adam = {"update_rule": "adam", "optim_config": {"learning_rate": 2e-2}}
+        return Solver(model, data, **adam, batch_size=10, verbose=False, seed=0, **kwargs)
+
+    uninterrupted = solver(num_epochs=2)
+    uninterrupted.train()
+    assert uninterrupted.best_val_acc > 0.5
+    solver(num_epochs=1, checkpoint_name=str(tmp_path / "two")).train()
+    resumed = solver(num_epochs=2, resume_from=tmp_path / "two_epoch_1.npz")
+    resumed.train()
+    assert resumed.loss_history == uninterrupted.loss_history
+
+    model = resumed.model
+    model.save(tmp_path / "two.npz")
+    for loaded in (
+        load_model(tmp_path / "two.npz", xp=xp, device=device_under_test(xp)),
+        TwoLayerNet.load(tmp_path / "two.npz", xp=xp, device=device_under_test(xp)),
+    ):
+        assert type(loaded) is TwoLayerNet and loaded.config() == model.config()
+        assert loaded.config() == {
+            "input_dim": D,
+            "hidden_dim": H1,
+            "num_classes": C,
+            "weight_scale": 1e-2,
+            "reg": 1e-3,
+            "dtype": dtype,
+        }
+        for name, p in model.params.items():
+            assert_close(loaded.params[name], to_np(p), xp=xp, rtol=0, atol=0, err_msg=name)
+    if dtype == "float64":
+        on_numpy = load_model(tmp_path / "two.npz")
+        assert_close(model.loss(data["X_val"]), to_np(on_numpy.loss(data["X_val"])), xp=xp)
+    with pytest.raises(ValueError, match="holds a TwoLayerNet, not a FullyConnectedNet"):
+        FullyConnectedNet.load(tmp_path / "two.npz")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"hidden_dim": 0}, ValueError, "hidden_dim must be a positive int, got 0"),
+        ({"input_dim": 2.5}, TypeError, "input_dim must be a positive int, got 2.5"),
+        ({"num_classes": -1}, ValueError, "num_classes must be a positive int, got -1"),
+        ({"weight_scale": 0}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got 0"),
+        ({"reg": math.nan}, ValueError, r"reg must be a finite number in \[0, inf\), got nan"),
+        ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
+    ],
+)
+def test_two_layer_net_bad_arguments(xp, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        _two_layer(xp, **{"dtype": widest_float(xp), **kwargs})
+
+
+def test_two_layer_net_refused_loss_call_changes_nothing(xp):
+    model = _two_layer(xp, dtype=widest_float(xp))
+    X, y = _fc_data(xp, n=3, dtype=widest_float(xp))
+    before = _everything(model)
+    for bad_X, bad_y, error, match in _bad_loss_calls(xp, X, y, C):
+        with pytest.raises(error, match=match):
+            model.loss(bad_X, bad_y)
+        _assert_unchanged(model, before)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, ...\) with 15 features per row"):
+        model.loss(to_xp(np.zeros((2, D + 1)), xp, widest_float(xp)))

@@ -5,7 +5,9 @@ assignment finds each function under the same module and can call it with the sa
 keywords. xpnet may add parameters after CS231n's (with defaults, or keyword-only) and may give a default where
 CS231n has none; where CS231n has a default, xpnet's must equal it. Star imports bring what CS231n's bring:
 ``classifiers/fc_net.py`` and ``classifiers/cnn.py`` star-import ``layers`` and ``layer_utils`` (which star-imports
-``fast_layers``), so ``from cs231n.classifiers.fc_net import *`` gives every layer function.
+``fast_layers``), so ``from cs231n.classifiers.fc_net import *`` gives every layer function. The 2019-2020 editions
+also had ``fc_net.TwoLayerNet``, and named ``FullyConnectedNet``'s 4th argument ``dropout`` (the same keep
+probability later editions call ``dropout_keep_ratio``): xpnet takes both names.
 
 Deliberately absent (not tested here, listed in the README): ``data_utils.load_pickle``, ``load_tiny_imagenet``,
 ``load_models`` and ``load_imagenet_val`` (unrestricted pickle loading, and data sets of other assignments), the
@@ -76,6 +78,10 @@ CS231N = {
         class FullyConnectedNet:
             def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                          normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None): ...
+            def loss(self, X, y=None): ...
+        class TwoLayerNet:  # 2019-2020 editions
+            def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10, weight_scale=1e-3,
+                         reg=0.0): ...
             def loss(self, X, y=None): ...
     """,
     "classifiers.cnn": """
@@ -157,6 +163,7 @@ SOLVER_ATTRIBUTES = [
 ]
 FC_ATTRIBUTES = ["normalization", "use_dropout", "reg", "num_layers", "dtype", "params", "dropout_param", "bn_params"]
 CNN_ATTRIBUTES = ["params", "reg", "dtype"]
+TWO_LAYER_ATTRIBUTES = ["params", "reg"]
 
 
 def _reference(module: str) -> dict[str, inspect.Signature]:
@@ -226,14 +233,17 @@ def _layer_names() -> set[str]:
     return {name for module in ("layers", "layer_utils", "fast_layers") for name in _reference(module)}
 
 
-@pytest.mark.parametrize(("module", "model"), [("fc_net", "FullyConnectedNet"), ("cnn", "ThreeLayerConvNet")])
-def test_classifier_star_import_brings_every_layer_as_cs231n_does(module, model):
+@pytest.mark.parametrize(
+    ("module", "models"), [("fc_net", ("FullyConnectedNet", "TwoLayerNet")), ("cnn", ("ThreeLayerConvNet",))]
+)
+def test_classifier_star_import_brings_every_layer_as_cs231n_does(module, models):
     namespace: dict = {}
     exec(f"from xpnet.classifiers.{module} import *", namespace)
-    missing = sorted((_layer_names() | {model}) - set(namespace))
+    missing = sorted((_layer_names() | set(models)) - set(namespace))
     assert not missing, f"from xpnet.classifiers.{module} import * lacks {missing}"
     source = importlib.import_module(f"xpnet.classifiers.{module}")
-    assert namespace[model] is source.__dict__[model]
+    for model in models:
+        assert namespace[model] is source.__dict__[model]
 
 
 @pytest.mark.parametrize(
@@ -285,11 +295,31 @@ def test_solver_takes_cs231n_keywords_and_has_its_attributes():
     assert len(solver.loss_history) == 2 and len(solver.val_acc_history) == 2
 
 
+def test_fully_connected_net_takes_2019s_dropout_by_keyword_and_by_position():
+    from xpnet.classifiers import FullyConnectedNet
+
+    by_keyword = FullyConnectedNet(
+        [5],
+        input_dim=4,
+        num_classes=3,
+        dropout=0.5,
+        normalization=None,
+        reg=0.0,
+        weight_scale=1e-2,
+        dtype=np.float32,
+        seed=123,
+    )
+    by_position = FullyConnectedNet([5], 4, 3, 0.5, None, 0.0, 1e-2, np.float32, 123)
+    assert by_keyword.config() == by_position.config()
+    assert by_keyword.dropout_param == by_position.dropout_param == {"mode": "train", "p": 0.5, "seed": 123}
+
+
 def test_models_have_the_attributes_notebooks_read():
-    from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
+    from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
 
     fc = FullyConnectedNet([5], input_dim=4, num_classes=3, normalization="batchnorm", dropout_keep_ratio=0.5)
     cnn = ThreeLayerConvNet(input_dim=(1, 4, 4), num_filters=2, filter_size=3, hidden_dim=3)
-    for model, names in ((fc, FC_ATTRIBUTES), (cnn, CNN_ATTRIBUTES)):
+    two_layer = TwoLayerNet(input_dim=4, hidden_dim=5, num_classes=3)
+    for model, names in ((fc, FC_ATTRIBUTES), (cnn, CNN_ATTRIBUTES), (two_layer, TWO_LAYER_ATTRIBUTES)):
         missing = [a for a in names if not hasattr(model, a)]
         assert not missing, f"{type(model).__name__} lacks CS231n's attributes {missing}"

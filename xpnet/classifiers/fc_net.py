@@ -1,6 +1,6 @@
-"""CS231n's ``FullyConnectedNet`` on any Array API backend.
+"""CS231n's ``FullyConnectedNet`` (and the 2019 edition's ``TwoLayerNet``) on any Array API backend.
 
-``from xpnet.classifiers.fc_net import *`` gives the model and every function of ``layers``, ``layer_utils`` and
+``from xpnet.classifiers.fc_net import *`` gives the models and every function of ``layers``, ``layer_utils`` and
 ``fast_layers``, as CS231n's star import does.
 """
 
@@ -26,7 +26,7 @@ from ._base import Model, positive_int, real_in
 
 # CS231n's fc_net star-imports layers and layer_utils (which star-imports fast_layers) and has no __all__, so
 # `from cs231n.classifiers.fc_net import *` gives every layer function; layer_utils.__all__ holds all of them.
-__all__ = ["FullyConnectedNet", *layer_utils.__all__]
+__all__ = ["FullyConnectedNet", "TwoLayerNet", *layer_utils.__all__]
 
 # normalization -> (forward, backward) of the hidden layer's sandwich; None has no gamma/beta.
 _SANDWICHES: dict[str | None, tuple[Callable[..., Any], Callable[..., Any]]] = {
@@ -39,6 +39,41 @@ _SANDWICHES: dict[str | None, tuple[Callable[..., Any], Callable[..., Any]]] = {
 def _names(i: int) -> tuple[str, str, str, str]:
     """Param names of layer ``i`` (1-based): weights, biases, norm scale, norm shift."""
     return f"W{i}", f"b{i}", f"gamma{i}", f"beta{i}"
+
+
+def _param_specs(dims: Sequence[int], normalization: str | None) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Specs of affine layers ``dims[0] -> dims[1] -> ... -> dims[-1]`` in CS231n's order (gamma/beta after each
+    hidden layer's weights when ``normalization`` is set), for :meth:`Model._init_params`."""
+    specs: dict[str, tuple[tuple[int, ...], str]] = {}
+    for i in range(1, len(dims)):
+        w, b, gamma, beta = _names(i)
+        specs[w] = ((dims[i - 1], dims[i]), "normal")
+        specs[b] = ((dims[i],), "zeros")
+        if normalization is not None and i < len(dims) - 1:
+            specs[gamma] = ((dims[i],), "ones")
+            specs[beta] = ((dims[i],), "zeros")
+    return specs
+
+
+def _flat_input(model: FullyConnectedNet | TwoLayerNet, X):
+    """``X`` on the model's backend, device and dtype, checked to hold ``model.input_dim`` features per row."""
+    X = model._input(X)
+    if X.ndim < 2 or math.prod(X.shape[1:]) != model.input_dim:
+        raise ValueError(
+            f"X must have shape (N, ...) with {model.input_dim} features per row (input_dim), got {tuple(X.shape)}"
+        )
+    return X
+
+
+def _regularized(model: FullyConnectedNet | TwoLayerNet, loss, grads: dict, weights: Sequence[str]):
+    """``loss + 0.5 * reg * sum(W * W)`` over the ``weights`` as a 0-d array; adds ``reg * W`` to their ``grads``."""
+    if model.reg:
+        for w in weights:
+            W = model.params[w]
+            loss = loss + 0.5 * model.reg * model.xp.sum(W * W)
+            grads[w] = grads[w] + model.reg * W
+    # NumPy turns arithmetic on 0-d arrays into scalars; the contract is a 0-d array on every backend.
+    return model.xp.asarray(loss)
 
 
 class FullyConnectedNet(Model):
@@ -61,6 +96,10 @@ class FullyConnectedNet(Model):
     dtype : floating dtype of params and computation (a name such as ``'float64'``, a NumPy dtype, or a dtype of
         the backend).
     seed : if given, dropout masks are drawn from this seed, making the network deterministic (gradient checks).
+    dropout : the keep probability under the 2019 edition's name (its Dropout notebook passes ``dropout=0.5``):
+        the same setting as ``dropout_keep_ratio``, which takes its place as the 4th positional argument. Give one
+        of the two; ``dropout_keep_ratio`` other than 1 with ``dropout`` is a ``TypeError``. Model files record
+        ``dropout_keep_ratio``.
     xp : backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
     device : device of the params on that backend (its default if None).
     """
@@ -77,9 +116,19 @@ class FullyConnectedNet(Model):
         dtype: Any = "float32",
         seed: int | None = None,
         *,
+        dropout: float | None = None,
         xp: Any = None,
         device: Any = None,
     ):
+        if dropout is not None:
+            # 1 is dropout_keep_ratio's default: with it, only dropout was given (the 2019 notebooks' spelling).
+            if dropout_keep_ratio != 1:
+                raise TypeError(
+                    "FullyConnectedNet got both dropout (the 2019 edition's name) and dropout_keep_ratio (later "
+                    f"editions'), which name one setting, the keep probability: got dropout={dropout!r} and "
+                    f"dropout_keep_ratio={dropout_keep_ratio!r}; give one of them"
+                )
+            dropout_keep_ratio = real_in(dropout, "dropout", low=0.0, high=1.0, low_open=True)
         self._configure(
             hidden_dims=hidden_dims,
             input_dim=input_dim,
@@ -142,16 +191,7 @@ class FullyConnectedNet(Model):
             self.bn_params = [{} for _ in range(self.num_layers - 1)]
 
     def _param_specs(self) -> dict:
-        dims = [self.input_dim, *self.hidden_dims, self.num_classes]
-        specs: dict[str, tuple[tuple[int, ...], str]] = {}
-        for i in range(1, self.num_layers + 1):
-            w, b, gamma, beta = _names(i)
-            specs[w] = ((dims[i - 1], dims[i]), "normal")
-            specs[b] = ((dims[i],), "zeros")
-            if self.normalization is not None and i < self.num_layers:
-                specs[gamma] = ((dims[i],), "ones")
-                specs[beta] = ((dims[i],), "zeros")
-        return specs
+        return _param_specs([self.input_dim, *self.hidden_dims, self.num_classes], self.normalization)
 
     def config(self) -> dict:
         """Constructor arguments (JSON-able) rebuilding this network."""
@@ -223,11 +263,7 @@ class FullyConnectedNet(Model):
         as it was. A refused call draws no dropout mask; a failure after the checks (out of memory, or a layer
         dict edited by hand into an invalid state) may have drawn unseeded masks from NumPy's global state.
         """
-        X = self._input(X)
-        if X.ndim < 2 or math.prod(X.shape[1:]) != self.input_dim:
-            raise ValueError(
-                f"X must have shape (N, ...) with {self.input_dim} features per row (input_dim), got {tuple(X.shape)}"
-            )
+        X = _flat_input(self, X)
         y = self._check_batch(X, y)
         mode = "test" if y is None else "train"
         # The layers write new running statistics into these shallow copies (they replace the arrays, never update
@@ -251,15 +287,9 @@ class FullyConnectedNet(Model):
         for i in range(self.num_layers - 1, 0, -1):
             dout = self._hidden_backward(dout, caches[i - 1], i, grads)
 
-        if self.reg:
-            for i in range(1, self.num_layers + 1):
-                w = _names(i)[0]
-                W = self.params[w]
-                loss = loss + 0.5 * self.reg * self.xp.sum(W * W)
-                grads[w] = grads[w] + self.reg * W
+        loss = _regularized(self, loss, grads, [_names(i)[0] for i in range(1, self.num_layers + 1)])
         self._commit(bn_params, dropout_param)
-        # NumPy turns arithmetic on 0-d arrays into scalars; the contract is a 0-d array on every backend.
-        return self.xp.asarray(loss), grads
+        return loss, grads
 
     def _commit(self, bn_params: list[dict], dropout_param: dict) -> None:
         """Write a successful call's layer dicts (modes, running statistics) into the model's, as CS231n leaves
@@ -268,3 +298,111 @@ class FullyConnectedNet(Model):
             target.update(new)
         if self.use_dropout:
             self.dropout_param["mode"] = dropout_param["mode"]
+
+
+class TwoLayerNet(Model):
+    """CS231n's 2019 ``TwoLayerNet``: ``affine - relu - affine - softmax``, with L2 regularization.
+
+    The 2019 edition's FullyConnectedNets notebook builds it with ``TwoLayerNet(input_dim=D, hidden_dim=H,
+    num_classes=C, weight_scale=std)``, sets ``model.params[...]`` and ``model.reg`` by hand, and trains it with the
+    ``Solver``; later editions moved it to assignment 1. It is ``FullyConnectedNet([hidden_dim])`` with the 2019
+    constructor and float64 params. Parameters ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,); the weights
+    are ``weight_scale * randn`` from NumPy's global random state, ``W1`` then ``W2`` (so ``np.random.seed(231)``
+    reproduces CS231n's weights on every backend), the biases zeros.
+
+    Parameters
+    ----------
+    input_dim : D, size of the (flattened) input.
+    hidden_dim : H, units of the hidden layer.
+    num_classes : C, number of classes.
+    weight_scale : standard deviation of the initial weights.
+    reg : L2 regularization strength (on the weights only); the loss adds ``0.5 * reg * (sum(W1**2) + sum(W2**2))``.
+    dtype : floating dtype of params and computation (a name such as ``'float32'``, a NumPy dtype, or a dtype of
+        the backend). float64, as CS231n's ``np.random.randn`` weights were, so the notebook's numbers match.
+    xp : backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
+    device : device of the params on that backend (its default if None).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 3 * 32 * 32,
+        hidden_dim: int = 100,
+        num_classes: int = 10,
+        weight_scale: float = 1e-3,
+        reg: float = 0.0,
+        *,
+        dtype: Any = "float64",
+        xp: Any = None,
+        device: Any = None,
+    ):
+        self._configure(
+            input_dim=input_dim,
+            hidden_dim=hidden_dim,
+            num_classes=num_classes,
+            weight_scale=weight_scale,
+            reg=reg,
+            dtype=dtype,
+            xp=xp,
+            device=device,
+        )
+        self._init_params()
+
+    def _configure(self, *, input_dim, hidden_dim, num_classes, weight_scale, reg, dtype, xp, device) -> None:
+        """Validate the arguments and set every attribute except ``params``; draws no random numbers."""
+        self.input_dim = positive_int(input_dim, "input_dim")
+        self.hidden_dim = positive_int(hidden_dim, "hidden_dim")
+        self.num_classes = positive_int(num_classes, "num_classes")
+        self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
+        self.reg = real_in(reg, "reg", low=0.0)
+        self._set_backend(xp, device, dtype)
+
+    def _param_specs(self) -> dict:
+        return _param_specs([self.input_dim, self.hidden_dim, self.num_classes], None)
+
+    def config(self) -> dict:
+        """Constructor arguments (JSON-able) rebuilding this network."""
+        return {
+            "input_dim": self.input_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_classes": self.num_classes,
+            "weight_scale": self.weight_scale,
+            "reg": self.reg,
+            "dtype": self._config_dtype(),
+        }
+
+    def loss(self, X, y=None):
+        """Scores, or loss and gradients, for a minibatch.
+
+        Parameters
+        ----------
+        X : (N, d_1, ..., d_k) inputs, ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a
+            NumPy array (moved to the model's backend and device once per call).
+        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
+
+        Returns
+        -------
+        If ``y`` is None: scores, (N, num_classes). Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host
+        synchronisation; ``float(loss)`` for a number) and ``grads`` a dict with the keys and shapes of
+        ``self.params``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For an empty batch, an ``X`` or ``y`` of another backend, shape or dtype, or labels out of range (the
+            range is checked where the labels are in host memory; on a GPU it would cost a sync every step). All
+            checks run before anything is computed; the model keeps no state a call could change.
+        """
+        X = _flat_input(self, X)
+        y = self._check_batch(X, y)
+        p = self.params
+        hidden, hidden_cache = affine_relu_forward(X, p["W1"], p["b1"])
+        scores, scores_cache = affine_forward(hidden, p["W2"], p["b2"])
+        if y is None:
+            return scores
+
+        loss, dscores = softmax_loss(scores, y)
+        grads: dict = {}
+        dhidden, grads["W2"], grads["b2"] = affine_backward(dscores, scores_cache)
+        # X needs no gradient: skipping it saves a matmul as large as the forward one.
+        _, grads["W1"], grads["b1"] = affine_relu_backward(dhidden, hidden_cache, input_grad=False)
+        return _regularized(self, loss, grads, ["W1", "W2"]), grads
