@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from xpnet._backend import device, dtype_name
 from xpnet.gradient_check import eval_numerical_gradient_array
 from xpnet.layers import affine_backward, affine_forward, relu_backward, relu_forward
 
@@ -129,15 +130,20 @@ def test_relu_keeps_nan_and_backward_matches_torch(xp, dtype):
     assert np.isnan(to_np(relu_forward(to_xp(np.array([np.nan], dtype=dtype), xp))[0])).all()
 
 
-def test_integer_input_is_a_type_error_on_every_backend(xp):
-    with pytest.raises(TypeError, match=r"^x must be a real floating array, got int64; convert it with xp.astype"):
-        relu_forward(to_xp(np.array([1, -2]), xp))
-    x, w, b = to_xp(_randn(2, 3), xp), to_xp(_randn(3, 4), xp), to_xp(_randn(4), xp)
-    with pytest.raises(TypeError, match=r"^w must be a real floating array, got int32"):
-        affine_forward(x, to_xp(np.ones((3, 4), dtype=np.int32), xp), b)
-    out, cache = affine_forward(x, w, b)
-    with pytest.raises(TypeError, match=r"^dout must be a real floating array, got bool"):
-        affine_backward(to_xp(np.ones((2, 4), dtype=bool), xp), cache)
+def test_integer_input_is_promoted_as_numpy_promotes_it(xp):
+    # relu of an int64 array alone: the device's default float (NumPy's float64); with float64 params, float64.
+    out, _ = relu_forward(to_xp(np.array([1, -2]), xp))
+    default = xp.__array_namespace_info__().default_dtypes(device=device(out))["real floating"]
+    assert out.dtype == default
+    assert_close(out, np.array([1.0, 0.0], dtype=dtype_name(default)), xp=xp, rtol=0, atol=0)
+    x, b = to_xp(_randn(2, 3), xp), to_xp(_randn(4), xp)
+    w_int = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
+    out, cache = affine_forward(x, to_xp(w_int, xp), b)
+    assert out.dtype == xp.float64
+    assert_close(out, to_np(x) @ w_int + to_np(b), xp=xp)
+    dx, dw, db = affine_backward(to_xp(np.ones((2, 4), dtype=bool), xp), cache)
+    assert dx.dtype == dw.dtype == db.dtype == xp.float64
+    assert_close(dx, np.ones((2, 4)) @ w_int.T, xp=xp)
 
 
 def test_float32_x_with_float64_params_gives_float64(xp):

@@ -232,10 +232,15 @@ def test_scatter_windows_is_the_adjoint_of_gather_windows(xp, axis):
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-def test_a_misspelled_key_or_an_integer_array_is_refused_by_name(xp, impl):
+def test_a_misspelled_key_or_a_complex_array_is_refused_by_name_and_an_integer_bias_promoted(xp, impl):
     forward = IMPLEMENTATIONS[impl][0]
     x, w, b = _inputs(xp, (1, 2, 4, 4), (2, 2, 3, 3), dtype=widest_float(xp))
     with pytest.raises(ValueError, match=r"^conv_param has unknown key 'padding'; accepted keys: \['pad', 'stride'\]$"):
         forward(x, w, b, {"stride": 1, "pad": 1, "padding": 1})
-    with pytest.raises(TypeError, match=r"^b must be a real floating array, got int64"):
-        forward(x, w, to_xp(np.zeros(2, dtype=np.int64), xp), {"stride": 1, "pad": 1})
+    with pytest.raises(TypeError, match=r"^b must be an array of real numbers \(floating, integer or bool\), got c"):
+        forward(x, w, to_xp(np.zeros(2, dtype=np.complex64), xp), {"stride": 1, "pad": 1})
+    # The ConvolutionalNetworks notebook's kitten/puppy cell: b = np.array([0, 128]), an int64 bias, as NumPy adds it.
+    out, _ = forward(x, w, to_xp(np.array([0, 128]), xp), {"stride": 1, "pad": 1})
+    ref, _ = forward(x, w, to_xp(np.array([0.0, 128.0]), xp, dtype=widest_float(xp)), {"stride": 1, "pad": 1})
+    assert out.dtype == x.dtype
+    assert_close(out, to_np(ref), xp=xp, rtol=0, atol=0)

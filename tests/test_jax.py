@@ -96,7 +96,12 @@ def test_jax_model_trains_checkpoints_reloads_and_matches_numpy(tmp_path):
     for k in grads_np:
         np.testing.assert_allclose(to_np(grads_jax[k]), to_np(grads_np[k]), rtol=1e-9, atol=1e-12, err_msg=k)
 
-    model = models["jax"]
+    # Trained unseeded: a seeded dropout layer reseeds NumPy's global state at every call, as CS231n's does, so a
+    # Solver would draw the same minibatch at every step. Unseeded masks come from the global state, which the
+    # checkpoint saves, so the resume below is still exact.
+    kwargs["seed"] = None
+    np.random.seed(231)
+    model = FullyConnectedNet(xp="jax", **kwargs)
     solver = Solver(
         model,
         data,

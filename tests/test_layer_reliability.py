@@ -1,7 +1,7 @@
 """One contract for every layer function, on every backend: a NaN propagates exactly as in torch (forward and
-backward), integer/bool arrays, lists and misspelled or out-of-range param-dict entries are refused by name, mixed
-float precisions promote as the Array API standard says, and a call that raises leaves the running statistics and
-NumPy's global random state as they were."""
+backward), integer/bool arrays promote as NumPy promotes them, complex arrays, lists and misspelled or out-of-range
+param-dict entries are refused by name, mixed float precisions promote as the Array API standard says, and a call
+that raises leaves the running statistics and NumPy's global random state as they were."""
 
 import re
 from collections.abc import Callable
@@ -14,8 +14,19 @@ from hypothesis import strategies as st
 
 from xpnet import layer_utils as lu
 from xpnet import layers as L
+from xpnet._backend import dtype_name, get_namespace
 
-from helpers import F, assert_close, fixed_examples, requires_torch, to_np, to_xp, torch
+from helpers import (
+    F,
+    assert_close,
+    device_under_test,
+    fixed_examples,
+    requires_torch,
+    to_np,
+    to_xp,
+    torch,
+    widest_float,
+)
 
 if torch is not None:
     # As conftest does for the torch backend: the references run on tiny tensors, where threads cost milliseconds.
@@ -274,21 +285,74 @@ def test_a_nan_input_propagates_as_in_torch(xp, name, data):
             assert_close(got, ref, xp=xp, err_msg=f"{name} d{what}")
 
 
+# The integer and bool dtypes every backend has (torch lacks uint16/32/64).
+INT_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8")
+
+
+def _integral(a, dtype):
+    """Small integers (or signs, for bool) that ``dtype`` holds exactly, from the float64 sample ``a``."""
+    if dtype == "bool":
+        return a > 0
+    v = np.round(2 * a)
+    return (np.abs(v) if dtype == "uint8" else v).astype(dtype)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_integer_and_bool_arrays_are_refused_by_name(xp, name):
+@fixed_examples(6)
+@given(data=st.data())
+def test_integer_and_bool_arrays_promote_as_numpy_does(xp, name, data):
+    # CS231n's own notebooks pass integer arrays (b = np.array([0, 128]), gamma = np.asarray([3, 4, 5])) and NumPy
+    # promotes them. On every backend: the result equals the layer run on the same values as floats, in the
+    # floating arguments' dtype, or the device's default float when every argument is integer.
     case = CASES[name]
-    arrays = _inputs(case)
+    floats = {k: v.astype(widest_float(xp)) for k, v in _inputs(case).items()}
+    ints = data.draw(st.sets(st.sampled_from(sorted(case.shapes)), min_size=1), label="integer arguments")
+    dtypes = {arg: data.draw(st.sampled_from(INT_DTYPES), label=f"{arg}'s dtype") for arg in sorted(ints)}
+    given_arrays = {k: _integral(v, dtypes[k]) if k in dtypes else v for k, v in floats.items()}
+    namespace = get_namespace(xp)
+    if len(ints) == len(floats) and name != "batchnorm_test_mode":  # its running statistics are floats too
+        info = namespace.__array_namespace_info__()
+        dtype = dtype_name(info.default_dtypes(device=device_under_test(xp))["real floating"])
+    else:
+        dtype = widest_float(xp)
+    as_floats = {k: v.astype(dtype) for k, v in given_arrays.items()}
+    out, grads, _ = _run(case, xp, given_arrays, dout_dtype=dtype)
+    ref_out, ref_grads, _ = _run(case, xp, as_floats, dout_dtype=dtype)
+    assert dtype_name(out.dtype) == dtype, f"{name} with {dtypes}: output {dtype_name(out.dtype)}, expected {dtype}"
+    assert_close(out, to_np(ref_out), xp=xp, rtol=0, atol=0, err_msg=f"{name} output with {dtypes}")
+    for what, got, ref in zip(case.shapes, grads, ref_grads, strict=False):
+        assert dtype_name(got.dtype) == dtype, f"{name}: d{what} is {dtype_name(got.dtype)}, expected {dtype}"
+        assert_close(got, to_np(ref), xp=xp, rtol=0, atol=0, err_msg=f"{name} d{what} with {dtypes}")
+
+
+@pytest.mark.parametrize("name", sorted(name for name, case in CASES.items() if case.backward is not None))
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_an_integer_dout_is_promoted_to_the_layer_dtype(xp, name, dtype):
+    case = CASES[name]
+    arrays = {k: v.astype(widest_float(xp)) for k, v in _inputs(case).items()}
+    out, cache = case.forward(xp, **{k: to_xp(v, xp) for k, v in arrays.items()})
+    # Dropout's cache is CS231n's (dropout_param, mask) with a boolean mask: no float in it, so an integer dout
+    # takes the device's default float, as when every argument of a layer is an integer.
+    default = get_namespace(xp).__array_namespace_info__().default_dtypes(device=device_under_test(xp))
+    expected = default["real floating"] if name == "dropout" else out.dtype
+    dout = _integral(_dout(out.shape), dtype)
+    grads = case.backward(to_xp(dout, xp), cache)
+    _, ref_cache = case.forward(xp, **{k: to_xp(v, xp) for k, v in arrays.items()})
+    refs = case.backward(to_xp(dout.astype(dtype_name(expected)), xp), ref_cache)
+    for got, ref in zip(*(g if isinstance(g, tuple) else (g,) for g in (grads, refs)), strict=True):
+        assert got.dtype == ref.dtype == expected
+        assert_close(got, to_np(ref), xp=xp, rtol=0, atol=0, err_msg=f"{name} with a {dtype} dout")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_complex_arrays_are_refused_by_name(xp, name):
+    case = CASES[name]
+    arrays = {k: v.astype(widest_float(xp)) for k, v in _inputs(case).items()}
     for arg in case.shapes:
-        for dtype in ("int64", "uint8", "bool"):
-            bad = dict(arrays, **{arg: arrays[arg].astype(dtype)})
-            message = rf"^{arg} must be a real floating array, got {dtype}; convert it with xp.astype\({arg}, "
-            with pytest.raises(TypeError, match=message):
-                case.forward(xp, **{k: to_xp(v, xp) for k, v in bad.items()})
-    if case.backward is not None:
-        out, cache = case.forward(xp, **{k: to_xp(v, xp) for k, v in arrays.items()})
-        for dtype in ("int64", "bool"):
-            with pytest.raises(TypeError, match=rf"^dout must be a real floating array, got {dtype}"):
-                case.backward(to_xp(np.ones(tuple(out.shape), dtype=dtype), xp), cache)
+        bad = dict(arrays, **{arg: arrays[arg].astype("complex64")})
+        message = rf"^{arg} must be an array of real numbers \(floating, integer or bool\), got complex64$"
+        with pytest.raises(TypeError, match=message):
+            case.forward(xp, **{k: to_xp(v, xp) for k, v in bad.items()})
 
 
 @pytest.mark.parametrize("name", MULTI_INPUT)
@@ -497,18 +561,18 @@ def _bad_bn_call(xp, defect, bn_param):
     """Make the batchnorm call named ``defect``, which must raise."""
     x, g, b = to_xp(np.eye(3), xp), _ones(xp, 3), _zeros(xp, 3)
     x4 = to_xp(np.ones((2, 3, 2, 2)), xp)
-    ints = to_xp(np.ones(3, dtype=np.int64), xp)
+    complex_ones = to_xp(np.ones(3, dtype=np.complex64), xp)
     calls = {
-        "int x": lambda p: L.batchnorm_forward(to_xp(np.eye(3, dtype=np.int64), xp), g, b, p),
-        "bool gamma": lambda p: L.batchnorm_forward(x, to_xp(np.ones(3, dtype=bool), xp), b, p),
+        "complex x": lambda p: L.batchnorm_forward(to_xp(np.eye(3, dtype=np.complex64), xp), g, b, p),
+        "complex gamma": lambda p: L.batchnorm_forward(x, complex_ones, b, p),
         "list beta": lambda p: L.batchnorm_forward(x, g, [0.0, 0.0, 0.0], p),
         "empty batch": lambda p: L.batchnorm_forward(to_xp(np.zeros((0, 3)), xp), g, b, p),
         "empty spatial batch": lambda p: L.spatial_batchnorm_forward(to_xp(np.zeros((0, 3, 2, 2)), xp), g, b, p),
         "wrong gamma shape": lambda p: L.spatial_batchnorm_forward(x4, _ones(xp, 2), _zeros(xp, 2), p),
         "unknown key": lambda p: L.batchnorm_forward(x, g, b, dict(p, momentun=0.5)),
         "bad eps": lambda p: L.batchnorm_forward(x, g, b, dict(p, eps=0)),
-        "int running_var": lambda p: L.batchnorm_forward(x, g, b, dict(p, running_var=ints)),
-        "sandwich with int gamma": lambda p: lu.affine_bn_relu_forward(x, x, b, ints, b, p),
+        "complex running_var": lambda p: L.batchnorm_forward(x, g, b, dict(p, running_var=complex_ones)),
+        "sandwich with complex gamma": lambda p: lu.affine_bn_relu_forward(x, x, b, complex_ones, b, p),
         "conv sandwich with a bad bn key": lambda p: lu.conv_bn_relu_forward(
             x4, to_xp(np.ones((3, 3, 1, 1)), xp), b, g, b, {"stride": 1, "pad": 0}, dict(p, epsilon=1e-3)
         ),
@@ -517,8 +581,8 @@ def _bad_bn_call(xp, defect, bn_param):
 
 
 BN_DEFECTS = [
-    "int x", "bool gamma", "list beta", "empty batch", "empty spatial batch", "wrong gamma shape", "unknown key",
-    "bad eps", "int running_var", "sandwich with int gamma", "conv sandwich with a bad bn key",
+    "complex x", "complex gamma", "list beta", "empty batch", "empty spatial batch", "wrong gamma shape",
+    "unknown key", "bad eps", "complex running_var", "sandwich with complex gamma", "conv sandwich with a bad bn key",
 ]  # fmt: skip
 
 
@@ -534,8 +598,10 @@ def test_a_failed_batchnorm_call_leaves_the_running_statistics_alone(xp, defect)
 
 
 BAD_DROPOUT = {
-    "int x": (np.ones((3, 3), dtype=np.int64), {"mode": "train", "p": 0.5}),
-    "bool x": (np.ones((3, 3), dtype=bool), {"mode": "train", "p": 0.5}),
+    "complex x": (np.ones((3, 3), dtype=np.complex64), {"mode": "train", "p": 0.5}),
+    "complex x with a seed": (np.ones((3, 3), dtype=np.complex64), {"mode": "test", "p": 0.5, "seed": 3}),
+    "list x with a seed": ([[1.0, 2.0]], {"mode": "train", "p": 0.5, "seed": 3}),
+    "bad p with a seed": (np.ones((3, 3)), {"mode": "train", "p": 2.0, "seed": 3}),
     "unknown key": (np.ones((3, 3)), {"mode": "train", "p": 0.5, "sed": 1}),
     "bad p": (np.ones((3, 3)), {"mode": "train", "p": 0.0}),
     "bad mode": (np.ones((3, 3)), {"mode": "eval", "p": 0.5}),
@@ -544,11 +610,11 @@ BAD_DROPOUT = {
 
 
 @pytest.mark.parametrize("defect", sorted(BAD_DROPOUT))
-def test_a_failed_dropout_call_draws_no_random_numbers(xp, defect):
+def test_a_failed_dropout_call_draws_no_random_numbers_and_does_not_reseed(xp, defect):
     x, param = BAD_DROPOUT[defect]
     before = np.random.get_state()
     with pytest.raises((TypeError, ValueError)):
-        L.dropout_forward(to_xp(x, xp), param)
+        L.dropout_forward(x if isinstance(x, list) else to_xp(x, xp), param)
     after = np.random.get_state()
     np.testing.assert_array_equal(after[1], before[1])
     assert after[2:] == before[2:]

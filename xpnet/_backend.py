@@ -39,6 +39,7 @@ __all__ = [
     "index_dtype",
     "host_uniform",
     "host_rand",
+    "reseed_global",
     "check_legacy_seed",
     "host_normal",
     "host_rng",
@@ -279,12 +280,15 @@ def host_uniform(shape: tuple[int, ...], seed: int | np.random.Generator | None 
     return rng.random(shape) if rng is not np.random else np.random.random_sample(shape)
 
 
-def host_rand(shape: tuple[int, ...], seed: int | None = None) -> np.ndarray:
-    """CS231n's ``np.random.rand(*shape)``: uniform [0, 1) float64 from ``np.random.RandomState(seed)`` when seeded
-    (the numbers ``np.random.seed(seed); np.random.rand(*shape)`` gives, without touching NumPy's global state),
-    from NumPy's global state otherwise. ``seed`` must pass :func:`check_legacy_seed`."""
-    rng = np.random if seed is None else np.random.RandomState(seed)
-    return np.asarray(rng.random_sample(shape))
+def host_rand(shape: tuple[int, ...]) -> np.ndarray:
+    """CS231n's ``np.random.rand(*shape)``: uniform [0, 1) float64 from NumPy's global state."""
+    return np.asarray(np.random.random_sample(shape))
+
+
+def reseed_global(seed: int) -> None:
+    """``np.random.seed(seed)``, for the one place CS231n's contract includes it: a seeded ``dropout_forward``.
+    ``seed`` must pass :func:`check_legacy_seed`."""
+    np.random.seed(seed)
 
 
 def check_legacy_seed(seed: Any, name: str = "seed") -> int | None:

@@ -187,6 +187,7 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     # Pooling treats images and channels alike, so it runs on (F, N, ...) as it would on (N, F, ...).
     pooled, pool_cache = max_pool_forward_fast(a, pool_param)
     xp = namespace(pooled)
+    b = xp.astype(b, pooled.dtype, copy=False)  # promoted as the convolution was (an integer b, as in NumPy)
     out, relu_cache = relu_forward(xp.permute_dims(pooled, (1, 0, 2, 3)) + xp.reshape(b, (1, -1, 1, 1)))
     return out, (conv_cache, relu_cache, pool_cache)
 

@@ -12,14 +12,15 @@ def relu_forward(x):
 
     Parameters
     ----------
-    x : real floating array of any shape.
+    x : real array of any shape (integer and bool arrays are promoted to the default float, as NumPy does).
 
     Returns
     -------
-    out : array of x's shape and dtype.
+    out : array of x's shape and floating dtype.
     cache : opaque, for :func:`relu_backward`.
     """
     xp = float_namespace(x=x)
+    x = as_common_dtype(x, xp=xp)
     # maximum, not where(x > 0, x, 0): where turns NaN into 0 (NaN > 0 is False), and on NumPy it is ~10x slower.
     out = xp.maximum(x, 0.0)
     # The output, not the input, is kept: out > 0 exactly where x > 0, and the next layer (an affine layer in every

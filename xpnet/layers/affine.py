@@ -19,8 +19,8 @@ def affine_forward(x: Array, w: Array, b: Array) -> tuple[Array, Any]:
     x : array of shape (N, d_1, ..., d_k); each sample is flattened to D = d_1 * ... * d_k values.
     w : weights of shape (D, M).
     b : biases of shape (M,).
-    All three real floating; mixed precisions promote as the Array API standard says (float32 with float64 gives
-    float64) on every backend.
+    All three real; integer and bool arrays take the floats' dtype, as in NumPy, and mixed precisions promote as
+    the Array API standard says (float32 with float64 gives float64) on every backend.
 
     Returns
     -------

@@ -2,8 +2,9 @@
 
 Both take CS231n's ``conv_param = {'stride': s, 'pad': p}`` (no other key): zero padding ``p`` on each side of H
 and W, and an output of size ``H' = 1 + (H + 2p - HH) // s`` (floored as in torch when the stride does not divide).
-x, w and b are real floating arrays; mixed precisions promote as the Array API standard says (float32 with float64
-gives float64), and a backward pass computes in the common dtype of dout and the cache.
+x, w and b are real arrays; mixed precisions promote as the Array API standard says (float32 with float64 gives
+float64), integer and bool arrays take the floats' dtype as in NumPy (CS231n's ``b = np.array([0, 128])``), and a
+backward pass computes in the common dtype of dout and the cache.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Array, asarray, check_legacy_seed, host_rand, namespace
-from ._checks import check_keys, check_real, float_namespace
+from .._backend import Array, asarray, check_legacy_seed, host_rand, namespace, reseed_global
+from ._checks import as_common_dtype, check_keys, check_real, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -21,17 +21,21 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
 
     Parameters
     ----------
-    x : real floating array of any shape.
+    x : real array of any shape (integer and bool arrays are promoted to the default float, as in NumPy).
     dropout_param : dict with ``'p'`` (the probability of KEEPING a unit, a finite number in (0, 1]), ``'mode'``
-        ('train' or 'test') and optional ``'seed'`` (an int in [0, 2**32 - 1], or None). The mask is CS231n's
-        ``np.random.rand(*x.shape) < p``: with a seed, drawn from ``np.random.RandomState(seed)`` (the mask
-        CS231n's ``np.random.seed(seed)`` gives, but NumPy's global state is left alone), so it is the same on
-        every call and every backend; without one, drawn from NumPy's global state as in CS231n. Any other key is
-        refused (a misspelling would be silently ignored).
+        ('train' or 'test') and optional ``'seed'`` (an int in [0, 2**32 - 1], or None). Any other key is refused
+        (a misspelling would be silently ignored). The mask is CS231n's ``np.random.rand(*x.shape) < p``, drawn on
+        the host from NumPy's global state, so it is the same on every backend and for every dtype of x.
+
+        With a seed, the call does what CS231n's ``dropout_forward`` does: ``np.random.seed(seed)`` (in test mode
+        too), then the draw. The mask is the same on every call, which is what gradient checks need, and NumPy's
+        global state is left reseeded: CS231n's notebooks draw their next weights from it and print the numbers
+        that follow. The same side effect means a model with a seeded dropout layer trained by a Solver sees the
+        same minibatch at every step, as in CS231n; seed dropout for checks, not for training.
 
     Returns
     -------
-    out : array of x's shape, backend and dtype.
+    out : array of x's shape and backend, floating; in test mode x itself (when already floating).
     cache : ``(dropout_param, mask)`` as in CS231n: a copy of ``dropout_param`` as it was at this call (changing
         the caller's dict afterwards does not change the backward pass), and ``mask``, a boolean array of x's
         shape on x's backend and device, True where the unit is kept; None in test mode.
@@ -43,11 +47,14 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
     # The caller's values, with 'p' as the checked Python float the backward pass divides by (a NumPy float32
     # scalar would not combine with every backend's arrays).
     cached = {**dropout_param, "p": p}
+    x = as_common_dtype(x, xp=xp)
+    if seed is not None:
+        reseed_global(seed)  # CS231n reseeds before it looks at the mode
     if mode == "test":
         return x, (cached, None)
     # Drawn and compared on the host in float64, then moved as booleans: one small transfer, and the same mask on
     # every backend and for every dtype of x.
-    mask = asarray(host_rand(tuple(x.shape), seed) < p, like=x)
+    mask = asarray(host_rand(tuple(x.shape)) < p, like=x)
     # Only the boolean mask is kept (1 byte per element), not a scaled float mask or x. Survivors are x * (1 / p),
     # CS231n's x * mask, bit for bit in float64, so a notebook prints CS231n's numbers.
     return xp.where(mask, x * (1.0 / p), 0.0), (cached, mask)
@@ -63,16 +70,18 @@ def dropout_backward(dout: Array, cache: Any) -> Array:
 
     Returns
     -------
-    dx : array of dout's shape: ``dout * (1 / p)`` where the unit was kept, exactly 0 where it was dropped (NaN in
-        ``dout`` included); ``dout`` itself in test mode.
+    dx : floating array of dout's shape: ``dout * (1 / p)`` where the unit was kept, exactly 0 where it was dropped
+        (NaN in ``dout`` included); ``dout`` itself (when already floating) in test mode.
     """
     dropout_param, mask = cache
-    float_namespace(dout=dout)
+    xp = float_namespace(dout=dout)
+    if dropout_param["mode"] != "test":
+        xp = namespace(dout=dout, cache=mask)  # the mask is bool, so it is not a float argument
+        if tuple(dout.shape) != tuple(mask.shape):
+            raise ValueError(f"dout must have the forward output's shape {tuple(mask.shape)}, got {tuple(dout.shape)}")
+    dout = as_common_dtype(dout, xp=xp)
     if dropout_param["mode"] == "test":
         return dout
-    xp = namespace(dout=dout, cache=mask)  # the mask is bool, so it is not a float argument
-    if tuple(dout.shape) != tuple(mask.shape):
-        raise ValueError(f"dout must have the forward output's shape {tuple(mask.shape)}, got {tuple(dout.shape)}")
     return xp.where(mask, dout * (1.0 / dropout_param["p"]), 0.0)
 
 

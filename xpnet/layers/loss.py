@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._backend import Array, device, dtype_name, index_dtype, is_host_resident
-from ._checks import array_namespace, float_namespace
+from ._checks import array_namespace, as_common_dtype, float_namespace
 
 __all__ = ["softmax_loss", "svm_loss"]
 
@@ -13,7 +13,7 @@ def softmax_loss(x: Array, y: Array) -> tuple[Array, Array]:
 
     Parameters
     ----------
-    x : scores of shape (N, C), real floating point.
+    x : scores of shape (N, C), real numbers (integer and bool scores are promoted to the default float).
     y : integer labels of shape (N,), with values in [0, C).
 
     Returns
@@ -23,7 +23,7 @@ def softmax_loss(x: Array, y: Array) -> tuple[Array, Array]:
     dx : gradient of the loss with respect to x, shape (N, C).
     """
     xp = _namespace(x, y)
-    N, C, y = _check_scores_and_labels(x, y, xp=xp)
+    N, C, x, y = _check_scores_and_labels(x, y, xp=xp)
     # Shifting by the row max leaves the softmax unchanged and keeps exp from overflowing on large scores.
     shifted = x - xp.max(x, axis=1, keepdims=True)
     log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
@@ -38,7 +38,7 @@ def svm_loss(x: Array, y: Array) -> tuple[Array, Array]:
 
     Parameters
     ----------
-    x : scores of shape (N, C), real floating point.
+    x : scores of shape (N, C), real numbers (integer and bool scores are promoted to the default float).
     y : integer labels of shape (N,), with values in [0, C).
 
     Returns
@@ -48,7 +48,7 @@ def svm_loss(x: Array, y: Array) -> tuple[Array, Array]:
         here, so dx stays finite; the NaN loss is what reports the bad scores.
     """
     xp = _namespace(x, y)
-    N, C, y = _check_scores_and_labels(x, y, xp=xp)
+    N, C, x, y = _check_scores_and_labels(x, y, xp=xp)
     correct = _one_hot(y, C, xp=xp)
     margins = x - _pick(x, y, xp=xp) + 1.0
     violated = (margins > 0) & ~correct
@@ -72,13 +72,14 @@ def _one_hot(y, C, *, xp):
 
 
 def _namespace(x, y):
-    """The namespace of scores x (real floating) and labels y, each named in errors."""
+    """The namespace of scores x (real numbers) and labels y, each named in errors."""
     float_namespace(x=x)
     return array_namespace(x=x, y=y)
 
 
 def _check_scores_and_labels(x, y, *, xp):
-    """``(N, C, y as int64)`` after checking x's shape and y's shape, dtype and range."""
+    """``(N, C, x, y)`` after checking x's shape and y's shape, dtype and range: x made floating (integer scores
+    are promoted as NumPy does), y as int64."""
     if x.ndim != 2:
         raise ValueError(f"x must have shape (N, C), got {tuple(x.shape)}")
     N, C = x.shape
@@ -96,4 +97,4 @@ def _check_scores_and_labels(x, y, *, xp):
         raise ValueError(
             f"y must hold labels in [0, C) = [0, {C}), got values from {int(xp.min(y))} to {int(xp.max(y))}"
         )
-    return N, C, y
+    return N, C, as_common_dtype(x, xp=xp), y

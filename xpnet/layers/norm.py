@@ -62,8 +62,8 @@ def batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dict) -> tu
         default 1e-5) and ``'momentum'`` (a finite number in [0, 1], default 0.9). ``'running_mean'`` and
         ``'running_var'`` (shape (D,)) are read from it and written back; they start as zeros on x's device and
         dtype. ``'layernorm'`` is accepted and ignored; any other key is refused.
-    x, gamma, beta and the running statistics are real floating arrays; mixed precisions promote as the Array API
-    standard says (float32 with float64 gives float64).
+    x, gamma, beta and the running statistics are real arrays; mixed precisions promote as the Array API standard
+    says (float32 with float64 gives float64), and integer or bool arrays take the floats' dtype, as in NumPy.
 
     Returns
     -------
@@ -136,7 +136,7 @@ def layernorm_forward(x: Array, gamma: Array, beta: Array, ln_param: dict | None
 
     Parameters
     ----------
-    x : real floating array of shape (N, D), D >= 1.
+    x : real array of shape (N, D), D >= 1 (integer and bool arrays are promoted as in NumPy).
     gamma, beta : scale and shift, of shape (D,).
     ln_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); the other keys of a
         ``bn_param`` (``'mode'``, ``'momentum'``, ...) are accepted and ignored, any other key is refused.
@@ -174,7 +174,7 @@ def spatial_groupnorm_forward(
 
     Parameters
     ----------
-    x : real floating array of shape (N, C, H, W), with (C/G)·H·W >= 1.
+    x : real array of shape (N, C, H, W), with (C/G)·H·W >= 1 (integer and bool arrays are promoted as in NumPy).
     gamma, beta : scale and shift per channel, of shape (1, C, 1, 1) as in the 2022 assignment, or (C,).
     G : number of groups; must divide C.
     gn_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); keys as for ``ln_param``.
@@ -312,7 +312,8 @@ def _batchnorm(x, gamma, beta, bn_param, *, layout, axes, axis_names, what):
         _check_not_empty(x, axes, what, axis_names)
     x, gamma, beta = promote(x, gamma, beta, xp=xp)
     running_mean, running_var = (
-        xp.zeros((C,), dtype=x.dtype, device=device(x)) if s is None else s for s in stats.values()
+        xp.zeros((C,), dtype=x.dtype, device=device(x)) if s is None else as_common_dtype(s, x, xp=xp)
+        for s in stats.values()
     )
     if mode == "test":
         out, cache, _, _ = _norm_forward(x, gamma, beta, axes, eps, xp=xp, stats=(running_mean, running_var))

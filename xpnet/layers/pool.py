@@ -52,6 +52,7 @@ def max_pool_forward_naive(x, pool_param):
     """
     xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
+    x = as_common_dtype(x, xp=xp)
     N, C = x.shape[0], x.shape[1]
     out = xp.zeros((N, C, out_h, out_w), dtype=x.dtype, device=device(x))
     for n in range(N):
@@ -164,6 +165,7 @@ def max_pool_forward_fast(x, pool_param):
     """
     xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
+    x = as_common_dtype(x, xp=xp)
     out = _maximum(_windows(x, ph, pw, s, out_h, out_w, xp=xp), xp=xp)
     return out, (x, out, pool_param)
 
