@@ -1,7 +1,8 @@
-"""visualize_grid on every backend; the plot functions write real PNG files."""
+"""visualize_grid on every backend; the plot functions write real PNG files, or return the Figure a notebook shows."""
 
 from __future__ import annotations
 
+import io
 import math
 from types import SimpleNamespace
 
@@ -72,6 +73,51 @@ def test_plot_solver_history_names_what_is_missing(tmp_path):
         plot_solver_history({"a": object()}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="empty mapping"):
         plot_solver_history({}, tmp_path / "x.png")
+
+
+def _shown_inline(fig) -> bytes:
+    """The PNG a notebook with ``%matplotlib inline`` shows for a Figure that ends a cell: IPython renders it with
+    ``pylabtools.print_figure`` (without IPython, as ``fig.savefig`` writes it)."""
+    try:
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    return print_figure(fig, "png")
+
+
+def _assert_figure_for_a_notebook(fig, folder):
+    from matplotlib.figure import Figure
+
+    assert isinstance(fig, Figure), f"expected a matplotlib Figure, got {type(fig).__name__}"
+    # Not a pyplot figure: a notebook shows it once, as the cell's value (pyplot would show it a second time).
+    assert fig.canvas.manager is None
+    assert _shown_inline(fig).startswith(PNG_MAGIC)
+    assert list(folder.iterdir()) == [], "nothing is written without a path"
+
+
+def test_plot_solver_history_without_a_path_returns_the_figure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    single = plot_solver_history(SimpleNamespace(**_history(0)), title="one run")
+    compare = plot_solver_history({"baseline": _history(1), "batchnorm": _history(2)})
+    assert [ax.get_title() for ax in single.axes] == ["Training loss", "Classification accuracy"]
+    assert [text.get_text() for text in single.texts] == ["one run"]
+    assert [ax.get_title() for ax in compare.axes] == ["Training loss", "Training accuracy", "Validation accuracy"]
+    assert [len(ax.lines) for ax in compare.axes] == [2, 2, 2]  # a line per run in every panel
+    for fig in (single, compare):
+        _assert_figure_for_a_notebook(fig, tmp_path)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_plot_filters_without_a_path_returns_the_figure(xp, tmp_path, monkeypatch, channels):
+    monkeypatch.chdir(tmp_path)
+    W1 = np.random.default_rng(0).normal(size=(6, channels, 3, 3))
+    fig = plot_filters(to_xp(W1, xp, "float32"), padding=2)  # float32: every device has it
+    assert [ax.get_title() for ax in fig.axes] == ["6 first-layer filters"]
+    # The picture drawn is the one plot_filters writes to a file: 3 x 3 tiles of 3 x 3 pixels, 2 pixels apart.
+    assert fig.axes[0].images[0].get_array().shape == (3 * 3 + 2 * 2, 3 * 3 + 2 * 2, 3)
+    _assert_figure_for_a_notebook(fig, tmp_path)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

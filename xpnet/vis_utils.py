@@ -1,9 +1,11 @@
 """Pictures of images, filters and training runs, as in CS231n's notebooks.
 
 Arrays of any backend are copied to the host first. Plots are drawn on a bare ``matplotlib.figure.Figure`` and
-written straight to a PNG file: no pyplot state, no display and no global backend switch, so they work on a headless
-GPU machine and inside a notebook alike. matplotlib (a dependency of xpnet) is imported only when a plot is drawn,
-so importing this module stays fast.
+written straight to a PNG file, or, without a path, returned: a notebook shows a Figure that ends a cell inline, and
+``fig.savefig`` writes it. No pyplot state, no display and no global backend switch, so they work on a headless GPU
+machine and inside a notebook alike (where pyplot would show a figure twice: once itself, once as the cell's
+value). matplotlib (a dependency of xpnet) is imported only when a plot is drawn, so importing this module stays
+fast.
 
 :func:`visualize_grid`, :func:`vis_grid` and :func:`vis_nn` are CS231n's, with the same arguments and results
 (a constant image, which CS231n divides by zero, comes out as zeros here).
@@ -169,6 +171,9 @@ def _new_figure(figsize):
 
 
 def _save(fig, path):
+    """``path`` (a str) after writing ``fig`` there as a PNG, or ``fig`` itself when ``path`` is None."""
+    if path is None:
+        return fig
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -176,21 +181,27 @@ def _save(fig, path):
     return path
 
 
-def plot_solver_history(solver_or_histories, path, *, title=None):
-    """Write a PNG of the training loss per iteration and the train / validation accuracy per epoch.
+def plot_solver_history(solver_or_histories, path=None, *, title=None):
+    """Plot the training loss per iteration and the train / validation accuracy per epoch: a PNG file, or a Figure.
 
     Parameters
     ----------
     solver_or_histories : a Solver (or any object with ``loss_history``, ``train_acc_history`` and
         ``val_acc_history``), a dict with those keys, or a dict ``{label: solver_or_dict}`` to compare runs (then
         train and validation accuracy get a panel each and every run a labelled line).
-    path : the PNG file to write (folders are created)
+    path : the PNG file to write (folders are created), or None (default) to return the figure instead: in a
+        notebook, ``plot_solver_history(solver)`` at the end of a cell shows it inline.
+    title : a title above the panels, or None.
 
     The Solver checks accuracy before training and after every epoch, so accuracy point ``i`` is epoch ``i``.
 
     Returns
     -------
     path : str
+        With a ``path``: the file written.
+    fig : matplotlib.figure.Figure
+        Without one: the figure (8 x 6 inches, two panels for one run; 9 x 10 inches, three panels, to compare
+        runs), not registered with pyplot, so ``plt.show()`` does not show it a second time.
     """
     runs = _runs(solver_or_histories)
     single = runs[0][0] is None
@@ -241,8 +252,8 @@ def _filter_picture(W1, padding):
     return picture
 
 
-def plot_filters(W1, path, *, padding=1):
-    """Write a PNG of first-layer convolution filters tiled with :func:`visualize_grid`.
+def plot_filters(W1, path=None, *, padding=1):
+    """Draw first-layer convolution filters tiled with :func:`visualize_grid`: a PNG file, or a Figure.
 
     Each filter is rescaled to its own [0, 1]; the borders between filters are drawn in a colour the filters cannot
     take (light blue between grey filters, white between colour ones), so every filter's edge stays visible.
@@ -250,12 +261,16 @@ def plot_filters(W1, path, *, padding=1):
     Parameters
     ----------
     W1 : array of shape (F, C, HH, WW), any backend; C = 3 is drawn in colour, C = 1 in grey
-    path : the PNG file to write (folders are created)
+    path : the PNG file to write (folders are created), or None (default) to return the figure instead: in a
+        notebook, ``plot_filters(model.params['W1'])`` at the end of a cell shows it inline.
     padding : pixels of border between neighbouring filters, an int >= 0
 
     Returns
     -------
     path : str
+        With a ``path``: the file written.
+    fig : matplotlib.figure.Figure
+        Without one: the figure (5 x 5 inches), not registered with pyplot.
     """
     W1 = np.asarray(to_numpy(W1), dtype=np.float64)
     if W1.ndim != 4 or W1.shape[1] not in (1, 3):
