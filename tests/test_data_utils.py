@@ -7,6 +7,7 @@ import copyreg
 import os
 import pickle
 import pickletools
+import shutil
 
 import numpy as np
 import pytest
@@ -501,6 +502,25 @@ def test_a_set_variable_never_falls_back_to_the_cache(clean_env, monkeypatch, tm
     assert f"no CIFAR-10 in {str(missing)!r} (from XPNET_CIFAR10_DIR): it does not exist" in str(info.value)
 
 
+def test_cs231n_folder_under_the_current_one_is_read_after_the_cache(clean_env, monkeypatch, tmp_path):
+    # Where CS231n's get_datasets.sh puts the data: a notebook run from its assignment folder finds it.
+    assignment = tmp_path / "assignment2"
+    write_cifar10_folder(assignment / "cs231n" / "datasets" / "cifar-10-batches-py", per_batch=3, seed=1)
+    monkeypatch.chdir(assignment)
+    local = get_CIFAR10_data(3, 0, 0, subtract_mean=False)
+    cache = clean_env / ".cache" / "xpnet" / "cifar-10-batches-py"
+    write_cifar10_folder(cache, per_batch=3, seed=2)
+    cached = get_CIFAR10_data(3, 0, 0, subtract_mean=False)  # the cache comes first once it holds the data
+    assert not np.array_equal(local["X_train"], cached["X_train"])
+    shutil.rmtree(cache)
+    np.testing.assert_array_equal(get_CIFAR10_data(3, 0, 0, subtract_mean=False)["X_train"], local["X_train"])
+    monkeypatch.setenv("XPNET_CIFAR10_DIR", str(tmp_path / "typo"))  # a set variable is never skipped
+    with pytest.raises(FileNotFoundError, match="from XPNET_CIFAR10_DIR"):
+        get_CIFAR10_data(3, 0, 0)
+    with pytest.raises(FileNotFoundError, match="from cifar10_dir"):
+        get_CIFAR10_data(3, 0, 0, cifar10_dir=tmp_path / "typo")
+
+
 def test_missing_data_says_how_to_get_it(clean_env):
     default = clean_env / ".cache" / "xpnet" / "cifar-10-batches-py"
     with pytest.raises(FileNotFoundError) as info:
@@ -516,6 +536,7 @@ def test_missing_data_says_how_to_get_it(clean_env):
         "cifar10_dir=",
         "XPNET_CIFAR10_DIR",
         "XPNET_CACHE_DIR",
+        "then ./cs231n/datasets/cifar-10-batches-py under the current folder (where CS231n's get_datasets.sh puts it)",
     ]
     for text in expected:
         assert text in message, text

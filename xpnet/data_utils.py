@@ -47,6 +47,8 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_ENV = "XPNET_CIFAR10_DIR"
 CACHE_ENV = "XPNET_CACHE_DIR"
 _CIFAR10_FOLDER = "cifar-10-batches-py"
+# Where CS231n's get_datasets.sh unpacks the data, relative to the assignment folder a notebook runs in.
+_CS231N_DIR = os.path.join("cs231n", "datasets", _CIFAR10_FOLDER)
 _CIFAR10_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6)) + ("test_batch",)
 _CLI = "python -m xpnet.data_utils download-cifar10"
 _CIFAR10_HOWTO = (
@@ -269,7 +271,9 @@ def get_CIFAR10_data(
     The data is read from ``cifar10_dir``, else from the folder named by the environment variable
     ``XPNET_CIFAR10_DIR``, else from the cache folder :func:`default_CIFAR10_dir` (``~/.cache/xpnet/
     cifar-10-batches-py`` unless ``XPNET_CACHE_DIR`` or ``XDG_CACHE_HOME`` say otherwise). The first of these that
-    is set is the one read: a set variable is never skipped for the cache.
+    is set is the one read: a set variable is never skipped for the cache. When the cache folder holds no data,
+    ``./cs231n/datasets/cifar-10-batches-py`` is read if it holds it: that is where CS231n's ``get_datasets.sh``
+    puts the data, so a course notebook run from its assignment folder finds it.
 
     Parameters
     ----------
@@ -306,8 +310,7 @@ def get_CIFAR10_data(
     subtract_mean = _check_flag("subtract_mean", subtract_mean)
     download = _check_flag("download", download)
     dtype = _check_float_dtype(dtype)
-    folder, source = _locate_CIFAR10(cifar10_dir)
-    absent = _cifar10_absent(folder)
+    folder, source, absent = _find_CIFAR10(cifar10_dir)
     if absent and download:
         _download_CIFAR10(folder)
     elif absent:
@@ -440,6 +443,21 @@ def _locate_CIFAR10(cifar10_dir):
     return default_CIFAR10_dir(), f"the default folder: cifar10_dir is not given and {CIFAR10_ENV} is not set"
 
 
+def _find_CIFAR10(cifar10_dir):
+    """``(folder, how it was chosen, why it holds no CIFAR-10 or '')`` for :func:`get_CIFAR10_data`.
+
+    As :func:`_locate_CIFAR10`, and when that is the cache folder and it holds no data, CS231n's own place:
+    ``cs231n/datasets/cifar-10-batches-py`` under the current folder, where the course's ``get_datasets.sh`` puts
+    the data and a notebook run from the assignment folder finds it. A set argument or variable is never skipped.
+    """
+    folder, source = _locate_CIFAR10(cifar10_dir)
+    absent = _cifar10_absent(folder)
+    if absent and cifar10_dir is None and not os.environ.get(CIFAR10_ENV) and not _cifar10_absent(_CS231N_DIR):
+        cache = f"the default folder {folder!r} holds no CIFAR-10"
+        return os.path.abspath(_CS231N_DIR), f"CS231n's folder under the current one: {cache}", ""
+    return folder, source, absent
+
+
 def _nested(folder):
     """What to say when ``folder`` holds the archive's folder instead of the batches, else ``''``."""
     inner = os.path.join(folder, _CIFAR10_FOLDER)
@@ -470,7 +488,8 @@ def _not_found(folder, source, absent):
         f"  - by hand: download {CIFAR10_URL}, run `tar -xzf cifar-10-python.tar.gz` and pass "
         f"cifar10_dir='.../{_CIFAR10_FOLDER}'.\n"
         f"Folders are looked for in this order: the cifar10_dir argument, the environment variable {CIFAR10_ENV}, "
-        f"then <cache>/{_CIFAR10_FOLDER}, where <cache> is ${CACHE_ENV}, else $XDG_CACHE_HOME/xpnet, else {cache}."
+        f"then <cache>/{_CIFAR10_FOLDER}, where <cache> is ${CACHE_ENV}, else $XDG_CACHE_HOME/xpnet, else {cache}, "
+        f"then {os.path.join('.', _CS231N_DIR)} under the current folder (where CS231n's get_datasets.sh puts it)."
     )
 
 
