@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from xpnet._backend import get_namespace, sync  # noqa: E402
 from xpnet.data_utils import get_CIFAR10_data, get_digits_data  # noqa: E402
-from xpnet.solver import Solver  # noqa: E402
+from xpnet.solver import Solver, checkpoint_epoch  # noqa: E402
 from xpnet.vis_utils import plot_solver_history  # noqa: E402
 
 BACKENDS = ("auto", "numpy", "cupy", "torch")
@@ -125,7 +125,7 @@ def make_parser(doc: str, *, epochs: int, batch_size: int, lr: float, lr_decay: 
         "--resume",
         metavar="PATH",
         help="continue training from a checkpoint file, with its learning rate and random state; --epochs is the "
-        "total (default: start afresh)",
+        "total, at least the checkpoint's epoch (default: start afresh)",
     )
     p.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG (default: none)")
     return p
@@ -136,7 +136,8 @@ _FROM_CHECKPOINT = ("lr", "seed")
 
 
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """The parsed flags; with ``--resume``, giving a flag the checkpoint overrides is an error, not ignored."""
+    """The parsed flags; with ``--resume``, giving a flag the checkpoint overrides is an error, not ignored, and so is
+    an ``--epochs`` below the checkpoint's epoch (it would train nothing): both before any data is loaded."""
     args = parser.parse_args(argv)
     if getattr(args, "resume", None) is not None:
         # Parsed again over placeholders, which argparse keeps where no flag was typed (a default it would not tell
@@ -148,6 +149,16 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
             parser.error(
                 f"{' and '.join(given)} cannot be used with --resume: the learning rate and the random state come "
                 "from the checkpoint, so the resumed run repeats the interrupted one"
+            )
+        try:
+            done = checkpoint_epoch(args.resume)
+        except (OSError, ValueError) as err:
+            parser.error(f"--resume: {err.strerror if isinstance(err, OSError) and err.strerror else err}")
+        if args.epochs < done:
+            # Most likely meant as "this many more": say what that would be.
+            parser.error(
+                f"--epochs {args.epochs} is below the checkpoint's epoch {done}: --epochs is the total, the "
+                f"checkpoint's {done} epochs included; to train {args.epochs} more, use --epochs {done + args.epochs}"
             )
     return args
 
@@ -212,7 +223,13 @@ def train(model, data: dict, args, *, name: str) -> Solver:
             raise
         # A missing file, or a checkpoint of another net, batch size or update rule: the message names it.
         raise SystemExit(f"--resume: {err.strerror if isinstance(err, OSError) and err.strerror else err}") from None
-    if args.resume is not None:
+    if args.resume is not None and solver.epoch == args.epochs:
+        # The run is complete: rerunning its command gives its results again, from the checkpoint's best params.
+        print(
+            f"resuming from {args.resume} at epoch {solver.epoch}, the --epochs {args.epochs} asked for in total: "
+            f"nothing to train; the results below are the checkpoint's (--epochs {args.epochs + 1} or more trains on)"
+        )
+    elif args.resume is not None:
         lr = float(next(iter(solver.optim_configs.values()))["learning_rate"])
         print(
             f"resuming from {args.resume} at epoch {solver.epoch}: learning rate {lr:.3g} and random state come "

@@ -82,6 +82,35 @@ def test_resume_refuses_flags_it_would_ignore(tmp_path):
         ), line
 
 
+def test_resume_refuses_epochs_below_the_checkpoints_and_trains_nothing_at_equal(tmp_path):
+    """--epochs is the total: below the checkpoint's epoch nothing could be trained, and the run is refused (both
+    examples, before any data is loaded, as argparse refuses a flag); equal to it, the finished run's results are
+    given again."""
+    small = ["--backend", "numpy", "--num-train", 100, "--hidden-dims", 16, "--batch-size", 50]
+    first = _run("train_fc.py", *small, "--epochs", 2, "--checkpoint-dir", "ckpt", cwd=tmp_path)
+    checkpoint = Path("ckpt") / "train_fc_epoch_2.npz"
+    # train_cnn.py refuses it too: the check comes before a model is built, let alone compared with the checkpoint.
+    for script, flags in (("train_fc.py", small), ("train_cnn.py", [])):
+        done = _launch(script, *flags, "--epochs", 1, "--resume", checkpoint, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == "", f"{script} should refuse at once:\n{done.stdout}"
+        assert "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("usage: "), done.stderr
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"{script}: error: --epochs 1 is below the checkpoint's epoch 2: --epochs is the total, the checkpoint's 2 "
+            "epochs included; to train 1 more, use --epochs 3"
+        ), done.stderr
+    line = _fails("train_fc.py", "--resume", "missing.npz", cwd=tmp_path)
+    assert line == "train_fc.py: error: --resume: no such file: 'missing.npz'", line
+
+    again = _run("train_fc.py", *small, "--epochs", 2, "--resume", checkpoint, cwd=tmp_path)
+    assert (
+        f"resuming from {checkpoint} at epoch 2, the --epochs 2 asked for in total: nothing to train; the results "
+        "below are the checkpoint's (--epochs 3 or more trains on)\n"
+    ) in again, again
+    assert "trained" not in again, again
+    assert _test_accuracy(again) == _test_accuracy(first)  # the finished run's best params, as the first run ended
+
+
 @pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py"])
 def test_backend_torch_without_torch_is_one_clean_line(script, tmp_path):
     line = _fails(script, "--backend", "torch", "--epochs", 1, cwd=tmp_path, hide="torch")

@@ -26,7 +26,7 @@ from xpnet._backend import (
     rng_from_state,
     rng_state,
 )
-from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver
+from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver, checkpoint_epoch
 
 from helpers import blobs, device_under_test, to_np, to_xp, widest_float
 
@@ -262,6 +262,20 @@ def test_checkpoints_are_written_atomically_with_epoch_names(xp, tmp_path):
     np.testing.assert_array_equal(arrays["params/W2"], to_np(solver.model.params["W2"]))
     assert meta["epoch"] == 2 and meta["best_val_acc"] == solver.best_val_acc
     json.dumps(meta)  # the metadata is plain JSON
+    assert [checkpoint_epoch(tmp_path / f"{name}.npz") for name in ("ckpt_epoch_1", "manual")] == [1, 2]
+
+
+def test_checkpoint_epoch_refuses_what_is_no_checkpoint(tmp_path):
+    from xpnet.classifiers import FullyConnectedNet
+
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        checkpoint_epoch(tmp_path / "missing.npz")
+    FullyConnectedNet([3], input_dim=D, num_classes=C).save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match=r"model.npz: not an xpnet Solver checkpoint .*: its format is 'xpnet.model'"):
+        checkpoint_epoch(tmp_path / "model.npz")
+    (tmp_path / "text.npz").write_text("epoch 3")
+    with pytest.raises(ValueError, match=r"text.npz: not a zip archive"):
+        checkpoint_epoch(tmp_path / "text.npz")
 
 
 # float32 once, with the global-state sampler (NumPy's global state is restored too): each dtype costs JAX compiles.
@@ -475,6 +489,24 @@ make_solver(TinyNet(np), num_epochs=1, print_every=5, verbose=True).train()
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", "no TqdmWarning, no bar fragments"
     assert_cs231n_lines(done.stdout)
+
+
+def test_misspelled_keyword_names_the_closest_one():
+    """As a misspelled optim_config key does: the Solver's own keywords get a "did you mean"."""
+    model = TinyNet(np)
+    with pytest.raises(
+        ValueError,
+        match=r"^Unrecognized arguments \['lr_decya'\] \(did you mean 'lr_decay'\?\); Solver accepts \['batch_size', ",
+    ):
+        Solver(model, DATA, lr_decya=0.9)
+    with pytest.raises(
+        ValueError,
+        match=r"^Unrecognized arguments \['bogus', 'lr_decya', 'num_epoch'\] "
+        r"\(did you mean 'lr_decay' for 'lr_decya', 'num_epochs' for 'num_epoch'\?\); Solver accepts",
+    ):
+        Solver(model, DATA, num_epoch=3, bogus=1, lr_decya=0.9)
+    with pytest.raises(ValueError, match=r"^Unrecognized arguments \['bogus'\]; Solver accepts"):  # nothing close
+        Solver(model, DATA, bogus=1)
 
 
 def test_bad_arguments_raise_clear_errors(tmp_path):

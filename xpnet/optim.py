@@ -76,15 +76,25 @@ def _check_step_count(t: Any, name: str) -> None:
         raise ValueError(f"{name}['t'] (adam's step count) must be an int >= 0, got {t}")
 
 
+def _did_you_mean(unknown: list, accepted) -> str:
+    """`` (did you mean 'x'?)`` naming the accepted key closest to the one ``unknown`` key (``'x' for 'y', ...`` for
+    several), or ``''`` when none is close: a misspelling is then one glance to fix. The Solver's keywords use it too.
+    """
+    close = [(key, difflib.get_close_matches(key, accepted, n=1)) for key in unknown if isinstance(key, str)]
+    pairs = [(key, matches[0]) for key, matches in close if matches]
+    if not pairs:
+        return ""
+    if len(unknown) == 1:
+        return f" (did you mean {pairs[0][1]!r}?)"
+    return f" (did you mean {', '.join(f'{match!r} for {key!r}' for key, match in pairs)}?)"
+
+
 def _check_keys(rule: str, config: dict, name: str) -> None:
     accepted = _ACCEPTED[rule]
     if config.keys() <= accepted:
         return
     unknown = sorted((k for k in config if k not in accepted), key=str)
-    hint = ""
-    if isinstance(unknown[0], str):
-        close = difflib.get_close_matches(unknown[0], accepted, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = _did_you_mean(unknown[:1], accepted)
     raise ValueError(f"{name} has unknown key {unknown[0]!r}{hint}; {rule} accepts the keys {sorted(accepted)}")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal, overload
@@ -30,7 +31,7 @@ from ._backend import (
     to_numpy,
 )
 
-__all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning"]
+__all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "checkpoint_epoch"]
 
 _DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 _DEFAULTS = {
@@ -138,6 +139,40 @@ def _host_floats(values: list) -> list[float]:
     return [float(to_numpy(v)) if is_array(v) else float(v) for v in values]
 
 
+def checkpoint_epoch(path) -> int:
+    """The number of epochs a checkpoint written by :meth:`Solver.save_checkpoint` had trained (``K`` for
+    ``{checkpoint_name}_epoch_K.npz``), read without a model or data: a script can compare it with the
+    ``num_epochs`` it means to resume to before loading anything.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, the checkpoint file.
+
+    Returns
+    -------
+    epoch : int >= 0
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        Naming the file, if it is damaged or not a Solver checkpoint. The file's arrays are verified against a
+        model only by ``Solver(..., resume_from=path)``.
+    """
+    _, meta = _files.read_npz(path)
+    file = os.fspath(path)
+    if meta.get("format") != _files.CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{file}: not an xpnet Solver checkpoint (written by Solver.save_checkpoint): its format is "
+            f"{meta.get('format')!r}"
+        )
+    epoch = meta.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"{file}: metadata key 'epoch' must be an int >= 0, got {epoch!r:.80}")
+    return epoch
+
+
 class Solver:
     """Trains a classification model with minibatch stochastic gradient descent, as CS231n's ``Solver``.
 
@@ -201,7 +236,8 @@ class Solver:
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_DEFAULTS))
         if unknown:
-            raise ValueError(f"Unrecognized arguments {unknown}; Solver accepts {sorted(_DEFAULTS)}")
+            hint = optim._did_you_mean(unknown, _DEFAULTS)
+            raise ValueError(f"Unrecognized arguments {unknown}{hint}; Solver accepts {sorted(_DEFAULTS)}")
         settings = {**_DEFAULTS, **kwargs}
         params = getattr(model, "params", None)
         if not isinstance(params, dict) or not params:
