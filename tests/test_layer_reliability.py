@@ -379,8 +379,12 @@ def test_a_list_or_a_number_in_place_of_an_array_is_refused_by_name(xp, name):
     arrays = {k: to_xp(v, xp) for k, v in _inputs(case).items()}
     for arg in case.shapes:
         for bad in (to_np(arrays[arg]).tolist(), 1.0):
-            with pytest.raises(TypeError, match=rf"^{arg} must be an array \(NumPy, CuPy, torch, \.\.\.\), got "):
+            with pytest.raises(
+                TypeError, match=rf"^{arg} must be an array \(NumPy, CuPy, torch, \.\.\.\), got "
+            ) as info:
                 case.forward(xp, **dict(arrays, **{arg: bad}))
+            hint = f"; make one with np.asarray({arg})"
+            assert str(info.value).endswith(hint) == isinstance(bad, list), str(info.value)
     if case.backward is not None:
         out, cache = case.forward(xp, **arrays)
         with pytest.raises(TypeError, match=r"^dout must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins"):

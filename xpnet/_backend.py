@@ -87,7 +87,9 @@ def namespace(*arrays: Any, **named: Any):
     for name, a in items:
         if not is_array(a):
             who = f"{name} must be an array" if name else "expected an array"
-            raise TypeError(f"{who} (NumPy, CuPy, torch, ...), got {_describe(a)}")
+            # CS231n's notebooks build arrays with np.asarray([...]); a bare list is the likeliest slip.
+            hint = f"; make one with np.asarray({name or '...'})" if isinstance(a, (list, tuple)) else ""
+            raise TypeError(f"{who} (NumPy, CuPy, torch, ...), got {_describe(a)}{hint}")
     if not items:
         raise TypeError("expected at least one array to take the array namespace from, got none")
     try:
