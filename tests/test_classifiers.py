@@ -250,6 +250,37 @@ def test_cnn_gradients_match_numerical(xp, backend):
     assert worst < 1e-7, errors
 
 
+def test_cnn_gradient_check_prints_the_2021_notebooks_b1_error(xp):
+    """The ConvolutionalNetworks notebook's gradient-check cell (2021 and 2025 editions: h=1e-6, weight_scale 1e-3)
+    prints b1's error as 3.397321e-06. b1's gradient entries are ~1e-5, and one ulp of the loss (4.4e-16 near
+    log(10)) in one probe moves a numerical entry by 2.2e-10: the log-softmax loss, rounding one of the six probes
+    the other way, printed 3.477652e-05 (as 2019's notebook, whose provided softmax_loss was the log-softmax)."""
+    require_dtype(xp, "float64")
+    np.random.seed(231)
+    X = np.random.randn(2, 3, 16, 16)
+    y = np.random.randint(10, size=2)
+    model = ThreeLayerConvNet(
+        num_filters=3,
+        filter_size=3,
+        input_dim=(3, 16, 16),
+        hidden_dim=7,
+        dtype="float64",
+        xp=xp,
+        device=device_under_test(xp),
+    )
+    _, grads = model.loss(X, y)
+
+    # The notebook's lambda _: model.loss(X, y)[0] reads the probes written into model.params; this f also works
+    # on JAX, whose probes are copies.
+    def f(b1):
+        model.params["b1"] = b1
+        return model.loss(X, y)[0]
+
+    error = rel_error(eval_numerical_gradient(f, model.params["b1"], verbose=False, h=1e-6), grads["b1"])
+    print(f"b1 max relative error: {error:e}")
+    assert error <= 2 * 3.397321e-06
+
+
 def test_cnn_initial_loss_any_input_size(xp):
     X, y = _cnn_data(xp, n=8, shape=(1, 7, 9), dtype="float32")  # the model's default dtype
     model = ThreeLayerConvNet(
