@@ -535,6 +535,13 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         make_solver(TinyNet(np), batch_size=BATCH * 2, resume_from=tmp_path / "c.npz")
     with pytest.raises(ValueError, match="written with update_rule 'adam', this Solver uses 'sgd'"):
         make_solver(TinyNet(np), update_rule="sgd", resume_from=tmp_path / "c.npz")
+    two = make_solver(TinyNet(np), num_epochs=2)
+    two.train()
+    two.save_checkpoint(tmp_path / "two.npz")
+    message = r"two.npz was written after epoch 2, beyond this Solver's num_epochs=1: num_epochs is the total"
+    with pytest.raises(ValueError, match=message):
+        make_solver(TinyNet(np), num_epochs=1, resume_from=tmp_path / "two.npz")
+    make_solver(TinyNet(np), num_epochs=2, resume_from=tmp_path / "two.npz").train()  # nothing left: allowed
     small = TinyNet(np)
     small.params["W1"] = small.params["W1"][:, :3]
     with pytest.raises(ValueError, match=r"param 'W1' has shape \(6, 16\), the model's is \(6, 3\)"):

@@ -660,6 +660,12 @@ class Solver:
                 f"{path!s} was written with {saved['iterations_per_epoch']} iterations per epoch, this Solver has "
                 f"{self._iterations_per_epoch()} (X_train size // batch_size); use the same data and batch_size"
             )
+        if saved["epoch"] > self.num_epochs:
+            raise ValueError(
+                f"{path!s} was written after epoch {saved['epoch']}, beyond this Solver's num_epochs="
+                f"{self.num_epochs}: num_epochs is the total, so train() would train nothing; use num_epochs >= "
+                f"{saved['epoch']}"
+            )
         builtin = _builtin_rule_name(self.update_rule)
         if builtin is not None:  # keys, hyperparameter ranges and step counts, as the rule itself will check them
             for name, config in saved["optim_configs"].items():
