@@ -96,6 +96,8 @@ class FullyConnectedNet(Model):
     dtype : floating dtype of params and computation (a name such as ``'float64'``, a NumPy dtype, or a dtype of
         the backend).
     seed : if given, dropout masks are drawn from this seed, making the network deterministic (gradient checks).
+        As in CS231n, each dropout layer then reseeds NumPy's global state with it at every call, so a Solver
+        training such a model draws the same minibatch at every step: seed dropout for checks, not for training.
     dropout : the keep probability under the 2019 edition's name (its Dropout notebook passes ``dropout=0.5``):
         the same setting as ``dropout_keep_ratio``, which takes its place as the 4th positional argument. Give one
         of the two; ``dropout_keep_ratio`` other than 1 with ``dropout`` is a ``TypeError``. Model files record
