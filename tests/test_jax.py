@@ -1,12 +1,17 @@
 """What the ``xp`` fixture cannot show about JAX: its 64-bit mode turned off (the fixture turns it on), tracers under
 ``jax.jit``, accelerators, and a model built with ``xp="jax"`` trained, checkpointed and reloaded end to end."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import conftest
 import numpy as np
 import pytest
 
 from xpnet import _backend as B
-from xpnet.classifiers import FullyConnectedNet, load_model
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
 from xpnet.solver import Solver
 
 from helpers import blobs, to_np
@@ -62,6 +67,58 @@ def test_tracers_are_not_host_resident():
     step(jnp.ones(2))
     assert seen == [False]
     assert B.is_host_resident(jnp.ones(2)) is True
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: FullyConnectedNet(hidden_dims=[7, 5], input_dim=6, num_classes=3, xp="jax", dtype="float64"), (6,)),
+        (
+            lambda: ThreeLayerConvNet(
+                input_dim=(2, 6, 6), num_filters=3, filter_size=3, hidden_dim=5, num_classes=3, xp="jax"
+            ),
+            (2, 6, 6),
+        ),
+    ],
+    ids=["fc", "cnn"],
+)
+def test_loss_under_jit_with_params_closed_over_equals_eager(make, shape):
+    # X (and y) traced, params closed over: a tracer has no device, so the model's device check must not misfire;
+    # the label range is read only from host arrays, so it is skipped for a tracer rather than read.
+    np.random.seed(231)
+    model = make()
+    rng = np.random.default_rng(0)
+    X = B.asarray(rng.standard_normal((4, *shape)), like=model.params["W1"])
+    y = B.asarray(np.array([0, 2, 1, 2]), xp="jax")
+    np.testing.assert_allclose(to_np(jax.jit(lambda X: model.loss(X))(X)), to_np(model.loss(X)), rtol=1e-6, atol=1e-12)
+    loss, grads = jax.jit(lambda X, y: model.loss(X, y))(X, y)
+    eager_loss, eager_grads = model.loss(X, y)
+    np.testing.assert_allclose(to_np(loss), to_np(eager_loss), rtol=1e-6)
+    assert grads.keys() == eager_grads.keys()
+    for k in grads:
+        np.testing.assert_allclose(to_np(grads[k]), to_np(eager_grads[k]), rtol=1e-5, atol=1e-9, err_msg=k)
+
+
+def test_a_concrete_array_on_another_jax_device_is_still_refused():
+    # Two host devices exist only if XLA is told so before JAX starts: a fresh interpreter, bounded.
+    script = textwrap.dedent(
+        """
+        import jax, numpy as np, pytest
+        from xpnet import _backend as B
+        from xpnet.classifiers import FullyConnectedNet
+        cpu0, cpu1 = jax.devices("cpu")[:2]
+        model = FullyConnectedNet(hidden_dims=[4], input_dim=5, num_classes=3, xp="jax", dtype="float32",
+                                  device=cpu0)
+        X = jax.device_put(np.ones((2, 5), np.float32), cpu1)
+        with pytest.raises(ValueError, match=r"^X is on device .*1.*, the model's params on .*0.*; move it"):
+            model.loss(X)
+        assert model.loss(jax.device_put(np.ones((2, 5), np.float32), cpu0)).shape == (2, 3)
+        print("refused")
+        """
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr[-3000:]
 
 
 @pytest.mark.skipif(

@@ -114,12 +114,15 @@ class Model:
     def _accept(self, value, name: str):
         """``value`` if it is an array of the model's backend on the model's device, or a NumPy array (which any
         model accepts: :meth:`_moved` puts it on the model's backend); otherwise a ``TypeError`` naming ``name`` and
-        both backends, or a ``ValueError`` naming both devices."""
+        both backends, or a ``ValueError`` naming both devices. Devices are compared only where both are known: a
+        JAX tracer has none."""
         if is_array(value):
             xp = namespace(value)
             if xp is self.xp:
                 here, home = _device_of(value), _device_of(self._reference())
-                if here != home:
+                # A JAX tracer (under jax.jit) has no device (array_api_compat gives None): there is nothing to
+                # compare, and jit itself places traced inputs with the closed-over params.
+                if here is not None and home is not None and here != home:
                     raise ValueError(
                         f"{name} is on device {here!r}, the model's params on {home!r}; move it with "
                         f"xpnet.asarray({name}, like=model.params['W1'])"
