@@ -92,13 +92,35 @@ def _names(node, ctx) -> set[str]:
     return found
 
 
+def _executed(node):
+    """The nodes of ``node`` that run when it runs: a function or class body only defines, so it is left out."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            yield from _executed(child)
+
+
+def _passed(arg) -> set[str]:
+    """The names an argument passes as they are (``model``, ``*models``, ``[a, b]``), not the modules or functions
+    it merely uses (``np`` in ``np.arange(5)``)."""
+    if isinstance(arg, ast.Name):
+        return {arg.id}
+    if isinstance(arg, ast.Starred):
+        return _passed(arg.value)
+    if isinstance(arg, (ast.List, ast.Tuple, ast.Set)):
+        return set().union(*(_passed(e) for e in arg.elts))
+    if isinstance(arg, ast.Dict):
+        return set().union(*(_passed(v) for v in arg.values))
+    return set()
+
+
 def _call_arguments(node) -> set[str]:
-    """Names passed to calls anywhere in ``node`` (a ``Solver(model, data)`` may change the ``model`` it gets)."""
-    found = set()
-    for n in ast.walk(node):
+    """Names passed to calls that run in ``node`` (a ``Solver(model, data)`` may change the ``model`` it gets)."""
+    found: set[str] = set()
+    for n in _executed(node):
         if isinstance(n, ast.Call):
             for arg in [*n.args, *(k.value for k in n.keywords)]:
-                found |= _names(arg, ast.Load)
+                found |= _passed(arg)
     return found
 
 

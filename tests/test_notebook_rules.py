@@ -53,11 +53,14 @@ def test_data_cells_follow_the_data_and_stop_at_a_fresh_name():
         "train": "solver = Solver(model, data)\nsolver.train()",
         "after": "print(model.params['W1'].mean())",  # the model the Solver trained
         "fresh": "model = FullyConnectedNet([5])\nprint(model.loss(np.ones((2, 3))))",
-        "helper": "def run():\n    return Solver(FullyConnectedNet([3]), data)",
-        "uses helper": "s = run()",
+        "helper": "def run(size):\n    return Solver(FullyConnectedNet([size]), data)",
+        "uses helper": "s = run(N)",
         "unrelated": "print(rel_error(1.0, 1.0))",
+        "check after": "N = 3\nprint(N)",  # N was passed to a data call, but a fresh N is not the data's
+        "plot": "plt.plot(np.arange(3), solver.loss_history)",
+        "numpy after a plot": "print(np.ones(3).sum())",  # np was only used in a data cell's argument
     }
-    assert data_cells(cells) == {"load", "train", "after", "helper", "uses helper"}
+    assert data_cells(cells) == {"load", "train", "after", "helper", "uses helper", "plot"}
 
 
 _SAVED = "dx error:  1.7e-09\nInitial loss:  2.30427592207859\n  means: [ 1.5 -2.25]\nSpeedup: 17.2x\n"
