@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -355,6 +356,100 @@ def test_any_model_metadata_edit_loads_or_is_a_value_error_naming_the_file(xp, m
         load_model(path, xp=xp, device=device_under_test(xp))
     except ValueError as err:
         assert os.fspath(path) in str(err)
+
+
+# Tampered random states: NumPy range-checks none of these fields, and an MT19937 pos past its 624 words makes the
+# next draws read memory outside the state (large draws crashed the process with SIGSEGV).
+
+_MT19937_SAMPLER = json.loads(json.dumps(xpnet._backend.rng_state(np.random.Generator(np.random.MT19937(0)))))
+_OUT_OF_RANGE = st.integers(-(2**70), 2**70)
+
+
+def _u32_key(data, length: int, bad_value: bool) -> dict:
+    values = data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=length, max_size=length), label="key")
+    if bad_value and values:
+        i = data.draw(st.integers(0, len(values) - 1), label="index")
+        values[i] = data.draw(st.integers(2**32, 2**70) | st.integers(-(2**70), -1), label="bad word")
+    return {"__ndarray__": values, "dtype": "uint32"}
+
+
+def _bad_rng_edit(data):
+    """A tampered random state NumPy would never produce, and the field a message must name."""
+    case = data.draw(
+        st.sampled_from(["pos", "key length", "key word", "key dtype", "has_gauss", "gauss", "sampler"]),
+        label="case",
+    )
+    rng = ["numpy_global_rng", "state"]
+    if case == "pos":
+        pos = data.draw(_OUT_OF_RANGE.filter(lambda v: not 0 <= v <= 624), label="pos")
+        return _set([*rng, "state", "pos"], pos), "'state/state/pos'"
+    if case == "key length":
+        length = data.draw(st.integers(0, 700).filter(lambda n: n != 624), label="length")
+        return _set([*rng, "state", "key"], _u32_key(data, length, bad_value=False)), "'state/state/key'"
+    if case == "key word":
+        return _set([*rng, "state", "key"], _u32_key(data, 624, bad_value=True)), "'state/state/key'"
+    if case == "key dtype":
+        key = _u32_key(data, 624, bad_value=False)
+        key["dtype"] = data.draw(st.sampled_from(["uint64", "int64", "float64", "object"]), label="dtype")
+        return _set([*rng, "state", "key"], key), "'state/state/key'"
+    if case == "has_gauss":
+        flag = data.draw(_OUT_OF_RANGE.filter(lambda v: v not in (0, 1)), label="has_gauss")
+        return _set([*rng, "has_gauss"], flag), "'state/has_gauss'"
+    if case == "gauss":
+        value = data.draw(st.sampled_from([math.nan, math.inf, -math.inf]), label="gauss")
+        return _set([*rng, "gauss"], value), "'state/gauss'"
+    # An MT19937 sampler (a Generator passed as seed=) with its pos out of range: it crashed train().
+    sampler = json.loads(json.dumps(_MT19937_SAMPLER))
+    sampler["state"]["state"]["pos"] = data.draw(_OUT_OF_RANGE.filter(lambda v: not 0 <= v <= 624), label="pos")
+    return _set(["sampler"], sampler), "'sampler'.*'state/state/pos'"
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_states_numpy_would_not_produce_are_refused_by_field(tmp_path_factory, data):
+    """Host-only (NumPy random states are the same on every backend): a tampered MT19937 pos, key, has_gauss or
+    gauss of the global state, or a sampler's pos, is a ValueError naming the file and the field, before anything
+    changes. Before the fix pos=630 resumed and the next draws read past the state."""
+    folder = tmp_path_factory.mktemp("rng")
+    source = folder / "c.npz"
+    _solver(_model(np), num_epochs=0).save_checkpoint(source)
+    edit, field = _bad_rng_edit(data)
+    path = folder / "tampered.npz"
+    _edit_meta(source, edit, dest=path)
+    _resume_fails(np, path, field)
+
+
+@pytest.mark.parametrize("pos", [630, 10**6])
+def test_an_mt19937_pos_past_its_table_is_refused_on_every_backend(xp, checkpoint, pos):
+    _edit_meta(checkpoint, _set(["numpy_global_rng", "state", "state", "pos"], pos))
+    _resume_fails(xp, checkpoint, rf"'numpy_global_rng'.*'state/state/pos' must be an int in \[0, 624\], got {pos}")
+
+
+_GENERATOR_FIELDS = {
+    "PCG64": [(["state", "state"], 2**128), (["state", "inc"], 2), (["has_uint32"], 2), (["uinteger"], 2**32)],
+    "PCG64DXSM": [(["state", "inc"], -1), (["has_uint32"], -1)],
+    "Philox": [(["buffer_pos"], -1), (["buffer_pos"], 5), (["state", "key"], {"__ndarray__": [1], "dtype": "uint64"})],
+    "SFC64": [(["state", "state"], {"__ndarray__": [0, 0, 0, -1], "dtype": "uint64"}), (["uinteger"], -1)],
+    "MT19937": [(["state", "pos"], 625), (["has_gauss"], 0)],  # a Generator's MT19937 has no spare gauss
+}
+
+
+@pytest.mark.parametrize("name", sorted(_GENERATOR_FIELDS))
+def test_every_bit_generator_kind_is_accepted_as_numpy_writes_it_and_refused_out_of_range(tmp_path, name):
+    source = tmp_path / "c.npz"
+    seed = np.random.Generator(getattr(np.random, name)(5))
+    _solver(_model(np), num_epochs=0, seed=seed).save_checkpoint(source)
+    expected = _solver(_model(np), resume_from=source)._rng.random(3)  # the saved state resumes as it was
+    np.testing.assert_array_equal(expected, np.random.Generator(getattr(np.random, name)(5)).random(3))
+    for keys, value in _GENERATOR_FIELDS[name]:
+        path = tmp_path / "tampered.npz"
+        _edit_meta(source, _set(["sampler", "state", *keys], value), dest=path)
+        _resume_fails(np, path, f"'sampler'.*'state/{'/'.join(keys)}'")
+    for other in ("RandomState", "BitGenerator", "SeedSequence", "Nope"):
+        _edit_meta(source, _set(["sampler", "state", "bit_generator"], other), dest=path)
+        _resume_fails(np, path, "'sampler' names no NumPy bit generator xpnet accepts")
+    _edit_meta(source, _set(["numpy_global_rng", "state", "bit_generator"], "PCG64"), dest=path)
+    _resume_fails(np, path, "'numpy_global_rng' names no NumPy bit generator xpnet accepts")
 
 
 def _tampered(a: np.ndarray):

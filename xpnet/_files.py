@@ -625,32 +625,93 @@ def read_checkpoint(path, *, params: dict, state_kind: str | None, state_specs: 
     return out
 
 
-def _same_layout(value: Any, ref: Any) -> bool:
-    """True when JSON ``value`` has the layout of ``ref``: the same keys, list lengths and scalar types."""
-    if isinstance(ref, dict):
-        return isinstance(value, dict) and set(value) == set(ref) and all(_same_layout(value[k], ref[k]) for k in ref)
-    if isinstance(ref, list):
-        return isinstance(value, list) and len(value) == len(ref) and all(map(_same_layout, value, ref))
-    if isinstance(ref, bool) or isinstance(ref, str) or ref is None:
-        return type(value) is type(ref)
-    if isinstance(ref, int):
-        return _is_int(value)
-    return _is_real(value)
+def _int_in(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: _is_int(v) and low <= v <= high), f"an int in [{low}, {high}]"
+
+
+def _uint_array(bits: int, n: int) -> tuple[Callable[[Any], bool], str]:
+    """A NumPy array of ``n`` uint``bits`` values as :func:`xpnet._backend.rng_state` writes it."""
+
+    def ok(v: Any) -> bool:
+        if not (isinstance(v, dict) and set(v) == {"__ndarray__", "dtype"} and v["dtype"] == f"uint{bits}"):
+            return False
+        values = v["__ndarray__"]
+        return isinstance(values, list) and len(values) == n and all(_is_int(x) and 0 <= x < 2**bits for x in values)
+
+    return ok, f"an array of {n} uint{bits} values ({{'__ndarray__': [...], 'dtype': 'uint{bits}'}})"
+
+
+_SPARE_UINT32: dict[str, Any] = {"has_uint32": _int_in(0, 1), "uinteger": _int_in(0, 2**32 - 1)}
+_PCG_STATE: dict[str, Any] = {
+    "state": {
+        "state": _int_in(0, 2**128 - 1),
+        # NumPy makes the increment (inc << 1) | 1: an even one is no state it writes.
+        "inc": (lambda v: _is_int(v) and 0 < v < 2**128 and v % 2 == 1, "an odd int in [1, 2**128)"),
+    },
+    **_SPARE_UINT32,
+}
+# Every field of every bit generator state xpnet accepts, with the values NumPy itself can produce. NumPy does not
+# range-check what it is given: an MT19937 ``pos`` past its 624 words, or a Philox ``buffer_pos`` below 0, makes the
+# next draws read memory outside the state (and large draws crash the process).
+_BIT_GENERATOR_STATES: dict[str, dict[str, Any]] = {
+    "MT19937": {"state": {"key": _uint_array(32, 624), "pos": _int_in(0, 624)}},
+    "PCG64": _PCG_STATE,
+    "PCG64DXSM": _PCG_STATE,
+    "Philox": {
+        "state": {"counter": _uint_array(64, 4), "key": _uint_array(64, 2)},
+        "buffer": _uint_array(64, 4),
+        "buffer_pos": _int_in(0, 4),
+        **_SPARE_UINT32,
+    },
+    "SFC64": {"state": {"state": _uint_array(64, 4)}, **_SPARE_UINT32},
+}
+# NumPy's global RandomState: an MT19937 and the spare normal deviate of its legacy gauss().
+_LEGACY_STATE: dict[str, Any] = {
+    **_BIT_GENERATOR_STATES["MT19937"],
+    "has_gauss": _int_in(0, 1),
+    "gauss": (lambda v: _is_real(v) and math.isfinite(v), "a finite number"),
+}
+
+
+def _check_fields(node: dict, fields: dict, bad: Callable[[str], ValueError], prefix: str = "") -> None:
+    """Check dict ``node`` against ``fields`` (name -> nested fields or ``(ok, expected)``): same names, every
+    value accepted; ``bad(detail)`` builds the error."""
+    unknown, missing = sorted(set(node) - set(fields)), sorted(set(fields) - set(node))
+    if missing:
+        raise bad(f"it has no field {prefix + missing[0]!r}")
+    if unknown:
+        raise bad(f"unknown field(s) {[prefix + k for k in unknown]}")
+    for name, field in fields.items():
+        value = node[name]
+        if isinstance(field, dict):
+            if not isinstance(value, dict):
+                raise bad(f"field {prefix + name!r} must be a dict, got {value!r:.60}")
+            _check_fields(value, field, bad, f"{prefix}{name}/")
+        elif not field[0](value):
+            raise bad(f"field {prefix + name!r} must be {field[1]}, got {value!r:.60}")
 
 
 def _rng(state: dict | None, file: str, key: str):
-    """The sampler (a new Generator) or, for the global state, ``None`` after setting it; checked for the layout
-    NumPy writes, so a hand-edited state cannot slip through NumPy's lenient conversions."""
+    """The sampler (a new Generator) or, for the global state, ``None`` after setting it. Every field is checked
+    against what NumPy itself produces before NumPy sees the state (see ``_BIT_GENERATOR_STATES``)."""
     if state is None:
         return None
+
+    def bad(detail: str) -> ValueError:
+        return ValueError(f"{file}: metadata key {key!r} is not a NumPy random state as xpnet saves it: {detail}")
+
+    if not (isinstance(state, dict) and set(state) == {"global", "state"} and isinstance(state["state"], dict)):
+        raise bad(f"it must be a dict with keys 'global' and 'state' (a dict), got {state!r:.60}")
     inner = state["state"]
     name = inner.get("bit_generator")
-    bit_generator = getattr(np.random, name, None) if isinstance(name, str) else None
-    if not (isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator)):
-        raise ValueError(f"{file}: metadata key {key!r} names no NumPy bit generator ({name!r:.40})")
-    ref = rng_state(None) if state["global"] else rng_state(np.random.Generator(bit_generator()))
-    if not _same_layout(state, ref):
-        raise ValueError(f"{file}: metadata key {key!r} is not a NumPy random state as xpnet saves it")
+    kinds = ["MT19937"] if state["global"] else sorted(_BIT_GENERATOR_STATES)
+    if not isinstance(name, str) or name not in kinds:
+        raise ValueError(
+            f"{file}: metadata key {key!r} names no NumPy bit generator xpnet accepts ({name!r:.40}); "
+            f"expected one of {kinds}"
+        )
+    fields = _LEGACY_STATE if state["global"] else _BIT_GENERATOR_STATES[name]
+    _check_fields(inner, {"bit_generator": (lambda v: True, "a str"), **fields}, bad, "state/")
     try:
         return rng_from_state(state)
     except _MALFORMED + (AttributeError, IndexError) as err:
