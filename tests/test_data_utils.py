@@ -395,6 +395,22 @@ def test_load_CIFAR_batch_huge_memo_index_allocates_nothing(tmp_path):
         load_CIFAR_batch(path)
 
 
+@pytest.mark.parametrize("head", [b"", pickle.PROTO + bytes([2])], ids=["zeros", "pickle-header"])
+def test_a_huge_batch_file_is_refused_by_size_before_reading(tmp_path, head):
+    # 8 GiB, sparse on disk: read whole it was a MemoryError (or 8 GiB of RAM); the real batches are 31 MB.
+    root = tmp_path / "cifar"
+    write_cifar10_folder(root, per_batch=2)
+    path = root / "data_batch_1"
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(8 << 30)
+    expected = rf"^'{path}' is {8 << 30} bytes, more than any CIFAR-10 batch \(the official ones are about 31 MB"
+    with pytest.raises(ValueError, match=expected):
+        load_CIFAR_batch(path)
+    with pytest.raises(ValueError, match=expected):
+        load_CIFAR10(root)
+
+
 @pytest.mark.parametrize(
     "call, expected",
     [

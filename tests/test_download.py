@@ -6,6 +6,7 @@ test of ``get_CIFAR10_data(download=True)`` points the module's URL constant at 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
 import io
@@ -230,6 +231,22 @@ def _special(name, kind, linkname=""):
     return add
 
 
+def _sparse(name, declared):
+    """An old-GNU sparse member storing no bytes whose header declares ``declared`` (tarfile cannot write one)."""
+
+    def add(tar):
+        info = tarfile.TarInfo(name)
+        info.type, info.size = tarfile.GNUTYPE_SPARSE, 0
+        header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+        header[483:495] = b"%011o\0" % declared  # the real size; the four sparse map entries stay (0, 0)
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header)
+        tar.fileobj.write(bytes(header))
+        tar.offset += len(header)
+
+    return add
+
+
 def _both(*adders):
     def add(tar):
         for a in adders:
@@ -266,6 +283,16 @@ def _both(*adders):
         (lambda s: _special(f"{FOLDER}/tty", tarfile.CHRTYPE), f"{FOLDER}/tty", "is a character device"),
         (lambda s: _special(f"{FOLDER}/disk", tarfile.BLKTYPE), f"{FOLDER}/disk", "is a block device"),
         (lambda s: _special(f"{FOLDER}/pipe", tarfile.FIFOTYPE), f"{FOLDER}/pipe", "is a named pipe"),
+        (
+            lambda s: _sparse(f"{FOLDER}/holes", 64 << 20),
+            f"{FOLDER}/holes",
+            f"is a sparse file (declared {64 << 20} bytes)",
+        ),
+        (
+            lambda s: _special(f"{FOLDER}/contiguous", tarfile.CONTTYPE),
+            f"{FOLDER}/contiguous",
+            "is neither a plain file nor a folder (tar type b'7')",
+        ),
         (lambda s: _file("elsewhere/readme"), "elsewhere/readme", f"lies outside {FOLDER}/"),
         (lambda s: _file(f"{FOLDER}/test_batch"), f"{FOLDER}/test_batch", "appears twice"),
         (
@@ -288,6 +315,8 @@ def _both(*adders):
         "char-device",
         "block-device",
         "fifo",
+        "old-gnu-sparse",
+        "contiguous",
         "outside-the-folder",
         "duplicate",
         "file-as-folder",
@@ -306,6 +335,96 @@ def test_unsafe_archives_are_refused_by_member_name(server, tmp_path, make, name
     assert "nothing was extracted" in message
     assert not sentinel.exists() and not (tmp_path / "src" / "sentinel").exists()
     assert _left_in(cache) == []
+
+
+def test_an_archive_unpacking_to_more_than_cifar10_needs_is_refused_before_writing(server, tmp_path, monkeypatch):
+    # The cap is a small margin over the real files (6 batches of 31.04 MB, batches.meta, readme.html: 186.2 MB);
+    # lowered here so that the generated archive passes it: the member that crosses it is named.
+    assert 186_214_114 < data_utils._CIFAR10_UNPACKED_MAX < 1.1 * 186_214_114
+    body = _tarball(tmp_path, _file(f"{FOLDER}/readme.html", b"x" * 5000))
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        sizes = [m.size for m in tar.getmembers() if m.isreg()]
+    monkeypatch.setattr(data_utils, "_CIFAR10_UNPACKED_MAX", sum(sizes) - 1)
+    url = server.serve("/big.tgz", body)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError) as info:
+        download_CIFAR10(cache / FOLDER, url=url, md5=hashlib.md5(body).hexdigest(), progress=False)
+    assert str(info.value) == (
+        f"refusing the archive from {url}: with member '{FOLDER}/readme.html' its files hold {sum(sizes)} bytes, "
+        f"more than the {sum(sizes) - 1} the data set needs; nothing was extracted"
+    )
+    assert _left_in(cache) == []
+
+
+def test_a_symlink_to_an_empty_folder_is_filled_and_other_links_are_refused_before_fetching(server, archive, tmp_path):
+    body, md5 = archive
+    url = server.serve("/c.tgz", body)
+    real = tmp_path / "disk" / "cifar"
+    real.mkdir(parents=True)
+    link = tmp_path / "cache" / FOLDER
+    link.parent.mkdir()
+    link.symlink_to(real)
+    assert download_CIFAR10(link, url=url, md5=md5, progress=False) == str(link)
+    assert link.is_symlink() and sorted(os.listdir(real)) == sorted(BATCH_NAMES + ("batches.meta",))
+    assert _left_in(tmp_path / "disk") == ["cifar"] and _left_in(tmp_path / "cache") == [FOLDER]
+    assert data_utils.load_CIFAR10(link)[0].shape == (5 * PER_BATCH, 32, 32, 3)
+    assert download_CIFAR10(link, url=url, md5=md5, progress=False) == str(link)  # complete: kept
+    assert server.count("/c.tgz") == 1
+    (tmp_path / "file").write_bytes(b"")
+    for name, to, what in [("dangling", tmp_path / "nowhere", "nothing"), ("to-file", tmp_path / "file", "a file")]:
+        bad = tmp_path / "cache" / name
+        bad.symlink_to(to)
+        with pytest.raises(FileExistsError) as info:
+            download_CIFAR10(bad, url=url, md5=md5, progress=False)
+        assert f"{str(bad)!r} is a symbolic link to {str(to)!r}, which is {what}" in str(info.value)
+        assert not (tmp_path / "nowhere").exists() and (tmp_path / "file").read_bytes() == b""
+    assert server.count("/c.tgz") == 1
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 1 MiB tmpfs at ``tmp_path/small``, unmounted afterwards; skipped where mounting is not allowed."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("a tmpfs for ENOSPC needs root on Linux (mount -t tmpfs)")
+    folder = tmp_path / "small"
+    folder.mkdir()
+    try:
+        mount = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        pytest.skip(f"mount -t tmpfs could not run: {err}")
+    if mount.returncode != 0:
+        pytest.skip(f"mount -t tmpfs was refused (no CAP_SYS_ADMIN here?): {mount.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True, timeout=30).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def test_no_space_left_names_the_file_written(server, tmp_path, small_tmpfs):
+    target = small_tmpfs / FOLDER
+    # Downloading: 2 MiB into 1 MiB. A full disk is not reported as a network failure.
+    body = os.urandom(2 << 20)
+    url = server.serve("/big.tgz", body)
+    with pytest.raises(OSError) as info:
+        download_CIFAR10(target, url=url, md5=hashlib.md5(body).hexdigest(), progress=False)
+    message = str(info.value)
+    assert info.value.errno == errno.ENOSPC and info.value.filename.startswith(str(small_tmpfs / f".{FOLDER}.tmp-"))
+    assert message.startswith(
+        f"[Errno 28] No space left on device (downloading {url} for {str(target)!r}; nothing was kept): "
+        f"'{small_tmpfs}/.{FOLDER}.tmp-"
+    )
+    assert _left_in(small_tmpfs) == []
+    # Unpacking: a 3 MiB member of zeros compresses to a few kB.
+    body = _tarball(tmp_path, _file(f"{FOLDER}/readme.html", bytes(3 << 20)))
+    url = server.serve("/zeros.tgz", body)
+    with pytest.raises(OSError) as info:
+        download_CIFAR10(target, url=url, md5=hashlib.md5(body).hexdigest(), progress=False)
+    assert info.value.errno == errno.ENOSPC and info.value.filename.endswith(f"/{FOLDER}/readme.html")
+    assert f"(unpacking {url} for {str(target)!r}; nothing was kept): '{small_tmpfs}/.{FOLDER}.tmp-" in str(info.value)
+    assert _left_in(small_tmpfs) == []
 
 
 def test_archive_without_every_batch_is_refused(server, tmp_path):
@@ -535,7 +654,9 @@ def test_any_member_names_extract_inside_the_folder_or_are_refused(tmp_path_fact
     dest = root / "work" / "dest"
     dest.mkdir(parents=True)
     try:
-        inner = _download._extract(str(archive), str(dest), FOLDER, "http://test/a.tgz")
+        inner = _download._extract(
+            str(archive), str(dest), FOLDER, "http://test/a.tgz", max_bytes=1 << 20, target=str(root / "t")
+        )
     except ValueError as err:
         assert "refusing the archive from http://test/a.tgz: member" in str(err)
         assert _left_in(dest) == []

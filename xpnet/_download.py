@@ -9,7 +9,10 @@ folder of it into a target folder. What can go wrong, and what happens:
 - Unpacking trusts nothing in the archive. Every member is checked before anything is written, and the archive is
   refused, naming the member, unless each one is a regular file or a folder inside the expected top folder: no
   absolute path, no ``..`` (with ``/`` or ``\\`` as separator), no symbolic or hard link, no device or pipe, no
-  duplicate. Where tarfile has its ``'data'`` filter (Python 3.10.12+, 3.11.4+), each member must also pass it.
+  sparse or other special member, no duplicate, and no more bytes in all than the caller's ``max_bytes`` (a
+  small margin over the real data set's size: the check stops reading at the member that passes it, so a gzip
+  bomb is never expanded). Where tarfile has its ``'data'`` filter (Python 3.10.12+, 3.11.4+), each member must
+  also pass it.
   Files are then written by this module (exclusive create, modes from the umask, no owner or time from the
   archive), so the result is the same on every Python.
 - Nothing incomplete ever sits at the target. The archive is downloaded to ``.{name}.tmp-<16 hex digits>`` beside
@@ -19,7 +22,10 @@ folder of it into a target folder. What can go wrong, and what happens:
 - One download per target at a time, across processes: a lock on ``.{name}.lock`` beside the target. A second
   process waits (saying so on stderr), then finds the data there and downloads nothing.
 - A target that exists is never written into: complete, it is kept; empty, it is filled; holding anything else,
-  the download is refused before a byte is fetched.
+  the download is refused before a byte is fetched. A symbolic link to a folder is followed (the folder it names
+  is filled, the link stays); one to anything else, or to nothing, is refused before a byte is fetched.
+- A write that fails (no space left on the device, a quota, a read-only file system) is an ``OSError`` naming the
+  file being written and the target, and nothing is kept.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ __all__ = ["download_and_extract", "check_md5", "check_url"]
 
 _CHUNK = 1 << 20
 _MD5 = re.compile("[0-9a-f]{32}")
+# The only member types extracted: a plain file (old tars write type NUL) and a folder; isreg() admits sparse and
+# contiguous files too.
+_PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE)
 # Member types a data archive never needs, by what users call them.
 _SPECIAL = {
     tarfile.CHRTYPE: "a character device",
@@ -84,6 +93,7 @@ def download_and_extract(
     expected_files: Sequence[str],
     check: Callable[[str], None],
     what: str,
+    max_bytes: int,
     progress: bool | None = None,
     timeout: float = 60.0,
 ) -> bool:
@@ -106,6 +116,8 @@ def download_and_extract(
         wrong with the contents.
     what : str
         The data set's name, for messages ("CIFAR-10").
+    max_bytes : int
+        The most bytes the unpacked files may hold in all: a small margin over the real data set's size.
     progress : bool or None
         A tqdm progress bar: None draws one in an interactive terminal or a Jupyter notebook with ipywidgets.
     timeout : float
@@ -120,12 +132,14 @@ def download_and_extract(
     ------
     OSError
         Naming the URL: HTTP error, connection failure, truncated transfer; ``TimeoutError`` after ``timeout``
-        seconds without data; ``FileExistsError`` naming ``target`` when it exists and holds other files.
+        seconds without data; ``FileExistsError`` naming ``target`` when it exists and holds other files, is a
+        file, or is a symbolic link to something other than a folder; an ``OSError`` naming the file written
+        when writing fails (no space left...).
     ValueError
-        Naming the URL: the MD5 differs, the file is not a ``.tar.gz``, a member is unsafe (named), or ``check``
-        refused the contents.
+        Naming the URL: the MD5 differs, the file is not a ``.tar.gz``, a member is unsafe (named), the members
+        hold more than ``max_bytes``, or ``check`` refused the contents.
     """
-    target = os.path.abspath(os.fspath(target))
+    target = _resolved(os.path.abspath(os.fspath(target)))
     parent, base = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
     with _exclusive(parent, base, target):
@@ -136,10 +150,12 @@ def download_and_extract(
         fd, archive = _create_temp(parent, base)
         unpacked = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                _fetch(url, md5, out, progress=progress, timeout=timeout)
+            try:
+                _fetch(url, md5, fd, archive, target, progress=progress, timeout=timeout)
+            finally:
+                os.close(fd)
             unpacked = _create_temp_folder(parent, base)
-            inner = _extract(archive, unpacked, member_root, url)
+            inner = _extract(archive, unpacked, member_root, url, max_bytes=max_bytes, target=target)
             try:
                 check(inner)
             except ValueError as err:
@@ -154,6 +170,23 @@ def download_and_extract(
             if unpacked is not None:
                 shutil.rmtree(unpacked, ignore_errors=True)
     return True
+
+
+def _resolved(target: str) -> str:
+    """``target``, or the folder it links to if it is a symbolic link to one: the download then fills that folder
+    (renaming onto the link itself would fail only after the download). A ``FileExistsError`` naming ``target``, raised
+    before anything is downloaded, if it links to anything else or to nothing."""
+    if not os.path.islink(target):
+        return target
+    real = os.path.realpath(target)
+    if os.path.isdir(real):
+        return real
+    what = "a file" if os.path.lexists(real) else "nothing (it dangles)"
+    raise FileExistsError(
+        errno.EEXIST,
+        f"{target!r} is a symbolic link to {real!r}, which is {what}, not a folder; a download fills a new or empty "
+        f"folder: remove the link or point it at an empty folder",
+    )
 
 
 def _claimable(target: str, expected_files: Sequence[str], member_root: str) -> bool:
@@ -185,8 +218,9 @@ def _claimable(target: str, expected_files: Sequence[str], member_root: str) -> 
 # Fetching
 
 
-def _fetch(url: str, md5: str, out, *, progress: bool | None, timeout: float) -> None:
-    """Stream ``url`` into the open file ``out`` and verify it: announced length, then MD5; fsynced."""
+def _fetch(url: str, md5: str, fd: int, path: str, target: str, *, progress: bool | None, timeout: float) -> None:
+    """Stream ``url`` into the file open as ``fd`` at ``path`` and verify it: announced length, then MD5; fsynced."""
+    doing = f"downloading {url} for {target!r}"
     request = urllib.request.Request(url, headers={"User-Agent": "xpnet (python urllib)"})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -206,22 +240,28 @@ def _fetch(url: str, md5: str, out, *, progress: bool | None, timeout: float) ->
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
         bar = _progress_bar(progress, announced, os.path.basename(urllib.parse.urlsplit(url).path) or url)
+
+        def read() -> bytes:
+            """The next chunk, b"" at the end; network errors name the URL (writing errors are not caught here)."""
+            nonlocal received
+            try:
+                return response.read1(_CHUNK)
+            except http.client.IncompleteRead as err:  # newer Pythons raise it where older ones return b""
+                received += len(err.partial)
+                return b""
+            except TimeoutError:
+                raise TimeoutError(f"downloading {url}: no data for {timeout:g} s (after {received} bytes)") from None
+            except (OSError, http.client.HTTPException) as err:
+                raise OSError(f"downloading {url} failed after {received} bytes: {err or type(err).__name__}") from None
+
         try:
-            while True:
-                chunk = response.read1(_CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
+            while chunk := read():
+                with _naming(path, doing):
+                    _write_all(fd, chunk)
                 digest.update(chunk)
                 received += len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
-        except http.client.IncompleteRead as err:  # newer Pythons raise it where older ones return b""
-            received += len(err.partial)
-        except TimeoutError:
-            raise TimeoutError(f"downloading {url}: no data for {timeout:g} s (after {received} bytes)") from None
-        except (OSError, http.client.HTTPException) as err:
-            raise OSError(f"downloading {url} failed after {received} bytes: {err or type(err).__name__}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -236,8 +276,29 @@ def _fetch(url: str, md5: str, out, *, progress: bool | None, timeout: float) ->
             f"the file downloaded from {url} has MD5 {got}, expected {md5}: it is damaged or not the archive "
             f"expected; nothing was kept"
         )
-    out.flush()
-    os.fsync(out.fileno())
+    with _naming(path, doing):
+        os.fsync(fd)
+
+
+@contextlib.contextmanager
+def _naming(path: str, doing: str):
+    """Re-raise an ``OSError`` from writing ``path`` (no space left, a quota, a read-only file system) as one that
+    names it and says what was being done: the bare error names no file, and a full disk is not a network failure."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None:
+            raise
+        # str() appends the path: "[Errno 28] No space left on device (downloading ...; nothing was kept): '<path>'"
+        reason = err.strerror or os.strerror(err.errno)
+        raise OSError(err.errno, f"{reason} ({doing}; nothing was kept)", path) from None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: unbuffered, so a failed write leaves nothing to flush (and fail) again."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _progress_bar(progress: bool | None, total: int | None, name: str):
@@ -251,36 +312,57 @@ def _progress_bar(progress: bool | None, total: int | None, name: str):
 # Unpacking
 
 
-def _extract(archive: str, dest: str, member_root: str, url: str) -> str:
+def _extract(archive: str, dest: str, member_root: str, url: str, *, max_bytes: int, target: str) -> str:
     """Unpack ``member_root`` of ``archive`` into folder ``dest`` after checking every member; returns
     ``dest/member_root``. Nothing is written unless every member passes."""
+    doing = f"unpacking {url} for {target!r}"
     try:
         tar = tarfile.open(archive, "r:gz")
         with tar:
-            members = _safe_members(tar, member_root, dest, url)
+            members = _safe_members(tar, member_root, dest, url, max_bytes)
             for parts, member in members:
                 path = os.path.join(dest, *parts)
                 if member.isdir():
-                    os.makedirs(path, exist_ok=True)
+                    with _naming(path, doing):
+                        os.makedirs(path, exist_ok=True)
                     continue
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with _naming(os.path.dirname(path), doing):
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None  # _safe_members admitted only regular files and folders
-                # "xb": a name seen twice or a path through a link could only fail here, never overwrite.
-                with source, open(path, "xb") as f:
-                    shutil.copyfileobj(source, f, _CHUNK)
-                    f.flush()
-                    os.fsync(f.fileno())
+                with source:
+                    _write_member(source, path, doing)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise ValueError(f"the file from {url} is not a gzip-compressed tar archive ({err})") from None
     inner = os.path.join(dest, member_root)
-    os.makedirs(inner, exist_ok=True)  # an archive of files only names the folder in their paths
+    with _naming(inner, doing):
+        os.makedirs(inner, exist_ok=True)  # an archive of files only names the folder in their paths
     return inner
 
 
-def _safe_members(tar: tarfile.TarFile, member_root: str, dest: str, url: str):
-    """``[(path parts, member)]`` of every member, each a regular file or a folder inside ``member_root``; a
-    ``ValueError`` naming the first that is not."""
+def _write_member(source, path: str, doing: str) -> None:
+    """Copy the open member ``source`` to the new file ``path``, fsynced; reading errors pass through as they are
+    (a damaged archive), writing errors name ``path``."""
+    # O_EXCL: a name seen twice or a path through a link could only fail here, never overwrite.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    with _naming(path, doing):
+        fd = os.open(path, flags, 0o666)
+    try:
+        while True:
+            chunk = source.read(_CHUNK)
+            if not chunk:
+                break
+            with _naming(path, doing):
+                _write_all(fd, chunk)
+        with _naming(path, doing):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _safe_members(tar: tarfile.TarFile, member_root: str, dest: str, url: str, max_bytes: int):
+    """``[(path parts, member)]`` of every member, each a regular file or a folder inside ``member_root``, holding
+    ``max_bytes`` or fewer in all; a ``ValueError`` naming the first member that is not."""
 
     def refuse(member, reason):
         return ValueError(
@@ -290,7 +372,9 @@ def _safe_members(tar: tarfile.TarFile, member_root: str, dest: str, url: str):
 
     checked: list[tuple[list[str], tarfile.TarInfo]] = []
     kinds: dict[str, str] = {}
-    for member in tar.getmembers():
+    total = 0
+    # Members are read one at a time (not getmembers()), so a refusal stops decompressing where it happens.
+    for member in tar:
         parts = _parts(member.name)
         if not parts and member.isdir():  # "./", as archives made with tar -C folder . begin
             continue
@@ -305,6 +389,12 @@ def _safe_members(tar: tarfile.TarFile, member_root: str, dest: str, url: str):
                 reason = f"lies inside {inside_file!r}, which is a file"
         if reason is not None:
             raise refuse(member, reason)
+        total += member.size if member.isreg() else 0
+        if total > max_bytes:
+            raise ValueError(
+                f"refusing the archive from {url}: with member {member.name!r} its files hold {total} bytes, more "
+                f"than the {max_bytes} the data set needs; nothing was extracted"
+            )
         kinds[key] = "dir" if member.isdir() else "file"
         checked.append((parts, member))
     # The same clash listed the other way round: a file whose path other members, listed before it, go through.
@@ -335,8 +425,11 @@ def _unsafe(member: tarfile.TarInfo, parts: list[str], member_root: str, dest: s
         return f"is a hard link to {member.linkname!r}"
     if member.type in _SPECIAL:
         return f"is {_SPECIAL[member.type]}"
-    if not (member.isreg() or member.isdir()):
-        return f"is neither a file nor a folder (tar type {member.type!r})"
+    if member.issparse() or member.type == tarfile.GNUTYPE_SPARSE:
+        # Its header declares a size that its stored bytes need not fill: holes would be written out as zeros.
+        return f"is a sparse file (declared {member.size} bytes)"
+    if member.type not in _PLAIN:
+        return f"is neither a plain file nor a folder (tar type {member.type!r})"
     if not parts or parts[0] != member_root or (member.isreg() and len(parts) == 1):
         return f"lies outside {member_root}/"
     if hasattr(tarfile, "data_filter"):  # the standard library's own opinion, where it has one

@@ -50,6 +50,13 @@ _CIFAR10_FOLDER = "cifar-10-batches-py"
 # Where CS231n's get_datasets.sh unpacks the data, relative to the assignment folder a notebook runs in.
 _CS231N_DIR = os.path.join("cs231n", "datasets", _CIFAR10_FOLDER)
 _CIFAR10_BATCHES = tuple(f"data_batch_{b}" for b in range(1, 6)) + ("test_batch",)
+# The official archive unpacks to 186.2 MB (six batches of 31.04 MB, batches.meta, readme.html); a download that
+# would unpack to more is refused, member by member, before anything is written (a gzip bomb, a sparse member).
+_CIFAR10_UNPACKED_MAX = 192 << 20
+# The largest batch file read: the official ones are 31 MB; re-pickled copies of the 10000 images are larger (Python
+# 3 at protocol 2 stores bytes as UTF-8 text, up to 62 MB; int64 pixels take 246 MB). Checked before reading, so
+# a huge or sparse file is a ValueError naming it, not a MemoryError.
+_BATCH_MAX_BYTES = 256 << 20
 _CLI = "python -m xpnet.data_utils download-cifar10"
 _CIFAR10_HOWTO = (
     f"get it with get_CIFAR10_data(download=True) or `{_CLI} [DIR]`, or download {CIFAR10_URL} and extract it "
@@ -80,9 +87,9 @@ def load_CIFAR_batch(filename):
     FileNotFoundError
         The file does not exist.
     ValueError
-        Naming the file: it is empty, not a pickle, truncated or damaged, names a global the format does not use,
-        or is not a CIFAR-10 batch (``'data'`` not integer pixel values 0..255 of shape (N, 3072), ``'labels'``
-        not N integers in [0, 10)).
+        Naming the file: it is empty, larger than 256 MiB (checked before reading it), not a pickle, truncated or
+        damaged, names a global the format does not use, or is not a CIFAR-10 batch (``'data'`` not integer pixel
+        values 0..255 of shape (N, 3072), ``'labels'`` not N integers in [0, 10)).
     """
     filename = _as_path("filename", filename)
     if not os.path.isfile(filename):
@@ -96,13 +103,25 @@ def load_CIFAR_batch(filename):
 def _read_batch(filename):
     """The checked ``data`` (integer array (N, 3072)) and ``labels`` (int64 (N,)) of an existing batch file."""
     with open(filename, "rb") as f:
-        raw = f.read()
+        size = os.fstat(f.fileno()).st_size
+        if size > _BATCH_MAX_BYTES:
+            raise _too_large(filename, size)
+        raw = f.read(_BATCH_MAX_BYTES + 1)  # bounded: the file may have grown since
+    if len(raw) > _BATCH_MAX_BYTES:
+        raise _too_large(filename, len(raw))
     batch = _unpickle_batch(raw, filename)
     data = _batch_data(_entry(batch, "data", filename), filename)
     y = _batch_labels(_entry(batch, "labels", filename), filename)
     if y.shape[0] != data.shape[0]:
         raise ValueError(f"{filename!r}: expected {data.shape[0]} labels to match 'data', got {y.shape[0]}")
     return data, y
+
+
+def _too_large(filename, size):
+    return ValueError(
+        f"{filename!r} is {size} bytes, more than any CIFAR-10 batch (the official ones are about 31 MB; xpnet reads "
+        f"batch files up to {_BATCH_MAX_BYTES} bytes): it is damaged or not a batch; {_CIFAR10_HOWTO}"
+    )
 
 
 def _entry(batch, key, filename):
@@ -369,7 +388,8 @@ def download_CIFAR10(cifar10_dir=None, *, progress=None, url=None, md5=None, tim
     Parameters
     ----------
     cifar10_dir : str or os.PathLike, optional
-        The folder to fill (new or empty; created with its parents). Defaults to where :func:`get_CIFAR10_data`
+        The folder to fill (new or empty, or a symbolic link to such a folder; created with its parents). Defaults
+        to where :func:`get_CIFAR10_data`
         looks: ``XPNET_CIFAR10_DIR``, else :func:`default_CIFAR10_dir`.
     progress : bool or None
         A tqdm progress bar on stderr (a widget in a notebook); None draws one in an interactive terminal or a
@@ -392,11 +412,13 @@ def download_CIFAR10(cifar10_dir=None, *, progress=None, url=None, md5=None, tim
     TypeError, ValueError
         Naming a bad argument, before anything is fetched.
     FileExistsError
-        The folder exists and holds other files: nothing is written into it.
+        The folder exists and holds other files, or is a link to anything but a folder: nothing is fetched.
     OSError
-        Naming the URL: HTTP error, failed connection, truncated transfer, or ``TimeoutError``.
+        Naming the URL: HTTP error, failed connection, truncated transfer, or ``TimeoutError``; naming the file
+        being written: no space left on the device (or another failed write).
     ValueError
-        Naming the URL: the MD5 differs, or the archive holds an unsafe member (named) or no valid batches.
+        Naming the URL: the MD5 differs, or the archive holds an unsafe member (named: links, devices, sparse
+        files...), more than the 192 MiB CIFAR-10 needs unpacked, or no valid batches.
     """
     folder, _ = _locate_CIFAR10(cifar10_dir)
     return _download_CIFAR10(folder, progress=progress, url=url, md5=md5, timeout=timeout)[0]
@@ -419,6 +441,7 @@ def _download_CIFAR10(folder, *, progress=None, url=None, md5=None, timeout=60.0
         expected_files=_CIFAR10_BATCHES,
         check=_check_unpacked,
         what="CIFAR-10",
+        max_bytes=_CIFAR10_UNPACKED_MAX,
         progress=progress,
         timeout=float(timeout),
     )
