@@ -493,6 +493,37 @@ def test_tampered_model_file_arrays_are_refused(xp, model_file, tmp_path, data):
     _load_fails(xp, path, re.escape(repr(name)))
 
 
+def _poison(path, tree_key: str, value: float, dest) -> str:
+    """Copy ``path`` to ``dest`` with one array of ``meta['tree'][tree_key]`` set to ``value`` at one element;
+    returns the array's key."""
+    members = _members(path)
+    node = _meta(members)["tree"][tree_key]
+    name = sorted(node)[-1]
+    key = node[name]["__array__"]
+    a = np.load(io.BytesIO(members[f"{key}.npy"])).copy()
+    a.reshape(-1)[a.size // 2] = value
+    _write_members(dest, {**members, f"{key}.npy": _npy(a)})
+    return key
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("tree_key", ["best_params", "best_model_state"])
+def test_non_finite_best_arrays_are_refused_before_anything_changes(xp, checkpoint, tmp_path, tree_key, value):
+    """The Solver never keeps non-finite params or running statistics as the best ones; a checkpoint holding them
+    was accepted and train() put them into the model."""
+    path = tmp_path / "poisoned.npz"
+    key = _poison(checkpoint, tree_key, value, path)
+    _resume_fails(xp, path, rf"non-finite values \(NaN or inf\) in array {re.escape(repr(key))}")
+
+
+def test_non_finite_current_params_still_resume(xp, checkpoint, tmp_path):
+    """A run can save params that turned non-finite in the last updates before a loss showed it (training then
+    stops and puts the best params back), so only the best arrays must be finite."""
+    path = tmp_path / "diverged.npz"
+    _poison(checkpoint, "params", math.nan, path)
+    assert _solver(_model(xp), resume_from=path).best_params
+
+
 def test_best_params_of_another_shape_and_int_params_are_refused(xp, checkpoint, tmp_path):
     members = _members(checkpoint)
     _write_members(tmp_path / "a.npz", {**members, "best_params/W1.npy": _npy(np.zeros((3, 3)))})

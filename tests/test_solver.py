@@ -657,6 +657,28 @@ def test_a_check_with_non_finite_scores_never_becomes_best(xp):
     assert solver.best_params == {} and solver.best_val_acc == 0
 
 
+class InfiniteVarianceNet(StatefulNet):
+    """Finite params, losses and scores, but an infinite running variance (test-mode x / sqrt(inf) is 0)."""
+
+    def loss(self, X, y=None):
+        out = super().loss(X, y)
+        if y is not None:
+            bn = self.bn_params[0]
+            bn["running_var"] = bn["running_var"] * math.inf
+        return out
+
+
+def test_a_model_state_that_is_not_finite_never_becomes_best(xp, tmp_path):
+    """Its checkpoint would be refused on resume (best arrays must be finite); before, it became best."""
+    np.random.seed(0)
+    solver = make_solver(InfiniteVarianceNet(xp), num_epochs=1)
+    solver.train()
+    assert max(solver.val_acc_history) > 0, "constant scores predict one class: some labels match"
+    assert solver.best_params == {} and solver.best_val_acc == 0
+    solver.save_checkpoint(tmp_path / "c.npz")
+    make_solver(InfiniteVarianceNet(xp), num_epochs=1, resume_from=tmp_path / "c.npz")
+
+
 def test_on_nonfinite_must_be_stop_or_raise():
     with pytest.raises(ValueError, match=r"on_nonfinite must be 'stop' or 'raise', got 'ignore'"):
         Solver(TinyNet(np), DATA, on_nonfinite="ignore")

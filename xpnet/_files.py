@@ -546,6 +546,25 @@ def _model_state(node: Any, arrays: dict, kind: str | None, specs: Any, file: st
     raise ValueError(f"{file}: {what} is present, but the model keeps no state")
 
 
+def _check_finite(node: Any, arrays: dict, file: str, what: str) -> None:
+    """``ValueError`` naming ``file`` and the array when an array packed in ``node`` (already checked to exist)
+    holds NaN or inf."""
+    key = _tag(node)
+    if key is not None:
+        a = arrays[key]
+        if _kind(a.dtype) in "fc" and not np.all(np.isfinite(a)):
+            raise ValueError(
+                f"{file}: {what} holds non-finite values (NaN or inf) in array {key!r}; the Solver never keeps "
+                "params or model state that are not finite as the best ones, so the file is damaged or hand-edited"
+            )
+    elif isinstance(node, dict):
+        for value in node.values():
+            _check_finite(value, arrays, file, what)
+    elif isinstance(node, list):
+        for value in node:
+            _check_finite(value, arrays, file, what)
+
+
 def _pack(obj: Any, arrays: dict, path: str) -> Any:
     """JSON skeleton of ``obj`` (nested dicts and lists of arrays and scalars); its arrays go into ``arrays``."""
     if is_array(obj):
@@ -616,6 +635,9 @@ def read_checkpoint(path, *, params: dict, state_kind: str | None, state_specs: 
     out["best_model_state"] = _model_state(
         tree["best_model_state"], arrays, kind, state_specs, file, "best model state"
     )
+    # The Solver never makes params or state best unless every array is finite (README, Reliability).
+    _check_finite(tree["best_params"], arrays, file, "best_params")
+    _check_finite(tree["best_model_state"], arrays, file, "best model state")
     out["sampler"] = _rng(meta["sampler"], file, "sampler")
     saved = rng_state(None)
     try:

@@ -128,6 +128,17 @@ def _copy_tree(obj: Any) -> Any:
     return obj
 
 
+def _state_arrays(obj: Any) -> list:
+    """Every array in ``obj`` (nested dicts and lists), in order."""
+    if is_array(obj):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return [a for v in obj for a in _state_arrays(v)]
+    return []
+
+
 def _host_floats(values: list) -> list[float]:
     """Python floats of 0-d arrays (one stacked transfer when they share a backend) or scalars."""
     if values and all(is_array(v) and v.ndim == 0 for v in values):
@@ -373,10 +384,14 @@ class Solver:
         self._iteration += 1
 
     def _params_finite(self) -> bool:
-        """Whether every param is finite: one stacked host transfer, made only at accuracy checks."""
+        """Whether every param and every floating array of the model state is finite: one stacked host transfer,
+        made only at accuracy checks. An infinite running variance can give finite scores (x / sqrt(inf) is 0), so
+        the state is checked too: best arrays that are not finite would make the checkpoint unloadable."""
         params = list(self.model.params.values())
         xp = namespace(*params)
-        return bool(xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params])))
+        state = _state_arrays(self._model_state()[1])
+        arrays = params + [a for a in state if xp.isdtype(a.dtype, ("real floating", "complex floating"))]
+        return bool(xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays])))
 
     def _flush_losses(self) -> int | None:
         """Copy pending losses into ``loss_history`` in one transfer; index of the first non-finite one, if any."""
