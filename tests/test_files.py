@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 import xpnet
 from xpnet.classifiers import FullyConnectedNet, load_model
-from xpnet.solver import Solver
+from xpnet.solver import Solver, checkpoint_epoch
 
 from helpers import blobs, device_under_test, require_dtype, to_np, to_xp
 
@@ -147,6 +148,75 @@ def test_missing_files_are_named(xp, tmp_path):
         _solver(_model(xp), resume_from=tmp_path / "nope.npz")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         load_model(tmp_path / "nope.npz", xp=xp, device=device_under_test(xp))
+
+
+def _bounded(call, unblock, timeout: float = 20.0):
+    """``call()`` in a thread, its exception re-raised here: a call that blocks (as ``open()`` on a FIFO did) fails
+    the test after ``timeout`` seconds instead of hanging it, and ``unblock()`` then releases the thread."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # re-raised in the test's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        unblock()
+        thread.join(timeout)
+        pytest.fail(f"blocked for more than {timeout} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _release_fifo_reader(path) -> None:
+    """Open the FIFO's writing end once (without waiting): a reader blocked in open() then reads end-of-file."""
+    for _ in range(100):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            return
+        except OSError:  # ENXIO: no reader has it open (yet)
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_place_of_a_file_is_refused_without_blocking(xp, tmp_path):
+    """open() on a FIFO waits for a writer: resuming from, loading or reading one blocked forever."""
+    fifo = tmp_path / "c.npz"
+    os.mkfifo(fifo)
+    message = "expected a regular file \\(an xpnet .npz file\\), got a FIFO"
+    readers = {
+        "resume_from": lambda: _resume_fails(xp, fifo, message),
+        "load_model": lambda: _load_fails(xp, fifo, message),
+        "checkpoint_epoch": lambda: pytest.raises(ValueError, checkpoint_epoch, fifo).match(message),
+        "read_npz": lambda: pytest.raises(ValueError, xpnet._files.read_npz, fifo).match(message),
+    }
+    for name, read in readers.items():
+        try:
+            _bounded(read, unblock=lambda: _release_fifo_reader(fifo))
+        except BaseException as err:
+            raise AssertionError(f"{name}: {err}") from err
+
+
+@pytest.mark.parametrize("kind", ["a folder", "a character device"])
+def test_a_folder_or_device_in_place_of_a_file_is_refused_by_name(tmp_path, kind):
+    """A folder gave IsADirectoryError, /dev/null "the file is empty", /dev/zero read without end."""
+    if kind == "a folder":
+        path = tmp_path / "c.npz"
+        path.mkdir()
+    else:
+        path = "/dev/null"
+        if not os.path.exists(path):
+            pytest.skip("no /dev/null on this platform")
+    message = f"expected a regular file \\(an xpnet .npz file\\), got {kind}"
+    _resume_fails(np, path, message)
+    _load_fails(np, path, message)
+    with pytest.raises(ValueError, match=message):
+        checkpoint_epoch(path)
 
 
 DAMAGE = {

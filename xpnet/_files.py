@@ -27,6 +27,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import struct
 import tokenize
 import zipfile
@@ -51,6 +52,7 @@ __all__ = [
     "check_keys",
     "check_writable",
     "apply_global_rng",
+    "open_regular",
 ]
 
 META_KEY = "__xpnet_meta__"
@@ -65,6 +67,7 @@ _WHAT = {
 _TMP_INFIX = ".tmp-"
 _MAX_HEADER = 10_000  # NumPy's own limit on an .npy header
 _CHUNK = 1 << 24
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX only; Windows has no FIFOs that block open()
 # What zipfile, NumPy's header parser and struct raise on malformed bytes (zipfile raises RuntimeError for an
 # encrypted member, NotImplementedError for an unknown compression, UnicodeDecodeError for a bad UTF-8 name; NumPy's
 # header parser SyntaxError, tokenize.TokenError or RecursionError for a mangled header dict).
@@ -319,12 +322,49 @@ def _parse_meta(text: str, file: str) -> dict:
     return meta
 
 
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(mode: int, file: str) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_TYPES if test(mode)), "not a plain file")
+        raise ValueError(f"{file}: expected a regular file (an xpnet .npz file), got {kind}")
+
+
+def open_regular(path):
+    """The regular file at ``path``, opened for binary reading; never waits on a FIFO or a device.
+
+    A FIFO in place of a file would block ``open()`` until a writer comes, and a device such as ``/dev/zero`` reads
+    forever, so the file type is checked before opening and again on the opened descriptor (the path may be
+    replaced in between; ``O_NONBLOCK`` keeps that open from waiting). Raises ``FileNotFoundError`` naming a
+    missing file and ``ValueError`` naming a folder, FIFO, device or socket.
+    """
+    file = os.fspath(path)
+    try:
+        _check_regular(os.stat(file).st_mode, file)
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | _NONBLOCK)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"no such file: {file!r}") from None
+    try:
+        _check_regular(os.fstat(fd).st_mode, file)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read(path, check_meta: Callable[[dict, str], None]) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and metadata of the file at ``path``; ``check_meta(meta, file)`` runs before any array is read."""
     file = os.fspath(path)
-    if not os.path.exists(file):
-        raise FileNotFoundError(errno.ENOENT, f"no such file: {file!r}")
-    with open(file, "rb") as fh:
+    with open_regular(file) as fh:
         size = os.fstat(fh.fileno()).st_size
         with _open_zip(fh, file) as zf:
             members: dict[str, _Member] = {}
