@@ -4,15 +4,21 @@ backend, and each trial is an ordinary Solver run (tested on every backend in te
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xpnet.classifiers import FullyConnectedNet
 from xpnet.data_utils import get_digits_data
@@ -286,3 +292,120 @@ def test_without_dask_only_sequential_runs(tmp_path):
         "client=None needs Dask distributed, which is not installed; install it with: "
         "pip install \"xpnet[distributed]\" (client='sequential' runs without it)",
     ]
+
+
+# Reliability (issue 17): sweep arguments refused by name, hostile results files, one sweep per checkpoint folder,
+# no wait for ever on a cluster without workers.
+
+
+def _results_doc(**record_changes):
+    record = {
+        "index": 0,
+        "config": {"lr": 0.001},
+        "status": "ok",
+        "error": None,
+        "best_val_acc": 0.5,
+        "loss_history": [2.3, float("nan")],
+        "train_acc_history": [0.1],
+        "val_acc_history": [0.2],
+        "seconds": 1.5,
+        "worker": "sequential",
+        **record_changes,
+    }
+    return {"format": "xpnet.sweep", "version": 1, "params_file": None, "records": [record]}
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"\x80\x04\x95pickle", "not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ({"params_file": 5}, "'params_file' must be null or a file name, got int 5"),
+        ({"params_file": "../outside.params.npz"}, r"'params_file' must be the name of a .npz file .* \(no path\)"),
+        ({"params_file": "/tmp/outside.params.npz"}, r"'params_file' must be the name .* \(no path\)"),
+        ({"config": "lr=0.1"}, r"records\[0\].config must be a JSON object .*, got str"),
+        ({"status": "great"}, r"records\[0\].status must be one of \['ok', 'diverged', 'error'\], got str 'great'"),
+        ({"loss_history": "2.3"}, r"records\[0\].loss_history must be a list of numbers, got str"),
+        ({"loss_history": [1, True]}, r"records\[0\].loss_history must be a list of numbers"),
+        ({"index": -1}, r"records\[0\].index must be an int >= 0"),
+        ({"best_params": ["W1"]}, r"records\[0\].best_params names arrays but 'params_file' is null"),
+        ({"extra_top": 1}, r"unknown top-level keys \['extra_top'\]"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+def test_a_hostile_results_file_is_refused_naming_file_and_field(content, match, tmp_path):
+    path = tmp_path / "sweep.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        doc = _results_doc()
+        if set(content) & {"params_file", "extra_top"}:
+            doc.update(content)
+        else:
+            doc = _results_doc(**content)
+        (tmp_path / "outside.params.npz").write_bytes(b"")  # would be followed, if anything were
+        path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=match) as info:
+        SweepResults.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_params_file_linked_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "secret.npz").write_bytes(b"")
+    os.symlink(tmp_path / "secret.npz", tmp_path / "inside" / "s.params.npz")
+    doc = {**_results_doc(best_params=["W1"]), "params_file": "s.params.npz"}
+    (tmp_path / "inside" / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="leads out of the folder"):
+        SweepResults.load(tmp_path / "inside" / "s.json")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_in_place_of_the_results_file_is_refused_at_once(tmp_path):
+    path = tmp_path / "sweep.json"
+    os.mkfifo(path)
+
+    def unblock():  # bounds the test on code that would open the FIFO and wait for a writer for ever
+        time.sleep(5)
+        with contextlib.suppress(OSError):  # ENXIO: nobody is reading, as it should be
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock, daemon=True).start()
+    begin = time.monotonic()
+    with pytest.raises(ValueError, match="is not a regular file"):
+        SweepResults.load(path)
+    assert time.monotonic() - begin < 2
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_fields = ["format", "version", "params_file", "records", *_results_doc()["records"][0], "best_params"]
+
+
+@given(field=st.sampled_from(_fields), value=_json, whole=st.booleans())
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+def test_random_json_in_a_results_file_loads_or_is_a_value_error_naming_it(field, value, whole):
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "r.json")
+        doc = _results_doc()
+        if whole:
+            doc = value
+        elif field in doc:
+            doc[field] = value
+        else:
+            doc["records"][0][field] = value
+        with open(path, "w") as fh:
+            json.dump(doc, fh)
+        try:
+            loaded = SweepResults.load(path)
+        except ValueError as err:
+            assert path in str(err)
+            return
+        for r in loaded:  # what loads is what the rest of SweepResults can use
+            assert r["status"] in ("ok", "diverged", "error") and isinstance(r["config"], dict)
+            assert all(isinstance(v, (int, float)) for v in r["loss_history"])
+        repr(loaded)
+        loaded.to_pandas()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -164,24 +166,24 @@ class SweepResults(Sequence):
 
     @classmethod
     def load(cls, path) -> SweepResults:
-        """Read a file written by :meth:`save` (and its ``.params.npz``, if any). A file that is not one is a
-        ``ValueError`` naming it."""
+        """Read a file written by :meth:`save` (and its ``.params.npz``, if any).
+
+        The file is checked before anything is used: a regular file (not a FIFO or a device, which could block
+        for ever), UTF-8 JSON of bounded depth, the format and version, and every record's fields and their types
+        (``config`` a dict, ``status`` one of ``"ok"``, ``"diverged"``, ``"error"``, histories lists of numbers,
+        ...). ``params_file`` must be a file name in the results file's own folder (no path), so a results file
+        cannot make xpnet read files elsewhere. Any failure is a ``ValueError`` naming the file and the field.
+        """
         path = os.fspath(path)
-        with open(path) as fh:
-            try:
-                doc = json.load(fh)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: not a sweep results file (invalid JSON: {err})") from None
-        if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
-            raise ValueError(
-                f"{path}: not a sweep results file written by SweepResults.save (format {_FORMAT!r} version {_VERSION})"
-            )
-        records = doc.get("records")
-        required = set(empty_record({}, 0))
-        if not isinstance(records, list) or not all(isinstance(r, dict) and required <= set(r) for r in records):
-            raise ValueError(f"{path}: 'records' must be a list of dicts with the keys {sorted(required)}")
-        if doc.get("params_file"):
-            params_path = os.path.join(os.path.dirname(os.path.abspath(path)), doc["params_file"])
+        doc = _read_json(path)
+        records = _check_document(doc, path)
+        if doc.get("params_file") is not None:
+            folder = os.path.dirname(os.path.abspath(path))
+            params_path = os.path.join(folder, doc["params_file"])
+            real = os.path.realpath(folder)
+            if os.path.commonpath([os.path.realpath(params_path), real]) != real:  # a link out of the folder
+                raise ValueError(f"{path}: 'params_file' {doc['params_file']!r} leads out of the folder {folder!r}")
+            _check_regular(params_path, f"{path}: params_file {doc['params_file']!r}")
             arrays, _ = _files.read_npz(params_path)
             for r in records:
                 if "best_params" in r:
@@ -190,6 +192,120 @@ class SweepResults(Sequence):
                         raise ValueError(f"{params_path}: trial {r['index']} has no arrays for {missing}")
                     r["best_params"] = {k: arrays[f"{r['index']}/{k}"] for k in r["best_params"]}
         return cls(records)
+
+
+_MAX_BYTES = 1 << 30  # a results file holds configs and histories, not arrays; far more is not one
+_STATUSES = ("ok", "diverged", "error")
+
+
+def _check_regular(path: str, what: str) -> None:
+    """Refuse a path that is not a regular file before opening it: opening a FIFO blocks until a writer comes."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"{what}: no such file: {path!r}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{what}: {path!r} is not a regular file (a FIFO, device, socket or folder)")
+
+
+def _read_json(path: str) -> Any:
+    _check_regular(path, "SweepResults.load")
+    # O_NONBLOCK: should the path become a FIFO between the check and the open, the open does not wait.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file (a FIFO, device, socket or folder)")
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        raw = fh.read(_MAX_BYTES + 1)
+    if len(raw) > _MAX_BYTES:
+        raise ValueError(f"{path}: not a sweep results file (larger than {_MAX_BYTES} bytes)")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}: not a sweep results file (not UTF-8 text, as JSON is: {err.reason} at byte "
+            f"{err.start}; a pickle or other binary file?)"
+        ) from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError; RecursionError: nested too deep
+        detail = "nested too deeply" if isinstance(err, RecursionError) else err
+        raise ValueError(f"{path}: not a sweep results file (invalid JSON: {detail})") from None
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, list) and all(_number(x) for x in v)
+
+
+# field -> (check, what it must be); NaN and infinities are numbers (save writes a diverged trial's losses).
+_FIELDS = {
+    "index": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
+    "config": (lambda v: isinstance(v, dict), "a JSON object (the trial's config)"),
+    "status": (lambda v: v in _STATUSES, f"one of {list(_STATUSES)}"),
+    "error": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "best_val_acc": (lambda v: v is None or _number(v), "null or a number"),
+    "loss_history": (_numbers, "a list of numbers"),
+    "train_acc_history": (_numbers, "a list of numbers"),
+    "val_acc_history": (_numbers, "a list of numbers"),
+    "seconds": (_number, "a number"),
+    "worker": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "best_params": (lambda v: isinstance(v, list) and all(isinstance(k, str) and k for k in v), "a list of names"),
+}
+
+
+def _what(v: Any) -> str:
+    return f"{type(v).__name__} {v!r:.60}" if not isinstance(v, (dict, list)) else type(v).__name__
+
+
+def _check_document(doc: Any, path: str) -> list[dict]:
+    """The records of a parsed results file, after checking every field; ``ValueError`` naming the first bad one."""
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
+        raise ValueError(
+            f"{path}: not a sweep results file written by SweepResults.save (format {_FORMAT!r} version {_VERSION})"
+        )
+    unknown = sorted(set(doc) - {"format", "version", "params_file", "records"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {unknown}")
+    params_file = doc.get("params_file")
+    if params_file is not None:
+        if not isinstance(params_file, str):
+            raise ValueError(f"{path}: 'params_file' must be null or a file name, got {_what(params_file)}")
+        # A bare name only: a results file must not point xpnet at files outside its own folder.
+        if (
+            params_file != os.path.basename(params_file)
+            or params_file in ("", ".", "..")
+            or "/" in params_file
+            or "\\" in params_file
+            or os.path.isabs(params_file)
+            or not params_file.endswith(".npz")
+        ):
+            raise ValueError(
+                f"{path}: 'params_file' must be the name of a .npz file in the results file's folder (no path), "
+                f"got {params_file!r}"
+            )
+    records = doc.get("records")
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: 'records' must be a list of records, got {_what(records)}")
+    required = set(empty_record({}, 0))
+    seen: set[int] = set()
+    for n, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise ValueError(f"{path}: records[{n}] must be a JSON object, got {_what(r)}")
+        missing = sorted(required - set(r))
+        if missing:
+            raise ValueError(f"{path}: records[{n}] lacks the keys {missing}")
+        for field, (check, expected) in _FIELDS.items():
+            if field in r and not check(r[field]):
+                raise ValueError(f"{path}: records[{n}].{field} must be {expected}, got {_what(r[field])}")
+        if r["index"] in seen:
+            raise ValueError(f"{path}: records[{n}].index {r['index']} appears twice")
+        seen.add(r["index"])
+        if "best_params" in r and params_file is None:
+            raise ValueError(f"{path}: records[{n}].best_params names arrays but 'params_file' is null")
+    return records
 
 
 def _json_default(value):
