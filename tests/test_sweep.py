@@ -409,3 +409,32 @@ def test_random_json_in_a_results_file_loads_or_is_a_value_error_naming_it(field
             assert all(isinstance(v, (int, float)) for v in r["loss_history"])
         repr(loaded)
         loaded.to_pandas()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"checkpoint_dir": 5}, TypeError, "checkpoint_dir must be a folder .* got 5 of type int"),
+        ({"checkpoint_dir": True}, TypeError, "checkpoint_dir must be a folder .* got True of type bool"),
+        ({"configs": [{"lr": 1, 2: 3}]}, TypeError, r"configs\[0\] keys must be str .* got 2 of type int"),
+        ({"configs": [{}, {("lr", 1): 3}]}, TypeError, r"configs\[1\] keys must be str .* got \('lr', 1\)"),
+        ({"gpus": [None]}, TypeError, r"gpus\[0\] must be a GPU index .* got None"),
+        ({"gpus": [0, 1.5]}, TypeError, r"gpus\[1\] must be a GPU index .* got 1.5"),
+        ({"gpus": [True]}, TypeError, r"gpus\[0\] must be a GPU index .* got True"),
+        ({"gpus": [-1]}, ValueError, r"gpus\[0\] must be a GPU index >= 0, got -1"),
+        (
+            {"make_solver": functools.partial(make_solver, log_dir=threading.Lock())},
+            TypeError,
+            "make_solver must be picklable.*lock",
+        ),
+    ],
+    ids=lambda v: repr(v)[:40] if isinstance(v, dict) else None,
+)
+def test_sweep_arguments_are_refused_by_name_before_any_work(kwargs, error, match, data, tmp_path, monkeypatch):
+    # A LocalCluster started anyway would show as a worker process; refusing comes first, so none starts.
+    started = []
+    monkeypatch.setattr(distributed, "LocalCluster", lambda *a, **k: started.append(1) or pytest.fail("started"))
+    args = {"make_solver": make_solver, "configs": CONFIGS[:1], "data": data, **kwargs}
+    with pytest.raises(error, match=match):
+        sweep(args.pop("make_solver"), args.pop("configs"), **args)
+    assert not started and not list(tmp_path.iterdir())

@@ -84,6 +84,13 @@ def _check_args(make_solver, configs, data, seed, retries, keep_params, progress
     for i, c in enumerate(configs):
         if not isinstance(c, Mapping):
             raise TypeError(f"configs[{i}] must be a dict, got {type(c).__name__}")
+        # Records are saved as JSON, whose object keys are strings: an int key would come back as a str.
+        bad = [k for k in c if not isinstance(k, str)]
+        if bad:
+            raise TypeError(
+                f"configs[{i}] keys must be str (the names of hyperparameters), got {bad[0]!r} "
+                f"of type {type(bad[0]).__name__}"
+            )
     if isinstance(data, Mapping):
         missing = [k for k in _DATA_KEYS if k not in data]
         if missing:
@@ -125,10 +132,58 @@ def _check_placement(client, n_workers, gpus) -> list[str] | None:
         return visible_gpus()
     if isinstance(gpus, (str, bytes)) or not isinstance(gpus, Iterable):
         raise TypeError(f"gpus must be a list of GPU ids (such as [0, 1]) or 'all', got {gpus!r}")
-    ids = [str(_plain(g)) for g in gpus]
+    ids = [_gpu_id(g, k) for k, g in enumerate(gpus)]
     if not ids or len(set(ids)) != len(ids):
         raise ValueError(f"gpus must list distinct GPU ids, at least one, got {gpus!r}")
     return ids
+
+
+def _gpu_id(gpu, k: int) -> str:
+    """One entry of ``gpus`` as ``CUDA_VISIBLE_DEVICES`` takes it: an index, or a ``GPU-``/``MIG-`` UUID."""
+    gpu = _plain(gpu)
+    if isinstance(gpu, numbers.Integral) and not isinstance(gpu, bool):
+        if gpu < 0:
+            raise ValueError(f"gpus[{k}] must be a GPU index >= 0, got {gpu!r}")
+        return str(int(gpu))
+    if isinstance(gpu, str) and (gpu.isdigit() or gpu.startswith(("GPU-", "MIG-"))) and "," not in gpu:
+        return gpu.strip()
+    raise TypeError(
+        f"gpus[{k}] must be a GPU index (an int such as 0) or a 'GPU-...'/'MIG-...' UUID, as CUDA_VISIBLE_DEVICES "
+        f"takes them, got {gpu!r} of type {type(gpu).__name__}"
+    )
+
+
+def _check_checkpoint_dir(checkpoint_dir) -> str | None:
+    """``checkpoint_dir`` as an absolute path (created and checked writable), or None for False."""
+    if checkpoint_dir is False:
+        return None
+    if isinstance(checkpoint_dir, bool) or not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"checkpoint_dir must be a folder (str or os.PathLike), None (the default) or False (no checkpoints), "
+            f"got {checkpoint_dir!r} of type {type(checkpoint_dir).__name__}"
+        )
+    folder = os.fspath(checkpoint_dir)
+    if not isinstance(folder, str):
+        raise TypeError(f"checkpoint_dir must be a str path, got bytes {folder!r}")
+    _files.check_writable(os.path.join(folder, "trial"), name="checkpoint_dir")
+    return os.path.abspath(folder)
+
+
+def _check_picklable(make_solver, data) -> None:
+    """Refuse, by name, what cannot travel to the workers (Dask would say only 'Could not serialize object')."""
+    from distributed.protocol import pickle  # what Dask itself pickles a task's function and arguments with
+
+    for name, value in (("make_solver", make_solver), ("data", data if callable(data) else None)):
+        if value is None:
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception as err:
+            raise TypeError(
+                f"{name} must be picklable, since it runs on the Dask workers (a module-level function, or a "
+                f"functools.partial of one with picklable arguments), but pickling it failed: "
+                f"{type(err).__name__}: {err}"
+            ) from None
 
 
 def _trial_name(config: dict, index: int, seed: int) -> str:
@@ -197,16 +252,14 @@ def sweep(
     configs = _check_args(make_solver, configs, data, seed, retries, keep_params, progress)
     gpu_ids = _check_placement(client, n_workers, gpus)
     use_default = checkpoint_dir is None
-    if checkpoint_dir is False:
-        checkpoint_dir = None
-    elif checkpoint_dir is not None:
-        _files.check_writable(os.path.join(os.fspath(checkpoint_dir), "trial"), name="checkpoint_dir")
-        checkpoint_dir = os.path.abspath(os.fspath(checkpoint_dir))
+    if not use_default:
+        checkpoint_dir = _check_checkpoint_dir(checkpoint_dir)
     names = [_trial_name(c, i, seed) for i, c in enumerate(configs)]
     if client == "sequential":
         settings = Settings(seed, keep_params, checkpoint_dir, retries)
         return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
     import_distributed(f"client={client!r}")
+    _check_picklable(make_solver, data)
     with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
         with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
             if use_default and local:
