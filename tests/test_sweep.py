@@ -438,3 +438,68 @@ def test_sweep_arguments_are_refused_by_name_before_any_work(kwargs, error, matc
     with pytest.raises(error, match=match):
         sweep(args.pop("make_solver"), args.pop("configs"), **args)
     assert not started and not list(tmp_path.iterdir())
+
+
+HOLDER = """
+import json, os, sys, time
+from xpnet.classifiers import FullyConnectedNet
+from xpnet.data_utils import get_digits_data
+from xpnet.solver import Solver
+from xpnet.sweep import sweep
+
+folder = sys.argv[1]
+
+def make(config, data):
+    open(os.path.join(folder, "started"), "w").close()
+    for _ in range(600):  # at most 60 s: until the test has tried its second sweep
+        if os.path.exists(os.path.join(folder, "release")):
+            break
+        time.sleep(0.1)
+    model = FullyConnectedNet([8], input_dim=64, weight_scale=config["ws"])
+    return Solver(model, data, num_epochs=1, batch_size=25, num_train_samples=50, verbose=False)
+
+d = get_digits_data()
+data = {k: d[k][:50] for k in ("X_train", "y_train", "X_val", "y_val")}
+results = sweep(make, [{"ws": 1e-2}, {"ws": 1e-1}], data=data, client="sequential",
+                checkpoint_dir=os.path.join(folder, "ckpt"), retries=0)
+print(json.dumps([[r["status"], r["error"]] for r in results]))
+"""
+
+
+def test_a_second_sweep_in_a_checkpoint_folder_in_use_is_refused(data, tmp_path):
+    # Two real processes: the first holds the folder while its first trial waits for the test's go.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for _ in range(600):
+            if (tmp_path / "started").exists() or holder.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "started").exists(), holder.communicate(timeout=60)
+        with pytest.raises(ValueError, match=r"checkpoint_dir '.*ckpt' is in use by another sweep \(pid \d+ on"):
+            sweep(make_solver, CONFIGS[:2], data=data, client="sequential", checkpoint_dir=tmp_path / "ckpt")
+        (tmp_path / "release").touch()
+        out, err = holder.communicate(timeout=60)
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0, err
+    assert json.loads(out) == [["ok", None], ["ok", None]]  # the first sweep is not disturbed
+    # Once it has finished the folder is free again (the lock goes with its process).
+    again = sweep(make_solver, CONFIGS[:1], data=data, seed=7, client="sequential", checkpoint_dir=tmp_path / "ckpt")
+    assert again[0]["status"] == "ok"
+
+
+def test_retries_are_counted_per_sweep_run(data, reference, tmp_path):
+    from xpnet.sweep import _trial_name
+
+    # Attempt counters that other, interrupted sweeps left behind are not this run's worker deaths.
+    name = _trial_name(CONFIGS[0], 0, 7)
+    (tmp_path / f"{name}.attempts").write_text("1")
+    (tmp_path / f"{name}.attempts-0123456789ab").write_text("5")
+    results = sweep(
+        make_solver, CONFIGS[:1], data=data, seed=7, client="sequential", checkpoint_dir=tmp_path, retries=0
+    )
+    _same(results, reference[:1])
+    assert not list(tmp_path.glob("*.attempts*"))

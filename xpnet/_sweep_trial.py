@@ -8,11 +8,15 @@ so which worker runs it, when, and how often it was interrupted does not change 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import math
 import os
 import re
+import socket
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -20,7 +24,7 @@ import numpy as np
 from ._backend import to_numpy
 from .solver import NonFiniteLossError, Solver
 
-__all__ = ["Settings", "run_trial", "materialize", "empty_record"]
+__all__ = ["Settings", "run_trial", "materialize", "empty_record", "folder_lock"]
 
 
 class Settings(NamedTuple):
@@ -30,6 +34,7 @@ class Settings(NamedTuple):
     keep_params: bool
     checkpoint_dir: str | None
     retries: int
+    run: str  # this sweep call's id: its trials count their attempts in files of their own
 
 
 def materialize(data):
@@ -91,6 +96,69 @@ def _write_count(path: str, count: int) -> None:
     os.replace(tmp, path)
 
 
+LOCK_NAME = ".xpnet-sweep.lock"
+# File systems without locks (some network mounts) get no mutual exclusion rather than no sweep.
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+if sys.platform == "win32":  # spelled so that type checkers know which branch this platform takes
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError as err:
+            if err.errno in _NO_LOCKS:
+                return True
+            raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | None) -> Iterator[None]:
+    """Hold ``folder``'s sweep lock for the block, or raise ``ValueError`` saying which sweep holds it.
+
+    Two sweeps in one folder would train the same trials twice at once and delete each other's older checkpoints
+    (each trial keeps only its newest), so the second is refused rather than made to cooperate. The lock is an
+    OS file lock: it goes with the process that held it, so a killed sweep leaves no stale lock behind. Attempt
+    counters left by earlier, interrupted sweeps are removed once the lock is held.
+    """
+    if folder is None:
+        yield
+        return
+    path = os.path.join(folder, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        if not _try_lock(fd):
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = os.read(fd, 200).decode(errors="replace").strip()
+            raise ValueError(
+                f"checkpoint_dir {folder!r} is in use by another sweep ({holder or 'holder unknown'}); give each "
+                "sweep that runs at the same time its own checkpoint_dir, or wait for that one to finish"
+            )
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}".encode())
+        for stale in glob.glob(os.path.join(glob.escape(folder), "trial_*.attempts*")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stale)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def run_trial(make_solver, config: dict, index: int, name: str, data, settings: Settings) -> dict:
     """Build trial ``index``'s Solver with ``make_solver(config, data)``, train it (resuming from its last
     checkpoint in ``settings.checkpoint_dir``, if any) and return its record. Exceptions become records."""
@@ -104,8 +172,8 @@ def run_trial(make_solver, config: dict, index: int, name: str, data, settings: 
         os.makedirs(settings.checkpoint_dir, exist_ok=True)
         prefix = os.path.join(settings.checkpoint_dir, name)
         # Attempts that started and never finished: each one lost its worker process (a finished attempt, even one
-        # that raised, removes the file).
-        counter = prefix + ".attempts"
+        # that raised, removes the file). Per sweep call: retries are this call's, not an earlier interrupted one's.
+        counter = f"{prefix}.attempts-{settings.run}"
         died = _read_count(counter)
         if died > settings.retries:
             record["error"] = (

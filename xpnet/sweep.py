@@ -40,7 +40,7 @@ import numpy as np
 from . import _files, _progress
 from ._sweep_cluster import import_distributed, open_client, visible_gpus
 from ._sweep_results import SweepResults
-from ._sweep_trial import Settings, empty_record, materialize, run_trial
+from ._sweep_trial import Settings, empty_record, folder_lock, materialize, run_trial
 from .solver import _DATA_KEYS
 
 __all__ = ["grid", "sweep", "SweepResults", "local_client"]
@@ -230,12 +230,15 @@ def sweep(
         checkpoint, ending with the record of an uninterrupted run. Default: a temporary folder (removed after)
         when the workers run on this machine (``client=None``, or a Client of a ``LocalCluster``); none for a
         scheduler address or ``"sequential"``. The same folder, configs and seed make a rerun sweep continue where
-        an interrupted one stopped; use a fresh folder after changing ``make_solver``. False: no checkpoints
+        an interrupted one stopped; use a fresh folder after changing ``make_solver``. One sweep at a time may use a
+        folder: a second ``sweep`` given a folder in use is refused with a ``ValueError`` (both would train the
+        same trials and delete each other's older checkpoints). False: no checkpoints
         (each is a durable, fsynced write per epoch, which shows in trials of a few seconds); a trial whose worker
         dies then restarts from scratch, still ending with the same record, since it is seeded.
     retries : how many times a trial's worker may die before the trial is reported as ``"error"`` (default 2;
-        counted in ``checkpoint_dir``; without one, the scheduler's ``distributed.scheduler.allowed-failures``
-        decides). A trial that raises is ``"error"`` at once: it is seeded, so a rerun would raise again.
+        counted in ``checkpoint_dir``, per call of ``sweep``; without one, the scheduler's
+        ``distributed.scheduler.allowed-failures`` decides). A trial that raises is ``"error"`` at once: it is
+        seeded, so a rerun would raise again.
     keep_params : put the best params (dict of NumPy arrays) in each record as ``best_params``.
     progress : a tqdm bar over trials (done / total, best validation accuracy so far): None (default) draws one in
         a terminal or a notebook with ipywidgets, True always, False never.
@@ -255,17 +258,21 @@ def sweep(
     if not use_default:
         checkpoint_dir = _check_checkpoint_dir(checkpoint_dir)
     names = [_trial_name(c, i, seed) for i, c in enumerate(configs)]
+    run = uuid.uuid4().hex[:12]  # this call's attempt counters: another run's are not this one's retries
     if client == "sequential":
-        settings = Settings(seed, keep_params, checkpoint_dir, retries)
-        return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
+        with folder_lock(checkpoint_dir):
+            settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
+            return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
     import_distributed(f"client={client!r}")
     _check_picklable(make_solver, data)
-    with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
-        with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
-            if use_default and local:
-                checkpoint_dir = scratch
-            settings = Settings(seed, keep_params, checkpoint_dir, retries)
-            return SweepResults(_distributed(dask_client, make_solver, configs, names, data, settings, progress))
+    with folder_lock(checkpoint_dir):
+        with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
+            with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
+                if use_default and local:
+                    checkpoint_dir = scratch
+                settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
+                records = _distributed(dask_client, make_solver, configs, names, data, settings, progress)
+                return SweepResults(records)
 
 
 @contextlib.contextmanager
