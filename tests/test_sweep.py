@@ -422,6 +422,8 @@ def test_random_json_in_a_results_file_loads_or_is_a_value_error_naming_it(field
         ({"gpus": [0, 1.5]}, TypeError, r"gpus\[1\] must be a GPU index .* got 1.5"),
         ({"gpus": [True]}, TypeError, r"gpus\[0\] must be a GPU index .* got True"),
         ({"gpus": [-1]}, ValueError, r"gpus\[0\] must be a GPU index >= 0, got -1"),
+        ({"timeout": 0}, ValueError, "timeout must be a finite number of seconds > 0"),
+        ({"no_workers_timeout": "1m"}, TypeError, "no_workers_timeout must be a number of seconds"),
         (
             {"make_solver": functools.partial(make_solver, log_dir=threading.Lock())},
             TypeError,
@@ -503,3 +505,70 @@ def test_retries_are_counted_per_sweep_run(data, reference, tmp_path):
     )
     _same(results, reference[:1])
     assert not list(tmp_path.glob("*.attempts*"))
+
+
+def wait_for_release(config, data, *, folder):
+    """Stands for a long trial: marks that it started, then waits (at most 30 s) for the test to release it."""
+    open(os.path.join(folder, f"started-{config['i']}"), "w").close()
+    for _ in range(300):
+        if os.path.exists(os.path.join(folder, "release")):
+            break
+        time.sleep(0.1)
+    raise RuntimeError("released")
+
+
+def _bounded(function, seconds):
+    """``function()``'s result, or a test failure if it has not returned after ``seconds`` (no hang)."""
+    out: list = []
+
+    def call():
+        try:
+            out.append((True, function()))
+        except BaseException as err:  # raised again in the test's thread
+            out.append((False, err))
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    returned, value = out[0]
+    if not returned:
+        raise value
+    return value
+
+
+def test_a_sweep_on_a_cluster_that_lost_its_workers_or_ran_past_its_timeout_ends(data, tmp_path):
+    cluster, client = _cluster(2)
+    trial = functools.partial(wait_for_release, folder=str(tmp_path))
+    with cluster, client:
+        begin = time.monotonic()
+        results = _bounded(lambda: sweep(trial, grid(i=range(3)), data=data, client=client, timeout=1), 30)
+        assert time.monotonic() - begin < 10
+        assert [r["status"] for r in results] == ["error"] * 3
+        assert {r["error"] for r in results} == {
+            "TimeoutError: the sweep ran past timeout=1 s before this trial finished"
+        }
+        (tmp_path / "release").touch()
+        time.sleep(1)  # Dask cannot stop a running task: the timed-out ones end when released
+        (tmp_path / "release").unlink()
+
+        def stop_workers_once_a_trial_runs():
+            for _ in range(300):
+                if (tmp_path / "started-10").exists():
+                    break
+                time.sleep(0.1)
+            for nanny in list(cluster.workers.values()):  # both workers killed, their nannies closing with them
+                nanny.close_gracefully(reason="test: no restart")
+                os.kill(nanny.pid, signal.SIGKILL)
+
+        stopper = threading.Thread(target=stop_workers_once_a_trial_runs, daemon=True)
+        stopper.start()
+        begin = time.monotonic()
+        configs = grid(i=range(10, 14))
+        results = _bounded(lambda: sweep(trial, configs, data=data, client=client, no_workers_timeout=2), 60)
+        stopper.join(30)
+        assert [r["status"] for r in results] == ["error"] * 4
+        no_workers = [r for r in results if "the cluster has had no workers for" in r["error"]]
+        assert len(no_workers) == 4, [r["error"] for r in results]
+        assert all("(no_workers_timeout=2)" in r["error"] for r in no_workers)
+        assert time.monotonic() - begin < 30

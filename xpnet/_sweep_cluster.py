@@ -55,12 +55,12 @@ def visible_gpus() -> list[str]:
 
 
 @contextlib.contextmanager
-def open_client(client, *, n_workers: int | None, gpus: list[str] | None, retries: int):
+def open_client(client, *, n_workers: int | None, gpus: list[str] | None, retries: int, timeout: float | None = None):
     """``(client, local)`` for a sweep: ``local`` says whether every worker runs on this machine's file system.
 
     ``None`` starts a LocalCluster (closed on exit): one single-threaded worker process per core, or one per GPU
     in ``gpus`` with ``CUDA_VISIBLE_DEVICES`` set to that GPU's id. A scheduler address connects a Client for the
-    call; a ``distributed.Client`` is used as it is.
+    call; a ``distributed.Client`` is used as it is. ``timeout``: seconds to wait for the GPU workers to start.
     """
     distributed = import_distributed(f"client={client!r}" if isinstance(client, str) else "sweep(client=...)")
     if isinstance(client, distributed.Client):
@@ -89,5 +89,6 @@ def open_client(client, *, n_workers: int | None, gpus: list[str] | None, retrie
                 options = {**template["options"], "env": {"CUDA_VISIBLE_DEVICES": gpu}}
                 cluster.worker_spec[f"gpu-{gpu}"] = {**template, "options": options}
             cluster.scale(len(gpus))
-            own.wait_for_workers(len(gpus))
+            # Bounded: a GPU worker that cannot start would otherwise keep the sweep waiting for ever.
+            own.wait_for_workers(len(gpus), timeout=timeout)
         yield own, True

@@ -31,9 +31,10 @@ import math
 import numbers
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -169,6 +170,16 @@ def _check_checkpoint_dir(checkpoint_dir) -> str | None:
     return os.path.abspath(folder)
 
 
+def _check_timeouts(timeout, no_workers_timeout) -> None:
+    for name, value in (("timeout", timeout), ("no_workers_timeout", no_workers_timeout)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
+        if not (float(value) > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number of seconds > 0 or None, got {value!r}")
+
+
 def _check_picklable(make_solver, data) -> None:
     """Refuse, by name, what cannot travel to the workers (Dask would say only 'Could not serialize object')."""
     from distributed.protocol import pickle  # what Dask itself pickles a task's function and arguments with
@@ -205,6 +216,8 @@ def sweep(
     retries: int = 2,
     keep_params: bool = False,
     progress: bool | None = None,
+    timeout: float | None = None,
+    no_workers_timeout: float | None = 60.0,
 ) -> SweepResults:
     """Train ``make_solver(config, data)`` for every config, on a Dask cluster, and return every trial's record.
 
@@ -242,6 +255,15 @@ def sweep(
     keep_params : put the best params (dict of NumPy arrays) in each record as ``best_params``.
     progress : a tqdm bar over trials (done / total, best validation accuracy so far): None (default) draws one in
         a terminal or a notebook with ipywidgets, True always, False never.
+    timeout : seconds the whole sweep may take on a Dask cluster, or None (default: no limit). Trials not finished
+        by then are ``"error"`` with ``"TimeoutError: ..."`` (a trial that is running keeps its checkpoints, so a
+        rerun with the same ``checkpoint_dir`` resumes it; Dask cannot stop a running task, so on a cluster passed
+        in it runs on until it ends).
+    no_workers_timeout : seconds the cluster may have no worker at all while trials wait (default 60; None: wait
+        for workers however long it takes, as for an adaptive cluster whose jobs queue). After that, the trials not
+        finished are ``"error"`` with ``"TimeoutError: the cluster has had no workers ..."`` instead of waiting
+        forever (a nanny restarts a killed worker within seconds; a cluster whose nannies are gone gets no
+        workers back).
 
     Returns
     -------
@@ -254,6 +276,7 @@ def sweep(
     """
     configs = _check_args(make_solver, configs, data, seed, retries, keep_params, progress)
     gpu_ids = _check_placement(client, n_workers, gpus)
+    _check_timeouts(timeout, no_workers_timeout)
     use_default = checkpoint_dir is None
     if not use_default:
         checkpoint_dir = _check_checkpoint_dir(checkpoint_dir)
@@ -265,13 +288,15 @@ def sweep(
             return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
     import_distributed(f"client={client!r}")
     _check_picklable(make_solver, data)
+    limits = _Limits(timeout, no_workers_timeout)
     with folder_lock(checkpoint_dir):
-        with open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (dask_client, local):
+        opened = open_client(client, n_workers=n_workers, gpus=gpu_ids, retries=retries, timeout=no_workers_timeout)
+        with opened as (dask_client, local):
             with tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
                 if use_default and local:
                     checkpoint_dir = scratch
                 settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
-                records = _distributed(dask_client, make_solver, configs, names, data, settings, progress)
+                records = _distributed(dask_client, make_solver, configs, names, data, settings, progress, limits)
                 return SweepResults(records)
 
 
@@ -333,7 +358,55 @@ def _future_exception(future) -> BaseException:
         return err
 
 
-def _distributed(client, make_solver, configs, names, data, settings, progress) -> list[dict]:
+class _Limits(NamedTuple):
+    """How long a distributed sweep may wait: in all, and with no worker to run its trials (seconds or None)."""
+
+    timeout: float | None
+    no_workers_timeout: float | None
+
+
+_POLL = 0.2  # seconds between looks at the finished trials while none is ready
+_WORKERS_POLL = 1.0  # seconds between asking the scheduler how many workers it has
+
+
+class _Watch:
+    """Why a distributed sweep should stop waiting, or None: the deadline passed, or no worker for too long."""
+
+    def __init__(self, client, limits: _Limits):
+        self.client, self.limits = client, limits
+        self.start = time.monotonic()
+        self.asked = -math.inf
+        self.no_workers_since: float | None = None
+
+    def _workers(self) -> int:
+        try:
+            return len(self.client.nthreads(callback_timeout=10))
+        except Exception:  # a scheduler that does not answer runs nothing either
+            return 0
+
+    def reason(self) -> str | None:
+        now = time.monotonic()
+        timeout, no_workers = self.limits
+        if timeout is not None and now - self.start >= timeout:
+            return f"TimeoutError: the sweep ran past timeout={timeout:g} s before this trial finished"
+        if no_workers is None or now - self.asked < _WORKERS_POLL:
+            return None
+        self.asked = now
+        if self._workers():
+            self.no_workers_since = None
+            return None
+        if self.no_workers_since is None:
+            self.no_workers_since = now
+        if now - self.no_workers_since < no_workers:
+            return None
+        return (
+            f"TimeoutError: the cluster has had no workers for {now - self.no_workers_since:.0f} s "
+            f"(no_workers_timeout={no_workers:g}), so this trial could not run; start workers (or use a cluster "
+            "whose nannies restart them) and rerun"
+        )
+
+
+def _distributed(client, make_solver, configs, names, data, settings, progress, limits: _Limits) -> list[dict]:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:12]
@@ -357,26 +430,49 @@ def _distributed(client, make_solver, configs, names, data, settings, progress) 
         pending[future.key] = (i, future)
     records: list[dict | None] = [None] * len(configs)
     bar = _Bar(len(configs), progress)
+    watch = _Watch(client, limits)
+
+    def failed(i: int, message: str) -> dict:
+        record = {**empty_record(configs[i], i), "error": message}
+        if settings.keep_params:
+            record["best_params"] = {}
+        return record
+
     try:
-        for future, result in as_completed(
-            [f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False
-        ):
-            i, _ = pending.pop(future.key)
-            if future.status != "finished":  # KilledWorker past the scheduler's limit, the data failed, cancelled
-                exc = _future_exception(future)
-                result = {**empty_record(configs[i], i), "error": f"{type(exc).__name__}: {exc}"}
-                if settings.keep_params:
-                    result["best_params"] = {}
-            records[i] = result
-            # Released once its result is here: a finished trial whose worker dies later is not run again.
-            future.release()
-            bar.done(result)
+        # Polled rather than iterated: iterating as_completed blocks for as long as no trial finishes, which is
+        # forever on a cluster that lost all its workers.
+        done = as_completed([f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False)
+        while pending:
+            batch = done.next_batch(block=False)
+            if not batch:
+                reason = watch.reason()
+                if reason is not None:
+                    for i, _ in pending.values():
+                        records[i] = record = failed(i, reason)
+                        bar.done(record)
+                    break
+                time.sleep(_POLL)
+                continue
+            for future, result in batch:
+                i, _ = pending.pop(future.key)
+                # Judged by the result, not by future.status, which turns "lost" again when the worker holding a
+                # finished record dies before it is read here. Not a record: KilledWorker past the scheduler's
+                # limit, the data failed ((type, exception, traceback)), or cancelled (the exception).
+                if not isinstance(result, dict):
+                    exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
+                    if not isinstance(exc, BaseException):
+                        exc = _future_exception(future)
+                    result = failed(i, f"{type(exc).__name__}: {exc}")
+                records[i] = result
+                # Released once its result is here: a finished trial whose worker dies later is not run again.
+                future.release()
+                bar.done(result)
     finally:
         bar.close()
         for _, future in pending.values():
             future.cancel()
         data_future.release()
     lost = [i for i, r in enumerate(records) if r is None]
-    if lost:  # cannot happen: as_completed yields every future once; refuse to return records out of config order
+    if lost:  # cannot happen: every future is yielded once or failed; refuse to return records out of config order
         raise RuntimeError(f"sweep: no record came back for trials {lost}")
     return [r for r in records if r is not None]
