@@ -25,6 +25,11 @@ import xpnet
 from xpnet.classifiers import FullyConnectedNet, load_model
 from xpnet.solver import Solver, checkpoint_epoch
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from helpers import blobs, device_under_test, require_dtype, to_np, to_xp
 
 D, C, N_TRAIN, N_VAL, BATCH = 5, 3, 40, 20, 10
@@ -742,6 +747,92 @@ def test_stale_temporary_files_of_the_target_are_removed_by_its_next_save(xp, tm
         (tmp_path / name).write_bytes(b"half a checkpoint")
     _model(xp).save(tmp_path / "m.npz")
     assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", *others])
+
+
+@pytest.mark.skipif(fcntl is None, reason="flock is POSIX (Windows deletes no open file)")
+def test_a_temporary_whose_writer_holds_its_lock_survives_another_save(tmp_path):
+    """Each save removed every temporary of its target, a live writer's too: that writer's rename then failed."""
+    live = tmp_path / ".m.npz.tmp-0123456789abcdef"
+    fd = os.open(live, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a save in another process holds until its rename
+        _model(np).save(tmp_path / "m.npz")
+        assert live.exists(), "a live writer's temporary was removed"
+    finally:
+        os.close(fd)  # the writer is gone: the kernel drops its lock, the next save removes what it left
+    _model(np).save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_a_temporary_removed_before_its_writer_locks_it_is_replaced(tmp_path, monkeypatch):
+    """Another save's clean-up may take a new temporary's lock and remove it before its writer locks it: the
+    writer then starts again with a new file instead of writing into a removed one."""
+    lock, removed = xpnet._files._lock, []
+
+    def racing_lock(fd, *, wait):
+        if wait and not removed:
+            (name,) = [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+            os.unlink(tmp_path / name)
+            removed.append(name)
+        return lock(fd, wait=wait)
+
+    monkeypatch.setattr(xpnet._files, "_lock", racing_lock)
+    _model(np).save(tmp_path / "m.npz")
+    assert removed and os.listdir(tmp_path) == ["m.npz"]
+    load_model(tmp_path / "m.npz")
+
+
+_CONCURRENT_SAVER = """
+import os, sys, time
+import numpy as np
+from xpnet.classifiers import FullyConnectedNet
+
+target, go, who = sys.argv[1], sys.argv[2], int(sys.argv[3])
+np.random.seed(0)
+model = FullyConnectedNet([256], input_dim=512, num_classes=10, dtype="float64")
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.001)
+failed = []
+for i in range(20):
+    model.params["b2"][:] = 100 * who + i
+    try:
+        model.save(target)
+    except OSError as err:
+        failed.append(f"save {i}: {type(err).__name__}: {err}")
+print(len(failed), *failed, sep="\\n", flush=True)
+"""
+
+
+def test_three_processes_saving_one_path_all_succeed(tmp_path):
+    """Three processes each save one model 20 times to one path at once: every save succeeds (4 to 11 per process
+    failed with FileNotFoundError, each save's clean-up removing the others' live temporaries), the file is one
+    of them, complete, and no temporary is left."""
+    target, go = tmp_path / "m.npz", tmp_path / "go"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(xpnet.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-c", _CONCURRENT_SAVER, str(target), str(go)]
+    children = [subprocess.Popen([*command, str(who)], stdout=subprocess.PIPE, text=True, env=env) for who in range(3)]
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        go.touch()  # all three start saving together
+        reports = [child.communicate(timeout=120)[0] for child in children]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    for who, (child, report) in enumerate(zip(children, reports, strict=True)):
+        assert child.returncode == 0 and report.split("\n")[0] == "0", f"process {who}: {report}"
+    np.random.seed(0)
+    expected = FullyConnectedNet([256], input_dim=512, num_classes=10, dtype="float64").params
+    loaded = load_model(target).params
+    b2 = to_np(loaded["b2"])
+    assert np.all(b2 == b2[0]) and int(b2[0]) // 100 in range(3) and int(b2[0]) % 100 in range(20), b2
+    for name in ("W1", "b1", "W2"):
+        np.testing.assert_array_equal(to_np(loaded[name]), expected[name], err_msg=name)
+    assert sorted(os.listdir(tmp_path)) == ["go", "m.npz"]
 
 
 def test_temporary_file_is_named_after_its_target_and_removed_on_failure(tmp_path, monkeypatch):

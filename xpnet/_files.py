@@ -6,8 +6,11 @@ Format: an ``.npz`` (a zip of uncompressed ``.npy`` members, so ``np.load(path)`
 Writing is atomic and durable. The file is written beside its target as ``.{name}.tmp-<16 hex digits>``, flushed
 to disk, renamed over the target, and the folder is synced so that the rename survives a power cut: a crash leaves
 the old file or the new one, never a mix. A crash can leave the temporary file; the next successful save of the
-same target removes it (and only temporary files of that target; one writer per target is assumed). Files are
-created like any other file the user writes: mode 0o666 less the umask.
+same target removes it (and only temporary files of that target). Several processes may save one target at once:
+each holds an exclusive ``flock`` on its temporary file from creating it until it is renamed, the kernel drops the
+lock when its process dies, and a save removes only the temporaries whose lock it can take, so never a live
+writer's (the last rename wins; each is a complete file). Files are created like any other file the user writes:
+mode 0o666 less the umask.
 
 Reading trusts nothing in the file. Every problem is a ``ValueError`` that names the file and what is wrong (a
 missing file is a ``FileNotFoundError``): not a zip archive, truncated, damaged member, an ``.npy`` header that
@@ -36,6 +39,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+try:
+    import fcntl
+except ImportError:  # Windows: it deletes no open file, so another writer's temporary survives a clean-up anyway
+    fcntl = None  # type: ignore[assignment]
 
 from ._backend import asarray, dtype_name, is_array, namespace, rng_from_state, rng_state, to_numpy
 
@@ -125,8 +133,36 @@ def _temp_pattern(base: str) -> re.Pattern:
     return re.compile(re.escape(f".{base}{_TMP_INFIX}") + "[0-9a-f]{16}")
 
 
+def _lock(fd: int, *, wait: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` (held until every descriptor of its open file is closed); False when
+    another holds it and ``wait`` is off. Where the file system has no flock, False without ``wait`` (no temporary
+    can be proven stale) and True with it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
+            return wait
+        raise
+    return True
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the open file ``fd`` (not removed, not replaced)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 def _create_temp(folder: str, base: str) -> tuple[int, str]:
-    """A new, empty temporary file for target ``base`` in ``folder``: ``(fd, path)``.
+    """A new, empty temporary file for target ``base`` in ``folder``, locked for its writer: ``(fd, path)``. The
+    lock lasts until ``fd`` is closed: keep it open until the file is renamed.
 
     Created with mode 0o666 so that the kernel applies the umask, as for any file the user writes (``mkstemp``
     would make it 0o600); reading the umask is never needed, which would be racy in a threaded program.
@@ -135,9 +171,19 @@ def _create_temp(folder: str, base: str) -> tuple[int, str]:
     for _ in range(100):
         tmp = os.path.join(folder, f".{base}{_TMP_INFIX}{secrets.token_hex(8)}")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
             continue
+        try:
+            _lock(fd, wait=True)
+            # Another save's clean-up may have taken the lock and removed the file between its creation and the
+            # lock: then start again with a new name.
+            if _same_file(tmp, fd):
+                return fd, tmp
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     raise FileExistsError(errno.EEXIST, f"could not create a temporary file for {base!r} in {folder!r}")
 
 
@@ -159,13 +205,26 @@ def _sync_folder(folder: str) -> None:
 
 
 def _remove_stale_temps(folder: str, base: str) -> None:
-    """Remove temporary files that earlier, crashed saves of ``base`` left in ``folder`` (and no others)."""
+    """Remove temporary files that earlier, crashed saves of ``base`` left in ``folder`` (and no others): those
+    whose lock can be taken, so never the temporary of a save still running in another process or thread."""
     pattern = _temp_pattern(base)
     with os.scandir(folder) as entries:
-        stale = [entry.path for entry in entries if pattern.fullmatch(entry.name)]
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        candidates = [entry.path for entry in entries if pattern.fullmatch(entry.name)]
+    for path in candidates:
+        if fcntl is None:  # Windows: a live writer's file is open, and an open file cannot be deleted
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                os.unlink(path)
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # gone already, a symbolic link, or not ours to read: leave it
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, wait=False) and _same_file(path, fd):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        finally:
+            os.close(fd)
 
 
 def write_npz(path, arrays: Mapping[str, Any], meta: Mapping | None = None) -> None:
@@ -186,15 +245,22 @@ def write_npz(path, arrays: Mapping[str, Any], meta: Mapping | None = None) -> N
     folder, base = os.path.split(os.path.abspath(file))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = _create_temp(folder, base)
+    # POSIX: fd, and with it the lock that keeps other saves' clean-up away, stays open until the rename is done.
+    # Windows renames no open file, and deletes none either, so there it is closed first.
+    keep_open = os.name != "nt"
     try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, a in host.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        npy_format.write_array(member, a, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, file)
+        try:
+            with os.fdopen(fd, "wb", closefd=not keep_open) as fh:
+                with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                    for name, a in host.items():
+                        with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                            npy_format.write_array(member, a, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, file)
+        finally:
+            if keep_open:
+                os.close(fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -215,7 +281,8 @@ def check_writable(prefix, *, name: str, suffix: str = "") -> None:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = _create_temp(folder, base)
         os.close(fd)
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):  # another save's clean-up may have removed it already
+            os.unlink(tmp)
     except OSError as err:
         # makedirs(exist_ok=True) says "File exists" when the folder's name is taken by a file.
         reason = "it is a file, not a folder" if isinstance(err, FileExistsError) else err.strerror or err
