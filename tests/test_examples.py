@@ -57,7 +57,9 @@ def test_train_fc_checkpoints_resumes_and_plots(backend, tmp_path):
         pytest.importorskip("torch")
     small = ["--backend", backend, "--num-train", 200, "--hidden-dims", 32, "--batch-size", 50]
     out = _run("train_fc.py", *small, "--epochs", 1, "--checkpoint-dir", "ckpt", "--plot", "fc.png", cwd=tmp_path)
-    assert 0.0 <= _test_accuracy(out) <= 1.0
+    # Ten classes: chance is 0.10. This seed reaches 0.2600 after 1 epoch on 200 digits (both backends).
+    first = _test_accuracy(out)
+    assert first >= 0.20, f"train_fc.py {small} --epochs 1: test accuracy {first:.4f}, it reaches 0.2600 (chance 0.10)"
     assert re.search(r"trained 1 epoch in [\d.]+ s: [\d.]+ s per epoch", out), out
     checkpoint = tmp_path / "ckpt" / "train_fc_epoch_1.npz"
     assert checkpoint.is_file()
@@ -68,7 +70,11 @@ def test_train_fc_checkpoints_resumes_and_plots(backend, tmp_path):
     # The learning rate printed is the checkpoint's: 2e-3 decayed once by 0.9.
     assert f"resuming from {checkpoint} at epoch 1: learning rate 0.0018" in out, out
     assert "trained 1 epoch in" in out, out  # epoch 2 only: epoch 1 came from the checkpoint
-    assert 0.0 <= _test_accuracy(out) <= 1.0
+    # The resumed epoch goes on learning from the checkpoint's weights: 0.3350 with this seed (both backends).
+    resumed = _test_accuracy(out)
+    assert resumed >= 0.30 and resumed > first, (
+        f"resumed to epoch 2: test accuracy {resumed:.4f} after {first:.4f} at epoch 1; it reaches 0.3350"
+    )
 
 
 def test_resume_refuses_flags_it_would_ignore(tmp_path):
@@ -111,6 +117,18 @@ def test_resume_refuses_epochs_below_the_checkpoints_and_trains_nothing_at_equal
     assert _test_accuracy(again) == _test_accuracy(first)  # the finished run's best params, as the first run ended
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("script", ["train_cnn.py", "train_fc.py"])
+def test_the_default_runs_reach_the_accuracy_the_readme_promises(script, backend, tmp_path):
+    """README: `python examples/train_cnn.py` ends with `test accuracy: 0.9750`; README's Results table and
+    docs/benchmarks.md give 0.9750 for train_fc.py too, on both backends (the same seed draws the same weights and
+    minibatches from host random numbers). The default settings, only the backend named (a second or two each)."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    acc = _test_accuracy(_run(script, "--backend", backend, cwd=tmp_path))
+    assert f"{acc:.4f}" == "0.9750", f"{script} --backend {backend}: test accuracy {acc:.4f}, the README says 0.9750"
+
+
 @pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py"])
 def test_backend_torch_without_torch_is_one_clean_line(script, tmp_path):
     line = _fails(script, "--backend", "torch", "--epochs", 1, cwd=tmp_path, hide="torch")
@@ -144,6 +162,8 @@ def test_train_cnn_runs_and_draws_filters(tmp_path):
     args = ["--backend", "numpy", "--epochs", 1, "--num-train", 100, "--num-filters", 4, "--hidden-dim", 16]
     out = _run("train_cnn.py", *args, "--filters", "filters.png", cwd=tmp_path)
     assert out.startswith("backend: numpy; data: digits: X_train (100, 1, 8, 8)"), out
+    # One epoch of 100 digits leaves this tiny net at chance (0.0750 today): its accuracy is checked by
+    # test_the_default_runs_reach_the_accuracy_the_readme_promises, on the README's own settings.
     assert 0.0 <= _test_accuracy(out) <= 1.0
     _assert_png(tmp_path / "filters.png")
 
