@@ -86,10 +86,12 @@ def _assert_same(got, ref, xp, err_msg):
     k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_conv_backward_without_input_gradient_gives_the_same_dw_db(xp, n, c, f, h, w, k, stride, pad, seed):
-    if k > h + 2 * pad or k > w + 2 * pad:
-        return
     x, wt, b = (to_xp(a, xp) for a in _problem(seed, n, c, f, h, w, k))
     conv_param = {"stride": stride, "pad": pad}
+    if k > h + 2 * pad or k > w + 2 * pad:  # a filter larger than the padded input is refused, as in test_conv.py
+        with pytest.raises(ValueError, match=r"is larger than the (padded )?input"):
+            conv_forward_fast(x, wt, b, conv_param)
+        return
     out, cache = conv_forward_fast(x, wt, b, conv_param)
     dout = to_xp(np.random.default_rng(seed + 1).standard_normal(tuple(out.shape)), xp)
     dx, dw, db = conv_backward_fast(dout, cache, input_grad=False)
@@ -119,12 +121,14 @@ def test_conv_relu_pool_matches_the_naive_layers_composed(xp, n, c, f, h, w, k, 
     # Ties (integer inputs) and windows of ReLU zeros exercise the first-maximum rule; NaNs must land where the
     # naive layers put them (a window holding NaN sends its gradient to its first NaN, as argmax does).
     ph, pw, s = pool
-    if ph > h or pw > w:
-        return
     x_np, w_np, b_np = _problem(seed, n, c, f, h, w, k, ties=ties, nans=nans)
     x, wt, b = (to_xp(a, xp) for a in (x_np, w_np, b_np))
     conv_param = {"stride": 1, "pad": (k - 1) // 2}
     pool_param = {"pool_height": ph, "pool_width": pw, "stride": s}
+    if ph > h or pw > w:  # the "same" convolution keeps h x w: a larger pool window is refused
+        with pytest.raises(ValueError, match=r"^pool window (height|width) \d is larger than the input"):
+            conv_relu_pool_forward(x, wt, b, conv_param, dict(pool_param))
+        return
     out, cache = conv_relu_pool_forward(x, wt, b, conv_param, dict(pool_param))
     dout_np = np.random.default_rng(seed + 1).standard_normal(tuple(out.shape))
     dout = to_xp(dout_np, xp)

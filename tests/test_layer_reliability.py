@@ -584,40 +584,71 @@ def _bad_bn_call(xp, defect, bn_param):
     return calls[defect](bn_param)
 
 
-BN_DEFECTS = [
-    "complex x", "complex gamma", "list beta", "empty batch", "empty spatial batch", "wrong gamma shape",
-    "unknown key", "bad eps", "complex running_var", "sandwich with complex gamma", "conv sandwich with a bad bn key",
-]  # fmt: skip
+_REAL = r"must be an array of real numbers \(floating, integer or bool\), got .*complex64"
+_BN_KEYS = r"; accepted keys: \['eps', 'layernorm', 'mode', 'momentum', 'running_mean', 'running_var'\]"
+# defect -> (the exception, the start of its message): the call is refused for that defect, not another.
+BN_DEFECTS = {
+    "complex x": (TypeError, rf"^x {_REAL}"),
+    "complex gamma": (TypeError, rf"^gamma {_REAL}"),
+    "list beta": (TypeError, r"^beta must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins\.list"),
+    "empty batch": (ValueError, r"^x must have at least one value along the axes batchnorm averages over \(N\)"),
+    "empty spatial batch": (
+        ValueError, r"^x must have at least one value along the axes spatial batchnorm averages over \(N, H, W\)"
+    ),
+    "wrong gamma shape": (ValueError, r"^gamma must have shape \(3,\) or \(1, 3, 1, 1\) .*, got \(2,\)"),
+    "unknown key": (ValueError, rf"^bn_param has unknown key 'momentun'{_BN_KEYS}"),
+    "bad eps": (ValueError, r"^bn_param\['eps'\] must be a finite number > 0, got 0"),
+    "complex running_var": (TypeError, rf"^bn_param\['running_var'\] {_REAL}"),
+    "sandwich with complex gamma": (TypeError, rf"^gamma {_REAL}"),
+    "conv sandwich with a bad bn key": (ValueError, rf"^bn_param has unknown key 'epsilon'{_BN_KEYS}"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("defect", BN_DEFECTS)
 def test_a_failed_batchnorm_call_leaves_the_running_statistics_alone(xp, defect):
     mean, var = to_xp(np.array([1.0, 2.0, 3.0]), xp), _ones(xp, 3)
     bn_param = {"mode": "train", "running_mean": mean, "running_var": var}
-    with pytest.raises((TypeError, ValueError)):
+    error, match = BN_DEFECTS[defect]
+    with pytest.raises(error, match=match):
         _bad_bn_call(xp, defect, bn_param)
     assert bn_param.keys() == {"mode", "running_mean", "running_var"}
     assert bn_param["running_mean"] is mean and bn_param["running_var"] is var
     assert_close(mean, np.array([1.0, 2.0, 3.0]), xp=xp)
 
 
+_KEEP_P = r"^dropout_param\['p'\] \(the keep probability\) must be a finite number in \(0, 1\], got "
+# defect -> (x, dropout_param, the exception, the start of its message)
 BAD_DROPOUT = {
-    "complex x": (np.ones((3, 3), dtype=np.complex64), {"mode": "train", "p": 0.5}),
-    "complex x with a seed": (np.ones((3, 3), dtype=np.complex64), {"mode": "test", "p": 0.5, "seed": 3}),
-    "list x with a seed": ([[1.0, 2.0]], {"mode": "train", "p": 0.5, "seed": 3}),
-    "bad p with a seed": (np.ones((3, 3)), {"mode": "train", "p": 2.0, "seed": 3}),
-    "unknown key": (np.ones((3, 3)), {"mode": "train", "p": 0.5, "sed": 1}),
-    "bad p": (np.ones((3, 3)), {"mode": "train", "p": 0.0}),
-    "bad mode": (np.ones((3, 3)), {"mode": "eval", "p": 0.5}),
-    "bad seed": (np.ones((3, 3)), {"mode": "train", "p": 0.5, "seed": "1"}),
-}
+    "complex x": (np.ones((3, 3), dtype=np.complex64), {"mode": "train", "p": 0.5}, TypeError, rf"^x {_REAL}"),
+    "complex x with a seed": (
+        np.ones((3, 3), dtype=np.complex64), {"mode": "test", "p": 0.5, "seed": 3}, TypeError, rf"^x {_REAL}"
+    ),
+    "list x with a seed": (
+        [[1.0, 2.0]], {"mode": "train", "p": 0.5, "seed": 3}, TypeError,
+        r"^x must be an array \(NumPy, CuPy, torch, \.\.\.\), got builtins\.list; make one with np\.asarray\(x\)",
+    ),
+    "bad p with a seed": (np.ones((3, 3)), {"mode": "train", "p": 2.0, "seed": 3}, ValueError, _KEEP_P + "2"),
+    "unknown key": (
+        np.ones((3, 3)), {"mode": "train", "p": 0.5, "sed": 1}, ValueError,
+        r"^dropout_param has unknown key 'sed'; accepted keys: \['mode', 'p', 'seed'\]",
+    ),
+    "bad p": (np.ones((3, 3)), {"mode": "train", "p": 0.0}, ValueError, _KEEP_P + "0"),
+    "bad mode": (
+        np.ones((3, 3)), {"mode": "eval", "p": 0.5}, ValueError,
+        r"^dropout_param\['mode'\] must be 'train' or 'test', got 'eval'",
+    ),
+    "bad seed": (
+        np.ones((3, 3)), {"mode": "train", "p": 0.5, "seed": "1"}, TypeError,
+        r"^dropout_param\['seed'\] must be an int >= 0 or None, got '1'",
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("defect", sorted(BAD_DROPOUT))
 def test_a_failed_dropout_call_draws_no_random_numbers_and_does_not_reseed(xp, defect):
-    x, param = BAD_DROPOUT[defect]
+    x, param, error, match = BAD_DROPOUT[defect]
     before = np.random.get_state()
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(error, match=match):
         L.dropout_forward(x if isinstance(x, list) else to_xp(x, xp), param)
     after = np.random.get_state()
     np.testing.assert_array_equal(after[1], before[1])

@@ -234,6 +234,8 @@ def test_fast_matches_naive_with_several_nans_in_a_window(xp, h, w, ph, pw, stri
     # With several NaNs in a window both send its gradient to the FIRST NaN in row-major order, as argmax does
     # (torch's max_pool2d picks the last one there).
     if ph > h or pw > w:
+        with pytest.raises(ValueError, match=r"^pool window (height|width) \d is larger than the input"):
+            max_pool_forward_fast(to_xp(np.zeros((2, 2, h, w)), xp), _param(ph, pw, stride))
         return
     rng = np.random.default_rng(seed)
     x_np = rng.integers(0, 3, size=(2, 2, h, w)).astype(np.float64)

@@ -377,8 +377,9 @@ def test_non_finite_loss_before_any_check_restores_initial_params():
     model = PoisonedNet(np, at=1)
     initial = {k: v.copy() for k, v in model.params.items()}
     solver = make_solver(model, on_nonfinite="raise")
-    with pytest.raises(NonFiniteLossError, match=r"iteration 1 / 20 \(epoch 1 / 2\)"):
+    with pytest.raises(NonFiniteLossError, match=r"^loss is nan at iteration 1 / 20 \(epoch 1 / 2\)") as info:
         solver.train()
+    assert (info.value.iteration, info.value.epoch) == (1, 1) and math.isnan(info.value.loss)
     for name, value in model.params.items():
         np.testing.assert_array_equal(value, initial[name], err_msg=name)
 
@@ -788,8 +789,10 @@ def test_a_failing_step_updates_no_param(xp):
     model = TinyNet(xp)
     solver = make_solver(model, update_rule=rule, optim_config={"learning_rate": 1e-2})
     before = {k: to_np(v).copy() for k, v in model.params.items()}
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(FloatingPointError, match=r"^simulated failure$") as info:
         solver.train()
+    # The rule's own error, passed on as it was: not a NonFiniteLossError (a FloatingPointError too) from the loss.
+    assert type(info.value) is FloatingPointError, repr(info.value)
     for name, value in model.params.items():
         np.testing.assert_array_equal(to_np(value), before[name], err_msg=name)
     assert solver.optim_configs["W1"] == {"learning_rate": 1e-2}, "no config was advanced either"
