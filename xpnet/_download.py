@@ -49,7 +49,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from . import _progress
-from ._files import _TMP_INFIX, _create_temp, _sync_folder, _temp_pattern
+from ._files import _TMP_INFIX, _create_temp, _sync_folder, _temp_pattern, try_lock
 
 __all__ = ["download_and_extract", "check_md5", "check_url"]
 
@@ -474,7 +474,7 @@ def _exclusive(parent: str, base: str, target: str):
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
-            if not _try_lock(fd):
+            if not try_lock(fd):
                 print(f"waiting for another download into {target!r} to finish...", file=sys.stderr, flush=True)
                 _lock(fd)
             # The holder before us removed the lock file when done: a lock on a removed file excludes no one.
@@ -504,36 +504,14 @@ def _same_file(fd: int, path: str) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-# File systems without locks (some network mounts) get no mutual exclusion rather than no download.
-_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
-
 if sys.platform == "win32":  # spelled so that type checkers know which branch this platform takes
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
 
     def _lock(fd: int) -> None:
-        while not _try_lock(fd):
+        while not try_lock(fd):
             time.sleep(0.5)
 
 else:
     import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        except OSError as err:
-            if err.errno in _NO_LOCKS:
-                return True
-            raise
 
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -32,6 +32,7 @@ import re
 import secrets
 import stat
 import struct
+import sys
 import tokenize
 import zipfile
 from collections.abc import Callable, Mapping
@@ -148,6 +149,33 @@ def _lock(fd: int, *, wait: bool) -> bool:
             return wait
         raise
     return True
+
+
+# File systems without locks (some network mounts) get no mutual exclusion rather than no download or sweep.
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file ``fd`` without waiting (a download's or a sweep's lock file): False
+    when another process holds it, True once held or where the file system has no locks. The lock goes with the
+    process, so a killed holder leaves none behind."""
+    if sys.platform == "win32":  # spelled so that type checkers know which branch this platform takes
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in _NO_LOCKS:
+            return True
+        raise
 
 
 def _same_file(path: str, fd: int) -> bool:

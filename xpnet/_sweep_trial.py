@@ -8,13 +8,11 @@ so which worker runs it, when, and how often it was interrupted does not change 
 from __future__ import annotations
 
 import contextlib
-import errno
 import glob
 import math
 import os
 import re
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -22,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._backend import to_numpy
+from ._files import try_lock
 from .solver import NonFiniteLossError, Solver
 
 __all__ = ["Settings", "run_trial", "materialize", "empty_record", "folder_lock"]
@@ -97,32 +96,6 @@ def _write_count(path: str, count: int) -> None:
 
 
 LOCK_NAME = ".xpnet-sweep.lock"
-# File systems without locks (some network mounts) get no mutual exclusion rather than no sweep.
-_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
-
-if sys.platform == "win32":  # spelled so that type checkers know which branch this platform takes
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-        except OSError as err:
-            if err.errno in _NO_LOCKS:
-                return True
-            raise
 
 
 @contextlib.contextmanager
@@ -140,7 +113,7 @@ def folder_lock(folder: str | None) -> Iterator[None]:
     path = os.path.join(folder, LOCK_NAME)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
-        if not _try_lock(fd):
+        if not try_lock(fd):
             holder = ""
             with contextlib.suppress(OSError):
                 holder = os.read(fd, 200).decode(errors="replace").strip()
