@@ -1,4 +1,4 @@
-"""The backend module: namespaces, placement, host transfers and seeded random numbers on every backend."""
+"""The backend module: namespaces, placement, host transfers, dtypes, pad, at and sync on every backend."""
 
 import numpy as np
 import pytest
@@ -57,44 +57,11 @@ def test_max_float_dtype_is_float64_on_cpu(xp):
     assert B.max_float_dtype(xp) == xp.float64
 
 
-def test_seeded_random_is_identical_on_every_backend(xp):
-    like = to_xp(np.zeros(1), xp)
-    u = B.random_uniform((5, 4), like=like, seed=7)
-    n = B.random_normal((5, 4), like=like, seed=7)
-    np.testing.assert_array_equal(to_np(u), np.random.default_rng(7).random((5, 4)))
-    np.testing.assert_array_equal(to_np(n), np.random.default_rng(7).standard_normal((5, 4)))
-
-
-def test_unseeded_random_follows_numpy_global_seed(xp):
-    like = to_xp(np.zeros(1), xp)
-    np.random.seed(231)
-    a = to_np(B.random_uniform((3,), like=like))
-    np.random.seed(231)
-    b = to_np(B.random_uniform((3,), like=like))
-    np.testing.assert_array_equal(a, b)
-
-
 def test_pad_zero_pads_each_axis(xp):
     x = to_xp(np.ones((1, 1, 2, 2)), xp)
     y = B.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)), xp=xp)
     assert y.shape == (1, 1, 5, 3)
     assert float(xp.sum(y)) == 4.0
-
-
-def test_save_load_npz_roundtrip_is_portable(xp, tmp_path):
-    a = to_xp(np.arange(6.0).reshape(2, 3), xp)
-    path = tmp_path / "sub" / "ckpt.npz"
-    B.save_npz(path, {"W1": a, "t": 3}, {"epoch": 2, "name": "x"})
-    arrays, meta = B.load_npz(path)
-    assert meta == {"epoch": 2, "name": "x"}
-    np.testing.assert_array_equal(arrays["W1"], np.arange(6.0).reshape(2, 3))
-    assert int(arrays["t"]) == 3
-    assert [p.name for p in path.parent.iterdir()] == ["ckpt.npz"]  # no temporary file left behind
-
-
-def test_load_npz_missing_file_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.npz"):
-        B.load_npz(tmp_path / "nope.npz")
 
 
 def test_host_residency_follows_the_device(xp, backend):

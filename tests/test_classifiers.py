@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xpnet._backend import backend_name, dtype_name, get_namespace, namespace, save_npz
+from xpnet._backend import backend_name, dtype_name, get_namespace, namespace
+from xpnet._files import write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
 
@@ -405,7 +406,7 @@ def test_cnn_save_load_and_class_checks(xp, tmp_path):
     assert_close(loaded.loss(X), to_np(model.loss(X)), xp=xp, rtol=0, atol=0)
     with pytest.raises(ValueError, match="holds a ThreeLayerConvNet, not a FullyConnectedNet"):
         FullyConnectedNet.load(tmp_path / "cnn.npz")
-    save_npz(tmp_path / "other.npz", {"W1": to_np(model.params["W1"])}, {"epoch": 3})
+    write_npz(tmp_path / "other.npz", {"W1": to_np(model.params["W1"])}, {"epoch": 3})
     with pytest.raises(ValueError, match="not an xpnet model file"):
         load_model(tmp_path / "other.npz")
 

@@ -436,7 +436,7 @@ def test_any_model_metadata_edit_loads_or_is_a_value_error_naming_the_file(xp, m
 # Tampered random states: NumPy range-checks none of these fields, and an MT19937 pos past its 624 words makes the
 # next draws read memory outside the state (large draws crashed the process with SIGSEGV).
 
-_MT19937_SAMPLER = json.loads(json.dumps(xpnet._backend.rng_state(np.random.Generator(np.random.MT19937(0)))))
+_MT19937_SAMPLER = json.loads(json.dumps(xpnet._random.rng_state(np.random.Generator(np.random.MT19937(0)))))
 _OUT_OF_RANGE = st.integers(-(2**70), 2**70)
 
 

@@ -16,16 +16,9 @@ import pytest
 from conftest import load_backend
 
 from xpnet import optim
-from xpnet._backend import (
-    device,
-    host_integers,
-    host_rng,
-    load_npz,
-    namespace,
-    random_uniform,
-    rng_from_state,
-    rng_state,
-)
+from xpnet._backend import device, namespace
+from xpnet._files import read_npz as load_npz
+from xpnet._random import host_integers, host_rng, random_uniform, rng_from_state, rng_state
 from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver, checkpoint_epoch
 
 from helpers import blobs, device_under_test, to_np, to_xp, widest_float

@@ -46,7 +46,8 @@ try:
 except ImportError:  # Windows: it deletes no open file, so another writer's temporary survives a clean-up anyway
     fcntl = None  # type: ignore[assignment]
 
-from ._backend import asarray, dtype_name, is_array, namespace, rng_from_state, rng_state, to_numpy
+from ._backend import asarray, dtype_name, is_array, namespace, to_numpy
+from ._random import rng_from_state, rng_state
 
 __all__ = [
     "Spec",

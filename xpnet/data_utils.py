@@ -30,7 +30,7 @@ from importlib import resources
 import numpy as np
 
 from . import _download, _safe_pickle
-from ._backend import check_seed
+from ._random import check_seed
 
 __all__ = [
     "load_CIFAR_batch",

@@ -35,16 +35,14 @@ from ._backend import (
     _describe,
     at,
     backend_name,
-    check_seed,
     device,
     dtype_name,
-    host_rng,
     is_array,
     is_immutable,
     namespace,
-    random_normal,
     to_numpy,
 )
+from ._random import check_seed, host_rng, random_normal
 
 __all__ = [
     "eval_numerical_gradient",

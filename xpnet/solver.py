@@ -17,19 +17,8 @@ from collections.abc import Callable
 from typing import Any, Literal, overload
 
 from . import _files, _progress, optim
-from ._backend import (
-    asarray,
-    backend_name,
-    check_seed,
-    dtype_name,
-    host_integers,
-    host_rng,
-    index_dtype,
-    is_array,
-    namespace,
-    rng_state,
-    to_numpy,
-)
+from ._backend import asarray, backend_name, dtype_name, index_dtype, is_array, namespace, to_numpy
+from ._random import check_seed, host_integers, host_rng, rng_state
 
 __all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "checkpoint_epoch"]
 

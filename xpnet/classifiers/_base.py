@@ -19,7 +19,6 @@ from .._backend import (
     backend_name,
     dtype_name,
     get_namespace,
-    host_normal,
     index_dtype,
     is_array,
     is_host_resident,
@@ -28,6 +27,7 @@ from .._backend import (
 )
 from .._backend import device as _device_of
 from .._files import PARAMS_PREFIX, STATE_PREFIX, SavedModel, check_array, check_keys, read_model, write_model
+from .._random import host_normal
 
 __all__ = ["Model", "load_model"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import layer_utils
-from .._backend import check_legacy_seed
+from .._random import check_legacy_seed
 from ..layer_utils import *  # noqa: F403
 from ..layer_utils import (
     affine_bn_relu_backward,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Array, asarray, check_legacy_seed, host_rand, namespace, reseed_global
+from .._backend import Array, asarray, namespace
+from .._random import check_legacy_seed, host_rand, reseed_global
 from ._checks import as_common_dtype, check_keys, check_real, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
