@@ -192,6 +192,11 @@ class Model:
         """``(prefix, layer dict, keys, shape)`` for each layer dict holding non-trainable arrays of that shape."""
         return []
 
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every non-trainable array the model can hold (e.g. ``'bn1.running_mean'``), those a
+        training pass has not created yet included: the names and shapes :meth:`set_state` accepts."""
+        return {f"{prefix}.{key}": shape for prefix, _, keys, shape in self._state_slots() for key in keys}
+
     def get_state(self) -> dict:
         """Copies of the non-trainable arrays (e.g. ``'bn1.running_mean'``), for checkpoints.
 
