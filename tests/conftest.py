@@ -13,10 +13,19 @@ A backend that is not installed (or has no device) skips its tests; the run ends
 ("backend cupy unavailable (...): 548 tests skipped") instead of a ``SKIPPED`` line per test under ``-ra``, which
 keeps listing every other skip. The JUnit XML still holds each skipped test, with the property
 ``xpnet_backend_unavailable`` naming the backend, for ``ci/check_backends.py``.
+
+Every test that takes the ``xp`` fixture (directly or through ``device``/``backend``) carries the JUnit property
+``xpnet_backend`` with its backend id: ``ci/check_backends.py`` counts a test for a backend by that property alone,
+never by its test id (a test parametrized with the string "numpy" is not a NumPy test); tests without it are
+backend-free.
+
+``XPNET_REQUIRE_EXTRAS=distributed,...`` names optional modules that must import: the run stops before any test if
+one does not, and :func:`importorskip_extra` fails instead of skipping. CI sets it for the extras it installs.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import Counter
 
@@ -40,6 +49,8 @@ DEVICE_VARIANTS = {
 STRICT_API_VERSION = "2024.12"
 # The user property (and JUnit <property>) that marks a test skipped because its backend did not load.
 UNAVAILABLE = "xpnet_backend_unavailable"
+# The JUnit property naming the backend (the ``xp`` fixture's id) of every test that takes ``xp``.
+BACKEND_PROPERTY = "xpnet_backend"
 # The report category of such skips: the short summary of -ra lists only "skipped", so they leave it.
 UNAVAILABLE_CATEGORY = "skipped (backend unavailable)"
 
@@ -50,6 +61,21 @@ def _names(variable: str) -> list[str]:
     if unknown:
         raise pytest.UsageError(f"{variable} names unknown backends {unknown}; known: {list(ALL_BACKENDS)}")
     return names
+
+
+def _required_extras() -> list[str]:
+    return [n.strip() for n in os.environ.get("XPNET_REQUIRE_EXTRAS", "").split(",") if n.strip()]
+
+
+def importorskip_extra(module: str):
+    """Import optional ``module`` (e.g. ``distributed``, from an xpnet extra); skip the test (module) without it,
+    unless ``XPNET_REQUIRE_EXTRAS`` names it: then its absence fails, so CI cannot pass with those tests skipped."""
+    if module in _required_extras():
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:
+            pytest.fail(f"{module} is required (XPNET_REQUIRE_EXTRAS) but does not import: {err}", pytrace=False)
+    return pytest.importorskip(module, reason=f"{module} is not installed (an optional extra of xpnet)")
 
 
 def _selected() -> list[str]:
@@ -112,7 +138,8 @@ BACKENDS = _selected()
 
 
 def pytest_sessionstart(session):
-    """Stop before any test when a backend of ``XPNET_REQUIRE_BACKENDS`` does not load or is not selected."""
+    """Stop before any test when a backend of ``XPNET_REQUIRE_BACKENDS`` does not load or is not selected, or a
+    module of ``XPNET_REQUIRE_EXTRAS`` does not import."""
     for name in _names("XPNET_REQUIRE_BACKENDS"):
         if name not in BACKENDS:
             raise pytest.UsageError(
@@ -121,6 +148,25 @@ def pytest_sessionstart(session):
         _CACHE.setdefault(name, _load(name))
         if isinstance(_CACHE[name], str):
             raise pytest.UsageError(f"required backend {name!r} (XPNET_REQUIRE_BACKENDS) did not load: {_CACHE[name]}")
+    for module in _required_extras():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            message = f"required module {module!r} (XPNET_REQUIRE_EXTRAS) does not import: {err}"
+            raise pytest.UsageError(message) from err
+
+
+def pytest_collection_modifyitems(items):
+    """Label each test that runs on a backend with it (the ``xp`` fixture's parameter), for the JUnit report.
+
+    Set at collection, so a test skipped before its ``xp`` fixture ran (a backend that did not load) is labelled
+    too. A test module may override ``xp`` with its own parametrized fixture (tests/test_jax.py): its parameter
+    labels the test the same way.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "xp" in callspec.params:
+            item.user_properties.append((BACKEND_PROPERTY, callspec.params["xp"]))
 
 
 @pytest.hookimpl(wrapper=True)

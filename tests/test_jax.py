@@ -21,8 +21,10 @@ jnp = pytest.importorskip("jax.numpy")
 
 
 @pytest.fixture(params=["jax"], autouse=True)
-def jax_backend(request):
-    """The jax backend as the ``xp`` fixture loads it (64-bit mode on); the test id says [jax] for the CI count."""
+def xp(request):
+    """The jax backend as tests/conftest.py's ``xp`` fixture loads it (64-bit mode on). Named ``xp`` and parametrized
+    by the backend id, as that fixture is, so that conftest labels these tests as jax tests for ci/check_backends.py.
+    """
     if "jax" not in conftest.BACKENDS:
         pytest.skip(f"jax is not selected by XPNET_BACKENDS ({conftest.BACKENDS})")
     return conftest.load_backend("jax")
@@ -121,12 +123,26 @@ def test_a_concrete_array_on_another_jax_device_is_still_refused():
     assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr[-3000:]
 
 
-@pytest.mark.skipif(
-    not any(d.platform != "cpu" for d in jax.devices()), reason="no JAX accelerator (GPU/TPU) on this machine"
-)
-def test_accelerator_arrays_are_not_host_resident():
-    accelerator = next(d for d in jax.devices() if d.platform != "cpu")
-    assert B.is_host_resident(jax.device_put(jnp.ones(2), accelerator)) is False
+def _accelerator():
+    """JAX's first GPU/TPU device, or None (CPU-only jaxlib, or no device visible)."""
+    return next((d for d in jax.devices() if d.platform != "cpu"), None)
+
+
+# Runs on a GPU machine: ci/gpu.sh runs this test with XPNET_BACKENDS=jax where JAX sees a GPU, and requires it to
+# pass (a skip there fails the check).
+@pytest.mark.skipif(_accelerator() is None, reason="no JAX accelerator (GPU/TPU) on this machine")
+def test_accelerator_arrays_are_not_host_resident(monkeypatch):
+    accelerator = _accelerator()
+    on_accelerator = jax.device_put(jnp.ones(2), accelerator)
+    assert on_accelerator.devices() == {accelerator}
+    assert B.is_host_resident(on_accelerator) is False
+    assert B.is_host_resident(jax.device_put(jnp.ones(2), jax.devices("cpu")[0])) is True
+    # sync must wait for the accelerator's queued work, not return at once: block_until_ready is what waits.
+    waited = []
+    real = jax.block_until_ready
+    monkeypatch.setattr(jax, "block_until_ready", lambda a: waited.append(a) or real(a))
+    B.sync(on_accelerator)
+    assert waited == [on_accelerator]
 
 
 def test_jax_model_trains_checkpoints_reloads_and_matches_numpy(tmp_path):
