@@ -22,8 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xpnet import _download, data_utils
+from xpnet import data_utils
 from xpnet.data_utils import download_CIFAR10, get_CIFAR10_data
+from xpnet.datasets import _cifar10, _untar
 
 from cifar_format import BATCH_NAMES, cifar10_tarball
 
@@ -121,8 +122,8 @@ def _left_in(folder) -> list[str]:
 def test_download_then_get_CIFAR10_data_finds_it_without_downloading_again(server, archive, clean_env, monkeypatch):
     body, md5 = archive
     url = server.serve("/cifar-10-python.tar.gz", body)
-    monkeypatch.setattr(data_utils, "CIFAR10_URL", url)
-    monkeypatch.setattr(data_utils, "CIFAR10_MD5", md5)
+    monkeypatch.setattr(_cifar10, "CIFAR10_URL", url)
+    monkeypatch.setattr(_cifar10, "CIFAR10_MD5", md5)
     data = get_CIFAR10_data(4 * PER_BATCH, PER_BATCH, PER_BATCH, download=True)
     assert data["X_train"].shape == (4 * PER_BATCH, 3, 32, 32) and data["y_test"].shape == (PER_BATCH,)
     cache = clean_env / ".cache" / "xpnet"
@@ -340,11 +341,11 @@ def test_unsafe_archives_are_refused_by_member_name(server, tmp_path, make, name
 def test_an_archive_unpacking_to_more_than_cifar10_needs_is_refused_before_writing(server, tmp_path, monkeypatch):
     # The cap is a small margin over the real files (6 batches of 31.04 MB, batches.meta, readme.html: 186.2 MB);
     # lowered here so that the generated archive passes it: the member that crosses it is named.
-    assert 186_214_114 < data_utils._CIFAR10_UNPACKED_MAX < 1.1 * 186_214_114
+    assert 186_214_114 < _cifar10.CIFAR10_UNPACKED_MAX < 1.1 * 186_214_114
     body = _tarball(tmp_path, _file(f"{FOLDER}/readme.html", b"x" * 5000))
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         sizes = [m.size for m in tar.getmembers() if m.isreg()]
-    monkeypatch.setattr(data_utils, "_CIFAR10_UNPACKED_MAX", sum(sizes) - 1)
+    monkeypatch.setattr(_cifar10, "CIFAR10_UNPACKED_MAX", sum(sizes) - 1)
     url = server.serve("/big.tgz", body)
     cache = tmp_path / "cache"
     with pytest.raises(ValueError) as info:
@@ -654,7 +655,7 @@ def test_any_member_names_extract_inside_the_folder_or_are_refused(tmp_path_fact
     dest = root / "work" / "dest"
     dest.mkdir(parents=True)
     try:
-        inner = _download._extract(
+        inner = _untar.extract(
             str(archive), str(dest), FOLDER, "http://test/a.tgz", max_bytes=1 << 20, target=str(root / "t")
         )
     except ValueError as err:
