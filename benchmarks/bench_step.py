@@ -335,6 +335,7 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
         "ratio": {name: ratio(name) for name in runs if name != "torch"},
         "ops": ops,
         "peak": peaks,
+        "losses": losses,
     }
 
 
@@ -386,6 +387,9 @@ def main(argv=None) -> None:
         if args.only not in label:
             continue
         rows.append(bench_config(label, kind, kwargs, QUICK_BATCH if args.quick else batch, args, xp_name))
+    print("check passed: the first-step losses of the three runs agree (relative 1e-4), one model in three forms:")
+    for r in rows:
+        print(f"  {r['label']}: " + ", ".join(f"{name} {loss:.6f}" for name, loss in r["losses"].items()))
     print_table(rows, xp_name)
     print(f"load average {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: other jobs shared the cores)")
 
