@@ -201,7 +201,7 @@ def test_a_fifo_in_place_of_a_file_is_refused_without_blocking(xp, tmp_path):
         "resume_from": lambda: _resume_fails(xp, fifo, message),
         "load_model": lambda: _load_fails(xp, fifo, message),
         "checkpoint_epoch": lambda: pytest.raises(ValueError, checkpoint_epoch, fifo).match(message),
-        "read_npz": lambda: pytest.raises(ValueError, xpnet._files.read_npz, fifo).match(message),
+        "read_npz": lambda: pytest.raises(ValueError, xpnet._npz.read_npz, fifo).match(message),
     }
     for name, read in readers.items():
         _bounded(read, unblock=lambda: _release_fifo_reader(fifo), what=name)
@@ -733,7 +733,7 @@ def test_a_bad_backend_argument_is_not_blamed_on_the_file(model_file):
 
 
 def test_object_arrays_are_never_written(tmp_path):
-    from xpnet._files import write_npz
+    from xpnet._npz import write_npz
 
     with pytest.raises(TypeError, match="array 'a' has dtype object"):
         write_npz(tmp_path / "x.npz", {"a": np.array([None, 1], dtype=object)})
@@ -767,7 +767,7 @@ def test_a_temporary_whose_writer_holds_its_lock_survives_another_save(tmp_path)
 def test_a_temporary_removed_before_its_writer_locks_it_is_replaced(tmp_path, monkeypatch):
     """Another save's clean-up may take a new temporary's lock and remove it before its writer locks it: the
     writer then starts again with a new file instead of writing into a removed one."""
-    lock, removed = xpnet._files._lock, []
+    lock, removed = xpnet._atomic.lock, []
 
     def racing_lock(fd, *, wait):
         if wait and not removed:
@@ -776,7 +776,7 @@ def test_a_temporary_removed_before_its_writer_locks_it_is_replaced(tmp_path, mo
             removed.append(name)
         return lock(fd, wait=wait)
 
-    monkeypatch.setattr(xpnet._files, "_lock", racing_lock)
+    monkeypatch.setattr(xpnet._atomic, "lock", racing_lock)
     _model(np).save(tmp_path / "m.npz")
     assert removed and os.listdir(tmp_path) == ["m.npz"]
     load_model(tmp_path / "m.npz")

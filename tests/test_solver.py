@@ -17,7 +17,7 @@ from conftest import load_backend
 
 from xpnet import optim
 from xpnet._backend import device, namespace
-from xpnet._files import read_npz as load_npz
+from xpnet._npz import read_npz as load_npz
 from xpnet._random import host_integers, host_rng, random_uniform, rng_from_state, rng_state
 from xpnet.solver import NonFiniteLossError, NonFiniteLossWarning, Solver, checkpoint_epoch
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, overload
 
-from . import _files, _progress, optim
+from . import _checkpoint, _progress, optim
+from ._atomic import check_writable
 from ._backend import asarray, backend_name, dtype_name, index_dtype, is_array, namespace, to_numpy
 from ._random import check_seed, host_integers, host_rng, rng_state
 
-__all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "checkpoint_epoch"]
+__all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "check_data", "checkpoint_epoch"]
 
 _DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 _DEFAULTS = {
@@ -160,17 +160,119 @@ def checkpoint_epoch(path) -> int:
         Naming the file, if it is damaged or not a Solver checkpoint. The file's arrays are verified against a
         model only by ``Solver(..., resume_from=path)``.
     """
-    _, meta = _files.read_npz(path)
-    file = os.fspath(path)
-    if meta.get("format") != _files.CHECKPOINT_FORMAT:
+    return _checkpoint.read_epoch(path)
+
+
+def check_data(data) -> None:
+    """Check that ``data`` is what :class:`Solver` (and :func:`xpnet.sweep.sweep`) train on: a dict with the keys
+    ``X_train``, ``y_train``, ``X_val`` and ``y_val``.
+
+    The arrays themselves are checked when a Solver moves them to its model's backend (shapes, finite features,
+    integer labels in range), since that needs the model.
+
+    Parameters
+    ----------
+    data : dict
+        ``X_train`` (N_train, ...), ``y_train`` (N_train,), ``X_val`` (N_val, ...), ``y_val`` (N_val,); NumPy or
+        any backend.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a dict (any ``Mapping``).
+    ValueError
+        Listing the keys ``data`` is missing.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"data must be a dict with keys {list(_DATA_KEYS)}, got {type(data).__name__}")
+    missing = [k for k in _DATA_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
+
+
+def _check_settings(kwargs: dict) -> dict:
+    """The Solver's keyword arguments completed with the defaults, every one checked (ints as ints, ``lr_decay`` as
+    a float); the model, the data and ``checkpoint_name`` are checked by the constructor."""
+    unknown = sorted(set(kwargs) - set(_DEFAULTS))
+    if unknown:
+        hint = optim._did_you_mean(unknown, _DEFAULTS)
+        raise ValueError(f"Unrecognized arguments {unknown}{hint}; Solver accepts {sorted(_DEFAULTS)}")
+    settings = {**_DEFAULTS, **kwargs}
+    optim_config = settings["optim_config"]
+    if optim_config is not None and not isinstance(optim_config, dict):
+        raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
+    lr_decay = settings["lr_decay"]
+    if isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real):
+        raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
+    if not 0 < float(lr_decay) < math.inf:  # NaN fails this too
+        raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
+    settings["lr_decay"] = float(lr_decay)
+    progress = settings["progress"]
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+    if settings["on_nonfinite"] not in _ON_NONFINITE:
+        raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
+    for name, low in (("batch_size", 1), ("num_epochs", 0), ("print_every", 1)):
+        settings[name] = _int_setting(settings[name], name, low=low)
+    for name in ("num_train_samples", "num_val_samples"):
+        settings[name] = _int_setting(settings[name], name, low=1, optional=True)
+    return settings
+
+
+def _features(X, name: str, ref):
+    """Features ``X`` on the backend, device and dtype of array ``ref``, checked to be finite."""
+    X = asarray(X, like=ref, dtype=ref.dtype)
+    if X.ndim < 1:
+        raise ValueError(f"{name} must have shape (N, ...), got a 0-d array")
+    # One host check per data set, here: a NaN in the data would otherwise train "normally" into NaN weights
+    # (ReLU and argmax hide it), and the training steps never read values back to look.
+    xp = namespace(X)
+    if X.shape[0] and not bool(xp.all(xp.isfinite(X))):
+        bad = xp.reshape(~xp.isfinite(X), (X.shape[0], -1))
+        first = int(xp.argmax(xp.astype(xp.any(bad, axis=1), xp.int8)))
         raise ValueError(
-            f"{file}: not an xpnet Solver checkpoint (written by Solver.save_checkpoint): its format is "
-            f"{meta.get('format')!r}"
+            f"{name} must hold finite values, got {int(xp.count_nonzero(bad))} NaN or infinite entries "
+            f"(the first in row {first}) as {dtype_name(X.dtype)}; remove or repair those rows"
         )
-    epoch = meta.get("epoch")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"{file}: metadata key 'epoch' must be an int >= 0, got {epoch!r:.80}")
-    return epoch
+    return X
+
+
+def _labels(y, name: str, X, num_classes: Any):
+    """Labels ``y`` for features ``X`` (on their backend and device) as index integers, checked to be in
+    ``[0, num_classes)`` (``>= 0`` when ``num_classes`` is not an int)."""
+    y = asarray(y, like=X)
+    xp = namespace(y)
+    if not xp.isdtype(y.dtype, "integral"):
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    if tuple(y.shape) != (X.shape[0],):
+        raise ValueError(f"{name} must have shape ({X.shape[0]},) to match the features, got {tuple(y.shape)}")
+    # Checked once here: on a GPU the loss does not re-check label ranges at every step.
+    if y.shape[0]:
+        low, high = int(xp.min(y)), int(xp.max(y))
+        if low < 0 or (isinstance(num_classes, int) and high >= num_classes):
+            expected = f"in [0, {num_classes})" if isinstance(num_classes, int) else ">= 0"
+            raise ValueError(f"{name} must hold class labels {expected}, got values from {low} to {high}")
+    return y if y.dtype == index_dtype(xp) else xp.astype(y, index_dtype(xp))
+
+
+def _score(model, X, y, idx, batch_size: int) -> tuple[float, bool]:
+    """Fraction of ``X[idx]`` (all of ``X`` when ``idx`` is None) that ``model`` classifies as ``y[idx]``, in test
+    mode in batches, and whether every score was finite: both in one host transfer."""
+    xp = namespace(X)
+    if idx is not None:
+        X, y = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
+    N = X.shape[0]
+    y_pred, finite = [], []
+    for i in range(0, N, batch_size):
+        scores = model.loss(X[i : min(i + batch_size, N), ...])
+        y_pred.append(xp.argmax(scores, axis=1))
+        finite.append(xp.all(xp.isfinite(scores)))
+    # NaN scores have argmax 0, so they still "classify": the finiteness flag travels with the count.
+    correct = xp.count_nonzero(xp.concat(y_pred) == y)
+    all_finite = xp.all(xp.stack(finite))
+    counts = [xp.astype(correct, index_dtype(xp)), xp.astype(all_finite, index_dtype(xp))]
+    count, ok = to_numpy(xp.stack(counts)).tolist()
+    return count / N, bool(ok)
 
 
 class Solver:
@@ -234,105 +336,65 @@ class Solver:
     """
 
     def __init__(self, model, data, **kwargs):
-        unknown = sorted(set(kwargs) - set(_DEFAULTS))
-        if unknown:
-            hint = optim._did_you_mean(unknown, _DEFAULTS)
-            raise ValueError(f"Unrecognized arguments {unknown}{hint}; Solver accepts {sorted(_DEFAULTS)}")
-        settings = {**_DEFAULTS, **kwargs}
+        settings = _check_settings(kwargs)
         params = getattr(model, "params", None)
         if not isinstance(params, dict) or not params:
             raise TypeError(f"model.params must be a non-empty dict of arrays, got {params!r:.80}")
         namespace(*params.values())  # one backend for all params, or a TypeError naming them
-        if not isinstance(data, dict):
-            raise TypeError(f"data must be a dict with keys {list(_DATA_KEYS)}, got {type(data).__name__}")
-        missing = [k for k in _DATA_KEYS if k not in data]
-        if missing:
-            raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
-        optim_config = settings["optim_config"]
-        if optim_config is not None and not isinstance(optim_config, dict):
-            raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
-        lr_decay = settings["lr_decay"]
-        if isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real):
-            raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
-        if not 0 < float(lr_decay) < math.inf:  # NaN fails this too
-            raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
-        progress = settings["progress"]
-        if progress is not None and not isinstance(progress, bool):
-            raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
-        if settings["on_nonfinite"] not in _ON_NONFINITE:
-            raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
+        check_data(data)
 
         self.model = model
         self.update_rule = _resolve_rule(settings["update_rule"])
-        self.optim_config = dict(optim_config or {})
+        self.optim_config = dict(settings["optim_config"] or {})
         builtin = _builtin_rule_name(self.update_rule)
         if builtin is not None:
             # The rules check their config at every step too; here a typo is reported before training starts.
             optim._check_config(builtin, self.optim_config, "optim_config")
-        self.lr_decay = float(lr_decay)
-        self.on_nonfinite = settings["on_nonfinite"]
-        self.batch_size = _int_setting(settings["batch_size"], "batch_size", low=1)
-        self.num_epochs = _int_setting(settings["num_epochs"], "num_epochs", low=0)
-        self.num_train_samples = _int_setting(settings["num_train_samples"], "num_train_samples", low=1, optional=True)
-        self.num_val_samples = _int_setting(settings["num_val_samples"], "num_val_samples", low=1, optional=True)
-        self.checkpoint_name = settings["checkpoint_name"]
-        self.print_every = _int_setting(settings["print_every"], "print_every", low=1)
+        self.lr_decay: float = settings["lr_decay"]
+        self.on_nonfinite: str = settings["on_nonfinite"]
+        self.batch_size: int = settings["batch_size"]
+        self.num_epochs: int = settings["num_epochs"]
+        self.num_train_samples: int | None = settings["num_train_samples"]
+        self.num_val_samples: int | None = settings["num_val_samples"]
+        self._checkpoint_name = None  # set below, once the data is checked: setting it probes the folder
+        self.print_every = settings["print_every"]
         self.verbose = bool(settings["verbose"])
-        self.progress = progress
+        self.progress = settings["progress"]
         self._print = print  # train() points it at tqdm.write while a terminal bar is drawn
         self.seed = check_seed(settings["seed"], generator=True)
         self.resume_from = settings["resume_from"]
 
-        self.X_train = self._features(data["X_train"], "X_train")
-        self.y_train = self._labels(data["y_train"], "y_train", self.X_train)
-        self.X_val = self._features(data["X_val"], "X_val")
-        self.y_val = self._labels(data["y_val"], "y_val", self.X_val)
+        ref = self._reference()
+        num_classes = getattr(model, "num_classes", None)
+        self.X_train = _features(data["X_train"], "X_train", ref)
+        self.y_train = _labels(data["y_train"], "y_train", self.X_train, num_classes)
+        self.X_val = _features(data["X_val"], "X_val", ref)
+        self.y_val = _labels(data["y_val"], "y_val", self.X_val, num_classes)
         if self.X_train.shape[0] == 0 or self.X_val.shape[0] == 0:
             raise ValueError("X_train and X_val must hold at least one example each")
-        if self.checkpoint_name is not None:
-            # Found now, not after the first epoch: missing folders are created, then a probe file is written.
-            _files.check_writable(self.checkpoint_name, name="checkpoint_name", suffix="_epoch_0.npz")
+        self.checkpoint_name = settings["checkpoint_name"]
 
         self._reset()
         if self.resume_from is not None:
-            self._load_checkpoint(self.resume_from)
+            self.load_checkpoint(self.resume_from)
+
+    @property
+    def checkpoint_name(self):
+        """Prefix of the checkpoint files :meth:`train` writes at each epoch end (``f"{checkpoint_name}_epoch_{epoch}
+        .npz"``), or None for none. Setting it (in the constructor or later, as a sweep does) creates missing folders
+        and writes and removes a file there, so an unwritable path is an ``OSError`` naming ``checkpoint_name`` at
+        once rather than after the first epoch."""
+        return self._checkpoint_name
+
+    @checkpoint_name.setter
+    def checkpoint_name(self, value) -> None:
+        if value is not None:
+            check_writable(value, name="checkpoint_name", suffix="_epoch_0.npz")
+        self._checkpoint_name = value
 
     def _reference(self):
         """The first param: its backend, device and dtype are where data goes."""
         return next(iter(self.model.params.values()))
-
-    def _features(self, X, name: str):
-        ref = self._reference()
-        X = asarray(X, like=ref, dtype=ref.dtype)
-        if X.ndim < 1:
-            raise ValueError(f"{name} must have shape (N, ...), got a 0-d array")
-        # One host check per data set, here: a NaN in the data would otherwise train "normally" into NaN weights
-        # (ReLU and argmax hide it), and the training steps never read values back to look.
-        xp = namespace(X)
-        if X.shape[0] and not bool(xp.all(xp.isfinite(X))):
-            bad = xp.reshape(~xp.isfinite(X), (X.shape[0], -1))
-            first = int(xp.argmax(xp.astype(xp.any(bad, axis=1), xp.int8)))
-            raise ValueError(
-                f"{name} must hold finite values, got {int(xp.count_nonzero(bad))} NaN or infinite entries "
-                f"(the first in row {first}) as {dtype_name(X.dtype)}; remove or repair those rows"
-            )
-        return X
-
-    def _labels(self, y, name: str, X):
-        y = asarray(y, like=self._reference())
-        xp = namespace(y)
-        if not xp.isdtype(y.dtype, "integral"):
-            raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-        if tuple(y.shape) != (X.shape[0],):
-            raise ValueError(f"{name} must have shape ({X.shape[0]},) to match the features, got {tuple(y.shape)}")
-        # Checked once here: on a GPU the loss does not re-check label ranges at every step.
-        if y.shape[0]:
-            low, high = int(xp.min(y)), int(xp.max(y))
-            num_classes = getattr(self.model, "num_classes", None)
-            if low < 0 or (isinstance(num_classes, int) and high >= num_classes):
-                expected = f"in [0, {num_classes})" if isinstance(num_classes, int) else ">= 0"
-                raise ValueError(f"{name} must hold class labels {expected}, got values from {low} to {high}")
-        return y if y.dtype == index_dtype(xp) else xp.astype(y, index_dtype(xp))
 
     def _reset(self) -> None:
         """Set up the book-keeping of a new run (CS231n's ``_reset``). Called by ``__init__``."""
@@ -378,7 +440,7 @@ class Solver:
         the state is checked too: best arrays that are not finite would make the checkpoint unloadable."""
         params = list(self.model.params.values())
         xp = namespace(*params)
-        state = _state_arrays(self._model_state()[1])
+        state = _state_arrays(_checkpoint.model_state(self.model)[1])
         arrays = params + [a for a in state if xp.isdtype(a.dtype, ("real floating", "complex floating"))]
         return bool(xp.all(xp.stack([xp.all(xp.isfinite(a)) for a in arrays])))
 
@@ -429,7 +491,7 @@ class Solver:
 
     def _snapshot(self) -> tuple[dict, Any]:
         """Copies of the params and of the model's non-trainable state."""
-        return _copy_tree(self.model.params), _copy_tree(self._model_state()[1])
+        return _copy_tree(self.model.params), _copy_tree(_checkpoint.model_state(self.model)[1])
 
     def _restore_best(self, fallback: tuple | None = None) -> None:
         """Put the best params and their model state into the model (``fallback`` if there are none yet)."""
@@ -441,7 +503,7 @@ class Solver:
             return
         self.model.params.update(params)
         if state is not None:
-            self._set_model_state(self._model_state()[0], _copy_tree(state))
+            _checkpoint.set_model_state(self.model, _checkpoint.model_state(self.model)[0], _copy_tree(state))
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100) -> float:
         """Fraction of ``X`` (N, ...) the model classifies as ``y`` (N,), computed in test mode in batches.
@@ -455,28 +517,15 @@ class Solver:
     def _accuracy(self, X, y, num_samples, batch_size) -> tuple[float, bool]:
         """:meth:`check_accuracy`, and whether every score was finite (both in one host transfer)."""
         if not ((X is self.X_train and y is self.y_train) or (X is self.X_val and y is self.y_val)):
-            X = self._features(X, "X")  # the Solver's own data was checked once, at construction
-            y = self._labels(y, "y", X)
+            X = _features(X, "X", self._reference())  # the Solver's own data was checked once, at construction
+            y = _labels(y, "y", X, getattr(self.model, "num_classes", None))
         batch_size = _int_setting(batch_size, "batch_size", low=1)
         num_samples = _int_setting(num_samples, "num_samples", low=1, optional=True)
-        xp = namespace(X)
         N = X.shape[0]
         if N == 0:
             raise ValueError("X must hold at least one example, got 0")
-        if num_samples is not None and N > num_samples:
-            idx = self._draw(N, num_samples)
-            X, y, N = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0), num_samples
-        y_pred, finite = [], []
-        for i in range(0, N, batch_size):
-            scores = self.model.loss(X[i : min(i + batch_size, N), ...])
-            y_pred.append(xp.argmax(scores, axis=1))
-            finite.append(xp.all(xp.isfinite(scores)))
-        # NaN scores have argmax 0, so they still "classify": the finiteness flag travels with the count.
-        correct = xp.count_nonzero(xp.concat(y_pred) == y)
-        all_finite = xp.all(xp.stack(finite))
-        counts = [xp.astype(correct, index_dtype(xp)), xp.astype(all_finite, index_dtype(xp))]
-        count, ok = to_numpy(xp.stack(counts)).tolist()
-        return count / N, bool(ok)
+        idx = self._draw(N, num_samples) if num_samples is not None and N > num_samples else None
+        return _score(self.model, X, y, idx, batch_size)
 
     def train(self) -> None:
         """Train until ``num_epochs`` epochs are done (continuing a resumed or earlier run), then put the params
@@ -576,27 +625,6 @@ class Solver:
         if self.checkpoint_name is not None:
             self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
 
-    def _model_state(self) -> tuple[str | None, Any]:
-        """How the model exposes its non-trainable arrays, and those arrays."""
-        if hasattr(self.model, "get_state") and hasattr(self.model, "set_state"):
-            return "get_state", self.model.get_state()
-        bn_params = getattr(self.model, "bn_params", None)
-        if isinstance(bn_params, (list, tuple)) and bn_params:
-            return "bn_params", [{k: v for k, v in d.items() if is_array(v)} for d in bn_params]
-        return None, None
-
-    def _set_model_state(self, kind: str | None, state: Any) -> None:
-        if kind == "get_state":
-            if not hasattr(self.model, "set_state"):
-                raise ValueError("the checkpoint holds model state, but the model has no set_state(state) method")
-            self.model.set_state(state)
-        elif kind == "bn_params":
-            bn_params = getattr(self.model, "bn_params", None)
-            if not isinstance(bn_params, (list, tuple)) or len(bn_params) != len(state):
-                raise ValueError(f"the checkpoint holds {len(state)} bn_params dicts; the model does not match")
-            for target, saved in zip(bn_params, state, strict=True):
-                target.update(saved)
-
     def save_checkpoint(self, path) -> None:
         """Save the whole training state to ``path`` (a portable ``.npz``, written atomically and durably).
 
@@ -606,7 +634,7 @@ class Solver:
         continues from it, on any backend.
         """
         self._flush_losses()
-        kind, state = self._model_state()
+        kind, state = _checkpoint.model_state(self.model)
         trees = {
             "params": self.model.params,
             "best_params": self.best_params,
@@ -628,32 +656,34 @@ class Solver:
             "numpy_global_rng": rng_state(None),
             "model_state_kind": kind,
         }
-        _files.write_checkpoint(path, trees=trees, meta=meta)
+        _checkpoint.write_checkpoint(path, trees=trees, meta=meta)
 
-    def _state_specs(self) -> tuple[str | None, Any]:
-        """How the model exposes its non-trainable arrays, and what each one read from a checkpoint must match."""
-        kind, state = self._model_state()
-        ref = self._reference()
-        if kind == "get_state":
-            specs = {name: _files.Spec.of(v) for name, v in state.items() if is_array(v)}
-            slots = getattr(self.model, "_state_slots", None)
-            if callable(slots):  # xpnet's models: running statistics exist only after a training pass
-                specs.update({f"{p}.{k}": _files.Spec.of(ref, shape) for p, _, keys, shape in slots() for k in keys})
-            return kind, specs
-        if kind == "bn_params":
-            # CS231n's models create running statistics at the first pass, with the shape of gamma{i + 1}.
-            slot_specs = []
-            for i, d in enumerate(state):
-                gamma = self.model.params.get(f"gamma{i + 1}")
-                lazy = {} if gamma is None else dict.fromkeys(("running_mean", "running_var"), _files.Spec.of(gamma))
-                slot_specs.append({**lazy, **{k: _files.Spec.of(v) for k, v in d.items()}})
-            return kind, slot_specs
-        return None, None
+    def load_checkpoint(self, path) -> None:
+        """Continue from a checkpoint written by :meth:`save_checkpoint` (what ``resume_from=path`` does).
 
-    def _load_checkpoint(self, path) -> None:
-        """Resume from ``path``: everything is read and verified before the model or the Solver changes."""
-        kind, specs = self._state_specs()
-        saved = _files.read_checkpoint(path, params=self.model.params, state_kind=kind, state_specs=specs)
+        Params, optimizer configs, the model's non-trainable state, best params and accuracy, histories, epoch and
+        iteration counters and the sampler's state come from the file, and NumPy's global random state is set to
+        the one it holds; :meth:`train` then runs the remaining epochs up to ``num_epochs``. The whole file is
+        verified before anything changes, so a call that raises leaves the Solver and the model as they were.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A checkpoint, e.g. ``f"{checkpoint_name}_epoch_{K}.npz"``; written on any backend.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        ValueError
+            Naming the file and what is wrong: damaged or hand-edited, not a Solver checkpoint, arrays whose shape
+            or dtype kind differs from the model's, an optimizer config its update rule refuses, or written with
+            another update rule, another number of iterations per epoch, or more epochs than ``num_epochs``.
+        """
+        kind, specs = _checkpoint.state_specs(self.model)
+        saved = _checkpoint.read_checkpoint(
+            path, params=self.model.params, state_kind=kind, state_specs=specs, check_config=self._check_config
+        )
         rule = _rule_name(self.update_rule)
         if saved["update_rule"] != rule:
             raise ValueError(
@@ -670,16 +700,9 @@ class Solver:
                 f"{self.num_epochs}: num_epochs is the total, so train() would train nothing; use num_epochs >= "
                 f"{saved['epoch']}"
             )
-        builtin = _builtin_rule_name(self.update_rule)
-        if builtin is not None:  # keys, hyperparameter ranges and step counts, as the rule itself will check them
-            for name, config in saved["optim_configs"].items():
-                try:
-                    optim._check_config(builtin, config, f"optim_configs[{name!r}]")
-                except (TypeError, ValueError) as err:
-                    raise ValueError(f"{path!s}: {err}") from None
 
         if saved["model_state"] is not None:
-            self._set_model_state(saved["model_state_kind"], saved["model_state"])
+            _checkpoint.set_model_state(self.model, saved["model_state_kind"], saved["model_state"])
         self.model.params.update(saved["params"])
         self.best_params = saved["best_params"]
         self.optim_configs = saved["optim_configs"]
@@ -692,4 +715,18 @@ class Solver:
         self.val_acc_history = [float(v) for v in saved["val_acc_history"]]
         self._pending_losses = []
         self._rng = saved["sampler"]
-        _files.apply_global_rng(saved)
+        _checkpoint.apply_global_rng(saved)
+
+    _load_checkpoint = load_checkpoint  # the sweep's old name, until it calls load_checkpoint
+
+    def _check_config(self, config: dict, name: str) -> None:
+        """Check an optimizer config as the update rule will: keys, hyperparameter ranges and step count of a rule
+        of :mod:`xpnet.optim`; a rule of the user's own checks its config itself, and only the ``learning_rate``
+        that ``lr_decay`` multiplies is checked here."""
+        builtin = _builtin_rule_name(self.update_rule)
+        if builtin is not None:
+            optim._check_config(builtin, config, name)
+        elif "learning_rate" in config:
+            lr = config["learning_rate"]
+            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
+                raise ValueError(f"{name}['learning_rate'] must be a finite number, got {lr!r:.60}")
