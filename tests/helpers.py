@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 from xpnet._backend import (
     asarray,
     backend_name,
+    device,
     dtype_name,
     get_namespace,
     max_float_dtype,
@@ -160,6 +161,52 @@ def widest_float(xp) -> str:
     """'float64', or 'float32' on a device under test without float64: the dtype of a test that needs no particular
     precision (Solver behaviour, argument checks), so that it runs on every device."""
     return dtype_name(max_float_dtype(get_namespace(xp), device_under_test(xp)))
+
+
+# Numerical gradients cost two evaluations per entry probed. Every entry of a whole model is thousands of loss calls:
+# a second on NumPy, minutes on JAX and array_api_strict, where every op is a dispatch (127 s for the six FC cases on
+# JAX). NumPy probes every entry, as the CS231n notebooks do; the other backends probe a fixed sample of each array,
+# which still runs their forward and backward through the check, because the float64 torch references
+# (tests/test_model_references.py, the *_match_torch_autograd tests) compare every entry there at 1e-9.
+SAMPLED_ENTRIES = 10
+
+
+def probes_every_entry(xp) -> bool:
+    """True on NumPy, where numerical gradient checks probe every entry (elsewhere :func:`sampled_entries`)."""
+    return backend_name(get_namespace(xp)) == "numpy"
+
+
+def sampled_entries(grad, k: int = SAMPLED_ENTRIES, seed: int = 0) -> list[tuple[int, ...]]:
+    """``k`` distinct indices into an array of ``grad``'s shape, the same on every run: the entry of largest
+    ``|grad|`` (where a wrong scale or sign shows most) and ``k - 1`` drawn by a seeded Generator (every index when
+    there are at most ``k``)."""
+    g = np.abs(to_np(grad).astype(np.float64))
+    if g.size <= k:
+        flat = list(range(g.size))
+    else:
+        largest = int(np.argmax(g))
+        others = np.random.default_rng(seed).permutation(np.delete(np.arange(g.size), largest))[: k - 1]
+        flat = [largest, *sorted(int(i) for i in others)]
+    return [tuple(int(i) for i in np.unravel_index(i, g.shape)) for i in flat]
+
+
+def numerical_gradient_at(f, x, entries, h: float = 1e-5) -> np.ndarray:
+    """Centred differences of the scalar function ``f`` at ``entries`` of ``x``, as a float64 NumPy vector.
+
+    ``f`` gets copies of ``x`` on ``x``'s backend, device and dtype, with one entry moved by ``+-h``; ``x`` itself
+    is never written. The step is the distance between the two values as stored in ``x``'s dtype.
+    """
+    xp, host = namespace(x), to_np(x)
+    grad = np.empty(len(entries))
+    for n, ix in enumerate(entries):
+        values = []
+        for sign in (1.0, -1.0):
+            probe = host.copy()
+            probe[ix] = host[ix] + sign * h
+            values.append((float(f(asarray(probe, xp=xp, device=device(x), dtype=x.dtype))), float(probe[ix])))
+        (plus, up), (minus, down) = values
+        grad[n] = (plus - minus) / (up - down)
+    return grad
 
 
 def fixed_examples(max_examples: int):

@@ -21,9 +21,12 @@ from helpers import (
     assert_close_to_reference,
     blobs,
     device_under_test,
+    numerical_gradient_at,
+    probes_every_entry,
     rel_error,
     require_dtype,
     requires_torch,
+    sampled_entries,
     to_np,
     to_xp,
     torch,
@@ -87,7 +90,9 @@ def _grad_error(numeric, analytic) -> float:
 def _max_grad_error(model, X, y):
     """Largest :func:`_grad_error` between analytic and numerical gradients over all params.
 
-    Every entry of every param is checked, on every backend, as the CS231n notebooks do.
+    On NumPy every entry of every param is checked, as the CS231n notebooks do. Elsewhere a fixed sample of each
+    param's entries (:func:`helpers.sampled_entries`, the largest among them) is: every entry costs two loss calls,
+    minutes on JAX and array_api_strict, and the float64 torch references check every entry on every backend.
     """
     loss, grads = model.loss(X, y)
     assert sorted(grads) == sorted(model.params)
@@ -101,8 +106,13 @@ def _max_grad_error(model, X, y):
             model.params[name] = value
             return model.loss(X, y)[0]
 
-        numeric = eval_numerical_gradient(loss_at, param, verbose=False)
-        errors[name] = _grad_error(numeric, g)
+        if probes_every_entry(model.xp):
+            errors[name] = _grad_error(eval_numerical_gradient(loss_at, param, verbose=False), g)
+        else:
+            entries = sampled_entries(g)
+            numeric = numerical_gradient_at(loss_at, param, entries)
+            model.params[name] = param
+            errors[name] = _grad_error(numeric, np.asarray([g[ix] for ix in entries]))
     return max(errors.values()), errors
 
 
@@ -462,15 +472,15 @@ def test_backend_and_dtype_spellings():
     ("kwargs", "error", "match"),
     [
         ({"hidden_dims": []}, TypeError, "hidden_dims must be a non-empty list"),
-        ({"hidden_dims": [10, 0]}, ValueError, r"hidden_dims\[1\] must be a positive int, got 0"),
-        ({"hidden_dims": [10.5]}, TypeError, r"hidden_dims\[0\] must be a positive int"),
-        ({"input_dim": -3}, ValueError, "input_dim must be a positive int"),
+        ({"hidden_dims": [10, 0]}, ValueError, r"^hidden_dims\[1\] must be an int >= 1, got 0$"),
+        ({"hidden_dims": [10.5]}, TypeError, r"^hidden_dims\[0\] must be an int >= 1, got 10.5$"),
+        ({"input_dim": -3}, ValueError, r"^input_dim must be an int >= 1, got -3$"),
         ({"normalization": "groupnorm"}, ValueError, "normalization must be None, 'batchnorm' or 'layernorm'"),
         ({"dropout_keep_ratio": 0}, ValueError, r"dropout_keep_ratio must be a finite number in \(0, 1\], got 0"),
         ({"dropout_keep_ratio": math.nan}, ValueError, r"dropout_keep_ratio must be a finite number in \(0, 1\]"),
-        ({"reg": -1.0}, ValueError, r"reg must be a finite number in \[0, inf\), got -1"),
-        ({"reg": math.inf}, ValueError, r"reg must be a finite number in \[0, inf\), got inf"),
-        ({"weight_scale": math.inf}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got inf"),
+        ({"reg": -1.0}, ValueError, r"^reg must be a finite number >= 0, got -1.0$"),
+        ({"reg": math.inf}, ValueError, r"^reg must be a finite number >= 0, got inf$"),
+        ({"weight_scale": math.inf}, ValueError, r"^weight_scale must be a finite number > 0, got inf$"),
         ({"seed": -1}, ValueError, r"seed must be an int >= 0 or None, got -1"),
         ({"seed": True}, TypeError, r"seed must be an int >= 0 or None, got True"),
         ({"seed": "0"}, TypeError, r"seed must be an int >= 0 or None, got '0'"),
@@ -512,9 +522,9 @@ def test_bad_dtype_is_named_on_every_backend(xp, dtype, error, match):
         ({"filter_size": 4}, ValueError, "filter_size must be odd"),
         ({"input_dim": (3, 32)}, TypeError, r"input_dim must be a \(C, H, W\) tuple"),
         ({"input_dim": (1, 1, 8)}, ValueError, "H >= 2 and W >= 2"),
-        ({"num_filters": 0}, ValueError, "num_filters must be a positive int"),
-        ({"weight_scale": math.inf}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got inf"),
-        ({"reg": math.inf}, ValueError, r"reg must be a finite number in \[0, inf\), got inf"),
+        ({"num_filters": 0}, ValueError, r"^num_filters must be an int >= 1, got 0$"),
+        ({"weight_scale": math.inf}, ValueError, r"^weight_scale must be a finite number > 0, got inf$"),
+        ({"reg": math.inf}, ValueError, r"^reg must be a finite number >= 0, got inf$"),
     ],
 )
 def test_cnn_bad_arguments(kwargs, error, match):
@@ -916,11 +926,11 @@ def test_two_layer_net_trains_with_the_solver_and_round_trips_through_files(xp, 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"hidden_dim": 0}, ValueError, "hidden_dim must be a positive int, got 0"),
-        ({"input_dim": 2.5}, TypeError, "input_dim must be a positive int, got 2.5"),
-        ({"num_classes": -1}, ValueError, "num_classes must be a positive int, got -1"),
-        ({"weight_scale": 0}, ValueError, r"weight_scale must be a finite number in \(0, inf\), got 0"),
-        ({"reg": math.nan}, ValueError, r"reg must be a finite number in \[0, inf\), got nan"),
+        ({"hidden_dim": 0}, ValueError, r"^hidden_dim must be an int >= 1, got 0$"),
+        ({"input_dim": 2.5}, TypeError, r"^input_dim must be an int >= 1, got 2.5$"),
+        ({"num_classes": -1}, ValueError, r"^num_classes must be an int >= 1, got -1$"),
+        ({"weight_scale": 0}, ValueError, r"^weight_scale must be a finite number > 0, got 0$"),
+        ({"reg": math.nan}, ValueError, r"^reg must be a finite number >= 0, got nan$"),
         ({"dtype": "int32"}, ValueError, "dtype must be a real floating dtype"),
     ],
 )
