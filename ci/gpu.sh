@@ -6,7 +6,8 @@
 # 1. install: xpnet from this checkout (on PYTHONPATH, no build step) and whatever of its pure-Python dependencies
 #    the image lacks, from wheels in .whl/ when there is no package index (see CONTRIBUTING.md for how to fetch
 #    them); CuPy, torch (CUDA) and JAX come from the machine;
-# 2. the test suite on cupy and torch on cuda (`XPNET_BACKENDS=cupy,torch_cuda`), both required to run;
+# 2. the test suite on cupy and torch on cuda (`XPNET_BACKENDS=cupy,torch_cuda`), both required to run, and where JAX
+#    sees a GPU, tests/test_jax.py's accelerator test on it (required to pass);
 # 3. the benchmarks on the GPU: benchmarks/bench_conv.py and benchmarks/bench_step.py on cupy and on torch cuda;
 # 4. the example on `--backend cupy`;
 # then appends a dated section with the device, library versions, per-backend test counts and every benchmark
@@ -62,6 +63,16 @@ XPNET_BACKENDS=cupy,torch_cuda XPNET_REQUIRE_BACKENDS=cupy,torch_cuda \
     || status=1
 tests=$("$PYTHON" ci/check_backends.py "$LOGS/gpu-junit.xml" --require cupy,torch_cuda 2>&1) || status=1
 echo "$tests"
+# JAX on the GPU, where its jaxlib has one: tests/test_jax.py's accelerator test (skipped on CPU-only machines, so no
+# other run can show it) must run and pass here; check_backends fails a skip (jax: 0 passed).
+if "$PYTHON" -c "import jax, sys; sys.exit(not any(d.platform != 'cpu' for d in jax.devices()))" >/dev/null 2>&1; then
+    XPNET_BACKENDS=jax XPNET_REQUIRE_BACKENDS=jax "$PYTHON" -m pytest -q -p no:cacheprovider \
+        --junitxml="$LOGS/jax-gpu-junit.xml" tests/test_jax.py -k accelerator 2>&1 | tee "$LOGS/jax-tests.log" || status=1
+    jax_tests=$("$PYTHON" ci/check_backends.py "$LOGS/jax-gpu-junit.xml" --require jax 2>&1) || status=1
+else
+    jax_tests="JAX sees no GPU here (jax not installed, or a CPU-only jaxlib): its accelerator test did not run"
+fi
+echo "$jax_tests"
 
 # --- 3. benchmarks, 4. example ----------------------------------------------------------------------------------
 run() {  # run NAME CMD...: log to $LOGS/NAME.log; a failure is recorded, the other runs still happen
@@ -91,6 +102,10 @@ run example_cupy "$PYTHON" examples/train_cnn.py --backend cupy --quiet
     echo "### Tests (XPNET_BACKENDS=cupy,torch_cuda)"
     echo
     echo "$tests"
+    echo
+    echo "### JAX accelerator test (XPNET_BACKENDS=jax, tests/test_jax.py -k accelerator)"
+    echo
+    echo "$jax_tests"
     for log in "$LOGS"/conv_*.log "$LOGS"/step_*.log "$LOGS"/example_*.log; do
         [[ -f "$log" ]] || continue
         echo
