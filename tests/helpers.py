@@ -209,6 +209,18 @@ def numerical_gradient_at(f, x, entries, h: float = 1e-5) -> np.ndarray:
     return grad
 
 
+def on_numpy_only():
+    """Parametrize a test's ``xp`` with NumPy alone (when ``XPNET_BACKENDS`` selects it; else the test has no cases).
+
+    For tests whose subject is host-side (parsing and checking files, NumPy random states): the backend only
+    receives the arrays at the end, so once per backend repeats the same work. Its id stays ``numpy``, so it counts
+    for NumPy. Say at each use why the test is host-side, and keep a test per backend that reaches its device.
+    """
+    from conftest import BACKENDS  # conftest imports this module: read its selection when a test module asks
+
+    return pytest.mark.parametrize("xp", [name for name in BACKENDS if name == "numpy"], indirect=True)
+
+
 def fixed_examples(max_examples: int):
     """Hypothesis settings for tests that take the ``xp`` fixture: the same ``max_examples`` examples on every run
     and every backend (derandomized, no example database), no deadline (JAX compiles per shape)."""
