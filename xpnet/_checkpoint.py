@@ -268,13 +268,15 @@ def read_checkpoint(
     params: dict,
     state_kind: str | None,
     state_specs: Any,
+    update_rule: str | None = None,
     check_config: Callable[[dict, str], None] | None = None,
 ) -> dict:
     """Read and verify a checkpoint written by :func:`write_checkpoint` for a model with live ``params``.
 
     ``state_kind`` and ``state_specs`` describe the model's non-trainable state, as :func:`state_specs` returns
-    them. ``check_config(config, name)``, if given, checks each param's optimizer config (its arrays already on
-    the params' backend) and raises ``TypeError`` or ``ValueError`` naming ``name``.
+    them. A file written with another ``update_rule`` (the name the Solver records) is refused first, then
+    ``check_config(config, name)``, if given, checks each param's optimizer config (its arrays already on the
+    params' backend) and raises ``TypeError`` or ``ValueError`` naming ``name``.
 
     Returns the metadata with ``params``, ``best_params``, ``optim_configs``, ``model_state`` and
     ``best_model_state`` as arrays on the params' backend and device, and ``sampler`` as a NumPy ``Generator`` (or
@@ -285,6 +287,9 @@ def read_checkpoint(
     file = os.fspath(path)
     tree = meta["tree"]
     M.check_schema(tree, _TREE, file, prefix="tree/")
+    if update_rule is not None and meta["update_rule"] != update_rule:
+        written = meta["update_rule"]
+        raise ValueError(f"{file} was written with update_rule {written!r}, this Solver uses {update_rule!r}")
     specs = {name: Spec.of(p) for name, p in params.items()}
     out = dict(meta)
     new_params = _named(tree["params"], arrays, specs, file, "params", complete=True, label=lambda n: f"param {n!r}")

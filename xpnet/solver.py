@@ -64,6 +64,19 @@ class NonFiniteLossError(FloatingPointError):
         self.epoch = epoch
         self.loss = loss
 
+    @classmethod
+    def at(cls, loss: float, iteration: int, num_iterations: int, epoch: int, num_epochs: int, held: str | None):
+        """The error for a non-finite ``loss`` at ``iteration`` in ``epoch``; ``held`` says which params the model
+        holds now (None: those training started from)."""
+        return cls(
+            f"loss is {loss} at iteration {iteration} / {num_iterations} (epoch {epoch} / {num_epochs}); "
+            f"training stopped and model.params holds {held or 'the params training started from'}. Try a smaller "
+            "learning_rate or weight_scale.",
+            iteration=iteration,
+            epoch=epoch,
+            loss=loss,
+        )
+
 
 @overload
 def _int_setting(value: Any, name: str, *, low: int, optional: Literal[False] = False) -> int: ...
@@ -255,6 +268,51 @@ def _labels(y, name: str, X, num_classes: Any):
     return y if y.dtype == index_dtype(xp) else xp.astype(y, index_dtype(xp))
 
 
+def _config_check(rule: Callable) -> Callable[[dict, str], None]:
+    """``check(config, name)`` for the optimizer configs of update rule ``rule``, as the rule will check them:
+    keys, hyperparameter ranges and step counts of a rule of :mod:`xpnet.optim`. A rule of the user's own checks
+    its config itself; only the ``learning_rate`` that ``lr_decay`` multiplies is checked for it."""
+    builtin = _builtin_rule_name(rule)
+
+    def check(config: dict, name: str) -> None:
+        if builtin is not None:
+            optim._check_config(builtin, config, name)
+        elif "learning_rate" in config:
+            lr = config["learning_rate"]
+            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
+                raise ValueError(f"{name}['learning_rate'] must be a finite number, got {lr!r:.60}")
+
+    return check
+
+
+def _check_resumable(saved: dict, path, per_epoch: int, num_epochs: int) -> None:
+    """``ValueError`` unless the checkpoint ``saved`` (read from ``path``) comes from a run with ``per_epoch``
+    iterations per epoch that has not trained past ``num_epochs``."""
+    if saved["iterations_per_epoch"] != per_epoch:
+        raise ValueError(
+            f"{path!s} was written with {saved['iterations_per_epoch']} iterations per epoch, this Solver has "
+            f"{per_epoch} (X_train size // batch_size); use the same data and batch_size"
+        )
+    if saved["epoch"] > num_epochs:
+        raise ValueError(
+            f"{path!s} was written after epoch {saved['epoch']}, beyond this Solver's num_epochs={num_epochs}: "
+            f"num_epochs is the total, so train() would train nothing; use num_epochs >= {saved['epoch']}"
+        )
+
+
+def _decay_learning_rates(configs: dict[str, dict], lr_decay: float) -> None:
+    """CS231n's end-of-epoch decay: every config's ``learning_rate`` times ``lr_decay``."""
+    if lr_decay == 1.0:
+        return
+    missing = [name for name, config in configs.items() if "learning_rate" not in config]
+    if missing:
+        raise ValueError(
+            f"lr_decay needs a 'learning_rate' in the optimizer config of param {missing[0]!r}; put one in optim_config"
+        )
+    for config in configs.values():
+        config["learning_rate"] *= lr_decay
+
+
 def _score(model, X, y, idx, batch_size: int) -> tuple[float, bool]:
     """Fraction of ``X[idx]`` (all of ``X`` when ``idx`` is None) that ``model`` classifies as ``y[idx]``, in test
     mode in batches, and whether every score was finite: both in one host transfer."""
@@ -302,7 +360,8 @@ class Solver:
     checkpoint_name : if given, the whole training state is saved to ``f"{checkpoint_name}_epoch_{epoch}.npz"``
         at the end of each epoch (atomically: a crash leaves the previous file whole). Missing folders (as in
         ``'checkpoints/run1'``) are created when the Solver is built, and a file is written and removed there, so an
-        unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch.
+        unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch. Setting
+        the attribute later (as a sweep does) makes the same check.
     print_every : the loss is printed (and copied to the host) every this many iterations (10).
     verbose : CS231n's prints when True (default): ``(Iteration t / T) loss: ...`` every ``print_every``
         iterations and ``(Epoch e / E) train acc: ...; val_acc: ...`` at each check, as plain lines on stdout.
@@ -314,12 +373,12 @@ class Solver:
     seed : an int >= 0 (or a NumPy integer or ``Generator``) for the Solver's own minibatch sampler; None draws
         from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces
         CS231n's batches.
-    resume_from : path of a checkpoint written by this class: training continues where it stopped (params,
-        optimizer state, model state, histories, epoch, both random states) and ``train()`` runs the remaining
-        epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not from ``seed``, and NumPy's
-        global random state is set to the checkpoint's (unseeded dropout draws from it). The whole file is verified
-        before anything changes: a damaged or hand-edited checkpoint, or one whose arrays differ in shape or dtype
-        kind from the model's, is a ``ValueError`` naming the file and what is wrong.
+    resume_from : path of a checkpoint written by this class, given to :meth:`load_checkpoint`: training continues
+        where it stopped (params, optimizer state, model state, histories, epoch, both random states) and
+        ``train()`` runs the remaining epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not
+        from ``seed``, and NumPy's global random state is set to the checkpoint's (unseeded dropout draws from it).
+        The whole file is verified before anything changes: a damaged or hand-edited checkpoint, or one whose arrays
+        differ in shape or dtype kind from the model's, is a ``ValueError`` naming the file and what is wrong.
     on_nonfinite : what :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` (default) warns with
         :class:`NonFiniteLossWarning` and returns, ``'raise'`` raises :class:`NonFiniteLossError`; either way the
         best params are put back first.
@@ -346,10 +405,9 @@ class Solver:
         self.model = model
         self.update_rule = _resolve_rule(settings["update_rule"])
         self.optim_config = dict(settings["optim_config"] or {})
-        builtin = _builtin_rule_name(self.update_rule)
-        if builtin is not None:
+        if _builtin_rule_name(self.update_rule) is not None:
             # The rules check their config at every step too; here a typo is reported before training starts.
-            optim._check_config(builtin, self.optim_config, "optim_config")
+            _config_check(self.update_rule)(self.optim_config, "optim_config")
         self.lr_decay: float = settings["lr_decay"]
         self.on_nonfinite: str = settings["on_nonfinite"]
         self.batch_size: int = settings["batch_size"]
@@ -464,30 +522,9 @@ class Solver:
         # Losses of the updates after the bad one (up to print_every of them) are dropped with those updates.
         del self.loss_history[iteration:]
         self._iteration = iteration
-        held = (
-            f"the best params so far (val acc {self.best_val_acc:f})"
-            if self.best_params
-            else "the params training started from"
-        )
+        held = f"the best params so far (val acc {self.best_val_acc:f})" if self.best_params else None
         self._restore_best(fallback)
-        return NonFiniteLossError(
-            f"loss is {loss} at iteration {iteration} / {num_iterations} (epoch {epoch} / {self.num_epochs}); "
-            f"training stopped and model.params holds {held}. Try a smaller learning_rate or weight_scale.",
-            iteration=iteration,
-            epoch=epoch,
-            loss=loss,
-        )
-
-    def _decay_learning_rates(self) -> None:
-        if self.lr_decay == 1.0:
-            return
-        for name, config in self.optim_configs.items():
-            if "learning_rate" not in config:
-                raise ValueError(
-                    f"lr_decay needs a 'learning_rate' in the optimizer config of param {name!r}; "
-                    "put one in optim_config"
-                )
-            config["learning_rate"] *= self.lr_decay
+        return NonFiniteLossError.at(loss, iteration, num_iterations, epoch, self.num_epochs, held)
 
     def _snapshot(self) -> tuple[dict, Any]:
         """Copies of the params and of the model's non-trainable state."""
@@ -562,7 +599,7 @@ class Solver:
                         self._print(f"(Iteration {t + 1} / {num_iterations}) loss: {self.loss_history[-1]:f}")
                 if epoch_end:
                     self.epoch += 1
-                    self._decay_learning_rates()
+                    _decay_learning_rates(self.optim_configs, self.lr_decay)
                 # The last iteration is always an epoch end, so CS231n's "or last_it" is implied.
                 if t == 0 or epoch_end:
                     self._check_and_keep_best(postfix)
@@ -681,26 +718,11 @@ class Solver:
             another update rule, another number of iterations per epoch, or more epochs than ``num_epochs``.
         """
         kind, specs = _checkpoint.state_specs(self.model)
+        rule, check = _rule_name(self.update_rule), _config_check(self.update_rule)
         saved = _checkpoint.read_checkpoint(
-            path, params=self.model.params, state_kind=kind, state_specs=specs, check_config=self._check_config
+            path, params=self.model.params, state_kind=kind, state_specs=specs, update_rule=rule, check_config=check
         )
-        rule = _rule_name(self.update_rule)
-        if saved["update_rule"] != rule:
-            raise ValueError(
-                f"{path!s} was written with update_rule {saved['update_rule']!r}, this Solver uses {rule!r}"
-            )
-        if saved["iterations_per_epoch"] != self._iterations_per_epoch():
-            raise ValueError(
-                f"{path!s} was written with {saved['iterations_per_epoch']} iterations per epoch, this Solver has "
-                f"{self._iterations_per_epoch()} (X_train size // batch_size); use the same data and batch_size"
-            )
-        if saved["epoch"] > self.num_epochs:
-            raise ValueError(
-                f"{path!s} was written after epoch {saved['epoch']}, beyond this Solver's num_epochs="
-                f"{self.num_epochs}: num_epochs is the total, so train() would train nothing; use num_epochs >= "
-                f"{saved['epoch']}"
-            )
-
+        _check_resumable(saved, path, self._iterations_per_epoch(), self.num_epochs)
         if saved["model_state"] is not None:
             _checkpoint.set_model_state(self.model, saved["model_state_kind"], saved["model_state"])
         self.model.params.update(saved["params"])
@@ -718,15 +740,3 @@ class Solver:
         _checkpoint.apply_global_rng(saved)
 
     _load_checkpoint = load_checkpoint  # the sweep's old name, until it calls load_checkpoint
-
-    def _check_config(self, config: dict, name: str) -> None:
-        """Check an optimizer config as the update rule will: keys, hyperparameter ranges and step count of a rule
-        of :mod:`xpnet.optim`; a rule of the user's own checks its config itself, and only the ``learning_rate``
-        that ``lr_decay`` multiplies is checked here."""
-        builtin = _builtin_rule_name(self.update_rule)
-        if builtin is not None:
-            optim._check_config(builtin, config, name)
-        elif "learning_rate" in config:
-            lr = config["learning_rate"]
-            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
-                raise ValueError(f"{name}['learning_rate'] must be a finite number, got {lr!r:.60}")
