@@ -170,6 +170,8 @@ def test_fast_layers_exposes_cs231n_names():
     assert set(fast_layers.__all__) <= set(dir(fast_layers))
 
 
+_STRIDE, _PAD = r"conv_param\['stride'\]", r"conv_param\['pad'\]"
+_MISSING_PAD = r"conv_param is missing key\(s\) \['pad'\]; required keys: \['pad', 'stride'\]"
 BAD_INPUTS = [
     ((2, 3, 5), (4, 3, 3, 3), 4, {"stride": 1, "pad": 0}, ValueError, r"x must be 4-D .* got shape \(2, 3, 5\)"),
     ((2, 3, 5, 5), (4, 3, 3), 4, {"stride": 1, "pad": 0}, ValueError, r"w must be 4-D"),
@@ -177,12 +179,19 @@ BAD_INPUTS = [
     ((2, 3, 5, 5), (4, 3, 3, 3), 3, {"stride": 1, "pad": 0}, ValueError, r"b must have shape \(F,\) = \(4,\)"),
     ((2, 3, 5, 5), (4, 3, 8, 3), 4, {"stride": 1, "pad": 1}, ValueError, r"filter height 8 .* padded input .* = 7"),
     ((2, 3, 5, 5), (4, 3, 3, 8), 4, {"stride": 1, "pad": 1}, ValueError, r"filter width 8 is larger"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 0, "pad": 0}, ValueError, r"conv_param\['stride'\] must be >= 1"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1, "pad": -1}, ValueError, r"conv_param\['pad'\] must be >= 0"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1.5, "pad": 0}, TypeError, r"conv_param\['stride'\] must be an int"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1, "pad": True}, TypeError, r"conv_param\['pad'\] must be an int"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1}, ValueError, r"conv_param must have keys .* missing \['pad'\]"),
-    ((2, 3, 5, 5), (4, 3, 3, 3), 4, [1, 0], TypeError, r"conv_param must be a dict"),
+    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 0, "pad": 0}, ValueError, rf"^{_STRIDE} must be an int >= 1, got 0$"),
+    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1, "pad": -1}, ValueError, rf"^{_PAD} must be an int >= 0, got -1$"),
+    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1.5, "pad": 0}, TypeError, rf"^{_STRIDE} must be an int >= 1, got 1.5$"),
+    ((2, 3, 5, 5), (4, 3, 3, 3), 4, {"stride": 1, "pad": True}, TypeError, rf"^{_PAD} must be an int >= 0, got True$"),
+    (
+        (2, 3, 5, 5),
+        (4, 3, 3, 3),
+        4,
+        {"stride": 1},
+        ValueError,
+        rf"^{_MISSING_PAD}$",
+    ),
+    ((2, 3, 5, 5), (4, 3, 3, 3), 4, [1, 0], TypeError, r"^conv_param must be a dict, got list$"),
 ]
 
 
@@ -235,7 +244,8 @@ def test_scatter_windows_is_the_adjoint_of_gather_windows(xp, axis):
 def test_a_misspelled_key_or_a_complex_array_is_refused_by_name_and_an_integer_bias_promoted(xp, impl):
     forward = IMPLEMENTATIONS[impl][0]
     x, w, b = _inputs(xp, (1, 2, 4, 4), (2, 2, 3, 3), dtype=widest_float(xp))
-    with pytest.raises(ValueError, match=r"^conv_param has unknown key 'padding'; accepted keys: \['pad', 'stride'\]$"):
+    message = r"^conv_param has unknown key 'padding' \(did you mean 'pad'\?\); accepted keys: \['pad', 'stride'\]$"
+    with pytest.raises(ValueError, match=message):
         forward(x, w, b, {"stride": 1, "pad": 1, "padding": 1})
     with pytest.raises(TypeError, match=r"^b must be an array of real numbers \(floating, integer or bool\), got c"):
         forward(x, w, to_xp(np.zeros(2, dtype=np.complex64), xp), {"stride": 1, "pad": 1})

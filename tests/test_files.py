@@ -721,7 +721,7 @@ MODEL_META_EDITS = {
         r"config has unknown key\(s\) \['hiden_dims'\]; a FullyConnectedNet accepts \[.*'hidden_dims'",
     ),
     "missing config key": (_delete(["config", "input_dim"]), r"config is missing key\(s\) \['input_dim'\]"),
-    "invalid config value": (_set(["config", "hidden_dims"], [0]), r"hidden_dims\[0\] must be a positive int"),
+    "invalid config value": (_set(["config", "hidden_dims"], [0]), r"hidden_dims\[0\] must be an int >= 1, got 0$"),
     "config not a dict": (_set(["config"], [8]), "'config' must be a dict"),
     "class not a string": (_set(["class"], 5), "'class' must be a str"),
     "no config": (_delete(["config"]), "metadata has no key 'config'"),

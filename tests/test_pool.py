@@ -176,14 +176,22 @@ def test_fast_layers_exposes_cs231n_names():
         assert getattr(fast_layers, alias) is max_pool_backward_fast
 
 
+_MISSING_WIDTH = (
+    r"pool_param is missing key\(s\) \['pool_width'\]; required keys: \['pool_height', 'pool_width', 'stride'\]"
+)
 BAD_INPUTS = [
     ((2, 3, 4), _param(2, 2, 2), ValueError, r"x must be 4-D .* got shape \(2, 3, 4\)"),
     ((2, 3, 4, 4), _param(5, 2, 2), ValueError, r"pool window height 5 is larger than the input height 4"),
     ((2, 3, 4, 4), _param(2, 5, 2), ValueError, r"pool window width 5 is larger"),
-    ((2, 3, 4, 4), _param(2, 2, 0), ValueError, r"pool_param\['stride'\] must be >= 1"),
-    ((2, 3, 4, 4), _param(0, 2, 1), ValueError, r"pool_param\['pool_height'\] must be >= 1"),
-    ((2, 3, 4, 4), _param(2, 2.0, 2), TypeError, r"pool_param\['pool_width'\] must be an integer"),
-    ((2, 3, 4, 4), {"pool_height": 2, "stride": 2}, ValueError, r"missing \['pool_width'\]"),
+    ((2, 3, 4, 4), _param(2, 2, 0), ValueError, r"^pool_param\['stride'\] must be an int >= 1, got 0$"),
+    ((2, 3, 4, 4), _param(0, 2, 1), ValueError, r"^pool_param\['pool_height'\] must be an int >= 1, got 0$"),
+    ((2, 3, 4, 4), _param(2, 2.0, 2), TypeError, r"^pool_param\['pool_width'\] must be an int >= 1, got 2.0$"),
+    (
+        (2, 3, 4, 4),
+        {"pool_height": 2, "stride": 2},
+        ValueError,
+        rf"^{_MISSING_WIDTH}$",
+    ),
     ((2, 3, 4, 4), (2, 2, 2), TypeError, r"pool_param must be a dict"),
 ]
 

@@ -43,6 +43,7 @@ from ._backend import (
     to_numpy,
 )
 from ._random import check_seed, host_rng, random_normal
+from ._validation import check_int, check_real
 
 __all__ = [
     "eval_numerical_gradient",
@@ -68,23 +69,6 @@ def _shape(a) -> tuple[int, ...]:
 def _check_same_shape(name: str, a, ref_name: str, ref) -> None:
     if _shape(a) != _shape(ref):
         raise ValueError(f"{name} must have {ref_name}'s shape {_shape(ref)}, got {_shape(a)}")
-
-
-def _check_step(h) -> float:
-    if not _is_real_number(h):
-        raise TypeError(f"h must be a positive real number, got {_describe(h)}")
-    h = float(h)
-    if not (math.isfinite(h) and h > 0):
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
-    return h
-
-
-def _check_count(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {_describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value}")
-    return int(value)
 
 
 def _check_probed(x, h: float, name: str = "x", *, writable: bool = True):
@@ -288,7 +272,7 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
         where ``s±`` are the steps actually stored in ``x``'s dtype (``h`` up to rounding). A NaN from ``f`` gives
         NaN in that entry.
     """
-    h = _check_step(h)
+    h = check_real(h, "h", low=0.0, include_low=False)
     _check_probed(x, h)
     return _centred_differences(
         x, h, lambda a: _loss_value(f(a)), lambda plus, minus: plus - minus, on_entry=print if verbose else None
@@ -328,7 +312,7 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
     -------
     grad : array of ``x``'s shape on ``x``'s backend and device.
     """
-    h = _check_step(h)
+    h = check_real(h, "h", low=0.0, include_low=False)
     _check_probed(x, h)
     xp = namespace(x=x, df=df)
 
@@ -357,7 +341,7 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
     if is_array(inputs) or not isinstance(inputs, Sequence) or isinstance(inputs, str):
         kind = "a single array; wrap it: [x]" if is_array(inputs) else _describe(inputs)
         raise TypeError(f"inputs must be a list of arrays or blobs, got {kind}")
-    h = _check_step(h)
+    h = check_real(h, "h", low=0.0, include_low=False)
     blobs = hasattr(output, "vals")
     df = output.diffs if blobs else output
     out_name, df_name = ("output.vals", "output.diffs") if blobs else ("f(*inputs)", "output")
@@ -440,8 +424,8 @@ def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: fl
     list of float : the relative error of each check (CS231n's version only prints them); NaN where ``f`` or
         ``analytic_grad`` is NaN.
     """
-    h = _check_step(h)
-    num_checks = _check_count(num_checks, "num_checks")
+    h = check_real(h, "h", low=0.0, include_low=False)
+    num_checks = check_int(num_checks, "num_checks", low=1)
     rng = host_rng(check_seed(seed, generator=True))
     _check_probed(x, h)
     _check_analytic(x, analytic_grad)
@@ -481,8 +465,8 @@ def directional_grad_check(f: Callable, x, analytic_grad, num_directions: int = 
     -------
     list of float : the relative error of each direction.
     """
-    h = _check_step(h)
-    num_directions = _check_count(num_directions, "num_directions")
+    h = check_real(h, "h", low=0.0, include_low=False)
+    num_directions = check_int(num_directions, "num_directions", low=1)
     rng = host_rng(check_seed(seed, generator=True))
     _check_probed(x, h, writable=False)
     xp = _check_analytic(x, analytic_grad)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_array, namespace, to_numpy
+from ._validation import check_int
 
 __all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_solver_history", "plot_filters"]
 
@@ -43,8 +44,7 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
     Xs = np.asarray(to_numpy(Xs), dtype=np.float64)
     if Xs.ndim != 4:
         raise ValueError(f"Xs must have shape (N, H, W, C), got {Xs.shape}")
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+    padding = check_int(padding, "padding", low=0)
     N, H, W, C = Xs.shape
     grid_size = math.ceil(math.sqrt(N))
     grid = np.zeros((H * grid_size + padding * (grid_size - 1), W * grid_size + padding * (grid_size - 1), C))

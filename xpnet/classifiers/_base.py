@@ -9,8 +9,6 @@ both, plus the constructor configuration, to one ``.npz`` that any backend can l
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -32,28 +30,6 @@ from .._random import host_normal
 __all__ = ["Model", "load_model"]
 
 _REGISTRY: dict[str, type[Model]] = {}
-
-
-def positive_int(value: Any, name: str) -> int:
-    """``value`` as an int, or a ``TypeError`` / ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")
-    return int(value)
-
-
-def real_in(value: Any, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` if ``low_open``), or an error naming
-    ``name``. NaN and infinities are always refused: an infinite ``high`` only means "no upper bound"."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high or not math.isfinite(value):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value:g}")
-    return value
 
 
 class Model:

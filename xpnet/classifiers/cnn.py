@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import layer_utils
+from .._validation import check_int, check_real
 from ..layer_utils import *  # noqa: F403
 from ..layer_utils import affine_relu_backward, affine_relu_forward, conv_relu_pool_backward, conv_relu_pool_forward
 from ..layers import affine_backward, affine_forward, softmax_loss
-from ._base import Model, positive_int, real_in
+from ._base import Model
 
 # CS231n's cnn star-imports layers, fast_layers and layer_utils and has no __all__: layer_utils.__all__ holds all
 # of their names.
@@ -78,18 +79,18 @@ class ThreeLayerConvNet(Model):
         """Validate the arguments and set every attribute except ``params``; draws no random numbers."""
         if isinstance(input_dim, (str, bytes)) or not isinstance(input_dim, Sequence) or len(input_dim) != 3:
             raise TypeError(f"input_dim must be a (C, H, W) tuple of positive ints, got {input_dim!r}")
-        self.input_dim = tuple(positive_int(d, f"input_dim[{i}]") for i, d in enumerate(input_dim))
+        self.input_dim = tuple(check_int(d, f"input_dim[{i}]", low=1) for i, d in enumerate(input_dim))
         _, H, W = self.input_dim
         if H < 2 or W < 2:
             raise ValueError(f"input_dim must have H >= 2 and W >= 2 for the 2x2 max pool, got {self.input_dim}")
-        self.num_filters = positive_int(num_filters, "num_filters")
-        self.filter_size = positive_int(filter_size, "filter_size")
+        self.num_filters = check_int(num_filters, "num_filters", low=1)
+        self.filter_size = check_int(filter_size, "filter_size", low=1)
         if self.filter_size % 2 == 0:
             raise ValueError(f"filter_size must be odd so that 'same' padding keeps H and W, got {filter_size}")
-        self.hidden_dim = positive_int(hidden_dim, "hidden_dim")
-        self.num_classes = positive_int(num_classes, "num_classes")
-        self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
-        self.reg = real_in(reg, "reg", low=0.0)
+        self.hidden_dim = check_int(hidden_dim, "hidden_dim", low=1)
+        self.num_classes = check_int(num_classes, "num_classes", low=1)
+        self.weight_scale = check_real(weight_scale, "weight_scale", low=0.0, include_low=False)
+        self.reg = check_real(reg, "reg", low=0.0)
         self._set_backend(xp, device, dtype)
 
     def _param_specs(self) -> dict:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import layer_utils
 from .._random import check_legacy_seed
+from .._validation import check_int, check_real
 from ..layer_utils import *  # noqa: F403
 from ..layer_utils import (
     affine_bn_relu_backward,
@@ -22,7 +23,7 @@ from ..layer_utils import (
     affine_relu_forward,
 )
 from ..layers import affine_backward, affine_forward, dropout_backward, dropout_forward, softmax_loss
-from ._base import Model, positive_int, real_in
+from ._base import Model
 
 # CS231n's fc_net star-imports layers and layer_utils (which star-imports fast_layers) and has no __all__, so
 # `from cs231n.classifiers.fc_net import *` gives every layer function; layer_utils.__all__ holds all of them.
@@ -130,7 +131,7 @@ class FullyConnectedNet(Model):
                     f"editions'), which name one setting, the keep probability: got dropout={dropout!r} and "
                     f"dropout_keep_ratio={dropout_keep_ratio!r}; give one of them"
                 )
-            dropout_keep_ratio = real_in(dropout, "dropout", low=0.0, high=1.0, low_open=True)
+            dropout_keep_ratio = check_real(dropout, "dropout", low=0.0, high=1.0, include_low=False)
         self._configure(
             hidden_dims=hidden_dims,
             input_dim=input_dim,
@@ -164,15 +165,15 @@ class FullyConnectedNet(Model):
         """Validate the arguments and set every attribute except ``params``; draws no random numbers."""
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence) or not hidden_dims:
             raise TypeError(f"hidden_dims must be a non-empty list of positive ints, got {hidden_dims!r}")
-        self.hidden_dims = [positive_int(h, f"hidden_dims[{i}]") for i, h in enumerate(hidden_dims)]
-        self.input_dim = positive_int(input_dim, "input_dim")
-        self.num_classes = positive_int(num_classes, "num_classes")
+        self.hidden_dims = [check_int(h, f"hidden_dims[{i}]", low=1) for i, h in enumerate(hidden_dims)]
+        self.input_dim = check_int(input_dim, "input_dim", low=1)
+        self.num_classes = check_int(num_classes, "num_classes", low=1)
         if normalization not in _SANDWICHES:
             raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got {normalization!r}")
         self.normalization = normalization
-        self.reg = real_in(reg, "reg", low=0.0)
-        self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
-        keep = real_in(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, low_open=True)
+        self.reg = check_real(reg, "reg", low=0.0)
+        self.weight_scale = check_real(weight_scale, "weight_scale", low=0.0, include_low=False)
+        keep = check_real(dropout_keep_ratio, "dropout_keep_ratio", low=0.0, high=1.0, include_low=False)
         seed = check_legacy_seed(seed)
         self._set_backend(xp, device, dtype)
         self.num_layers = len(self.hidden_dims) + 1
@@ -351,11 +352,11 @@ class TwoLayerNet(Model):
 
     def _configure(self, *, input_dim, hidden_dim, num_classes, weight_scale, reg, dtype, xp, device) -> None:
         """Validate the arguments and set every attribute except ``params``; draws no random numbers."""
-        self.input_dim = positive_int(input_dim, "input_dim")
-        self.hidden_dim = positive_int(hidden_dim, "hidden_dim")
-        self.num_classes = positive_int(num_classes, "num_classes")
-        self.weight_scale = real_in(weight_scale, "weight_scale", low=0.0, low_open=True)
-        self.reg = real_in(reg, "reg", low=0.0)
+        self.input_dim = check_int(input_dim, "input_dim", low=1)
+        self.hidden_dim = check_int(hidden_dim, "hidden_dim", low=1)
+        self.num_classes = check_int(num_classes, "num_classes", low=1)
+        self.weight_scale = check_real(weight_scale, "weight_scale", low=0.0, include_low=False)
+        self.reg = check_real(reg, "reg", low=0.0)
         self._set_backend(xp, device, dtype)
 
     def _param_specs(self) -> dict:

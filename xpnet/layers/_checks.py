@@ -1,15 +1,11 @@
-"""Input checks shared by the layer functions: arrays and their float dtypes, param dicts and the numbers in them.
+"""Array checks shared by the layer functions: which arrays, of which real dtypes, promoted to which float.
 
 Every check looks at Python objects, shapes and dtypes only, never at array values, so none costs a device sync.
-Each error names the argument (or ``dict['key']``), what was expected and what was got.
+Each error names the argument, what was expected and what was got. Param dicts and the numbers in them are checked
+by :mod:`xpnet._validation`, the one module for scalars, flags and keys.
 """
 
 from __future__ import annotations
-
-import math
-import numbers
-import operator
-from collections.abc import Mapping
 
 from .._backend import device, dtype_name, namespace
 
@@ -19,9 +15,6 @@ __all__ = [
     "float_dtype",
     "promote",
     "as_common_dtype",
-    "check_keys",
-    "check_real",
-    "check_int",
 ]
 
 _PY_SCALARS = (bool, int, float, complex)
@@ -86,50 +79,3 @@ def as_common_dtype(a, *others, xp):
     arrays already share one dtype."""
     dtype = float_dtype(a, *others, xp=xp)
     return a if a.dtype == dtype else xp.astype(a, dtype)
-
-
-def check_keys(param, name: str, accepted) -> None:
-    """Refuse a ``param`` that is not a dict, or that has a key outside ``accepted`` (a misspelling, most likely)."""
-    if not isinstance(param, Mapping):
-        raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
-    for key in param:
-        if key not in accepted:
-            raise ValueError(f"{name} has unknown key {key!r}; accepted keys: {sorted(accepted)}")
-
-
-def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
-    if math.isinf(high):
-        return f"{'>' if low_open else '>='} {low:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def check_real(value, name: str, *, low: float, high: float = math.inf, low_open=False, high_open=False) -> float:
-    """``value`` as a Python float, or a TypeError (not a real number; bools refused) or ValueError (NaN, infinite,
-    or outside the interval) naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
-    if not (inside and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, got {value}")
-    return value
-
-
-def check_int(value, name: str, *, minimum: int) -> int:
-    """``value`` as a Python int, or a ValueError/TypeError naming ``name`` (bools and floats are refused)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def check_input_grad(input_grad) -> None:
-    """The keyword-only ``input_grad`` of the backward passes that can skip dx must be a bool (0 or None would read
-    as a silent False)."""
-    if not isinstance(input_grad, bool):
-        raise TypeError(f"input_grad must be True or False, got {input_grad!r}")

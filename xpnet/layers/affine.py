@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 from .._backend import Array
-from ._checks import check_input_grad, float_namespace, promote
+from .._validation import check_flag
+from ._checks import float_namespace, promote
 
 __all__ = ["affine_forward", "affine_backward"]
 
@@ -62,7 +63,7 @@ def affine_backward(dout: Array, cache: Any, *, input_grad: bool = True) -> tupl
     dw : gradient of shape (D, M).
     db : gradient of shape (M,).
     """
-    check_input_grad(input_grad)
+    check_flag(input_grad, "input_grad")
     x, w = cache
     xp = float_namespace(dout=dout, cache=x)
     expected = (x.shape[0], w.shape[1])

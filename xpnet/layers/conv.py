@@ -10,7 +10,8 @@ backward pass computes in the common dtype of dout and the cache.
 from __future__ import annotations
 
 from .._backend import at, device, pad
-from ._checks import as_common_dtype, check_input_grad, check_int, check_keys, float_namespace, promote
+from .._validation import check_flag, check_int, check_keys
+from ._checks import as_common_dtype, float_namespace, promote
 from ._windows import conv_output_size, gather_windows, scatter_windows
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast", "conv_backward_fast"]
@@ -30,14 +31,9 @@ def _conv_geometry(x, w, b, conv_param) -> tuple[int, int, int, int]:
         raise ValueError(f"w must have shape (F, C, HH, WW) with C={C} to match x, got {tuple(w.shape)}")
     if tuple(b.shape) != (F,):
         raise ValueError(f"b must have shape (F,) = ({F},) to match w, got {tuple(b.shape)}")
-    if not isinstance(conv_param, dict):
-        raise TypeError(f"conv_param must be a dict with keys 'stride' and 'pad', got {type(conv_param).__name__}")
-    check_keys(conv_param, "conv_param", _KEYS)
-    missing = sorted(_KEYS - conv_param.keys())
-    if missing:
-        raise ValueError(f"conv_param must have keys 'stride' and 'pad', missing {missing}")
-    stride = check_int(conv_param["stride"], "conv_param['stride']", minimum=1)
-    p = check_int(conv_param["pad"], "conv_param['pad']", minimum=0)
+    check_keys(conv_param, "conv_param", required=_KEYS, allowed=_KEYS)
+    stride = check_int(conv_param["stride"], "conv_param['stride']", low=1)
+    p = check_int(conv_param["pad"], "conv_param['pad']", low=0)
     out_h = conv_output_size(H, HH, stride, p, what="filter", axis="height")
     out_w = conv_output_size(W, WW, stride, p, what="filter", axis="width")
     return stride, p, out_h, out_w
@@ -224,7 +220,7 @@ def conv_backward_fast(dout, cache, *, input_grad=True):
     -------
     dx : (N, C, H, W) or None, dw : (F, C, HH, WW), db : (F,).
     """
-    check_input_grad(input_grad)
+    check_flag(input_grad, "input_grad")
     N, F, out_h, out_w = _output_shape(cache)
     xp, dout, cache = _backward_inputs(dout, cache, (N, F, out_h, out_w), "dout")
     dout_2d = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * out_h * out_w))
@@ -245,7 +241,7 @@ def conv_backward_channels_first(da, cache, *, input_grad=True):
     -------
     dx : (N, C, H, W) or None, dw : (F, C, HH, WW).
     """
-    check_input_grad(input_grad)
+    check_flag(input_grad, "input_grad")
     N, F, out_h, out_w = _output_shape(cache)
     xp, da, cache = _backward_inputs(da, cache, (F, N, out_h, out_w), "da")
     return _im2col_backward(xp.reshape(da, (F, N * out_h * out_w)), cache, input_grad, xp=xp)

@@ -6,7 +6,8 @@ from typing import Any
 
 from .._backend import Array, asarray, namespace
 from .._random import check_legacy_seed, host_rand, reseed_global
-from ._checks import as_common_dtype, check_keys, check_real, float_namespace
+from .._validation import check_keys, check_real
+from ._checks import as_common_dtype, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -88,10 +89,12 @@ def dropout_backward(dout: Array, cache: Any) -> Array:
 
 def _settings(dropout_param):
     """``(p, mode, seed)`` from dropout_param, checked."""
-    check_keys(dropout_param, "dropout_param", _KEYS)
+    check_keys(dropout_param, "dropout_param", allowed=_KEYS)
     if "p" not in dropout_param:
         raise ValueError("dropout_param must contain 'p', the probability of keeping each unit")
-    p = check_real(dropout_param["p"], "dropout_param['p'] (the keep probability)", low=0.0, high=1.0, low_open=True)
+    p = check_real(
+        dropout_param["p"], "dropout_param['p'] (the keep probability)", low=0.0, high=1.0, include_low=False
+    )
     mode = dropout_param.get("mode")
     if not isinstance(mode, str) or mode not in ("train", "test"):
         raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")

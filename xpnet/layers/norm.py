@@ -28,7 +28,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from .._backend import Array, device
-from ._checks import as_common_dtype, check_int, check_keys, check_real, float_namespace, promote
+from .._validation import check_int, check_keys, check_real
+from ._checks import as_common_dtype, float_namespace, promote
 
 __all__ = [
     "batchnorm_forward",
@@ -189,7 +190,7 @@ def spatial_groupnorm_forward(
     _check_ndim(x, 4, "(N, C, H, W)")
     _check_scale_shift(x, gamma, beta)
     N, C, H, W = x.shape
-    G = check_int(G, "G", minimum=1)
+    G = check_int(G, "G", low=1)
     if C % G:
         raise ValueError(f"G must be a positive divisor of the number of channels C={C}, got G={G}")
     view = (N, G, C // G, H, W)
@@ -361,9 +362,9 @@ def _eps(param, name):
     """``param['eps']`` (default 1e-5) after checking param's keys; ``None`` stands for an empty dict."""
     if param is None:
         return 1e-5
-    check_keys(param, name, _KEYS)
+    check_keys(param, name, allowed=_KEYS)
     # eps = 0 divides by zero on a constant feature, so it is refused with the negative values.
-    return check_real(param.get("eps", 1e-5), f"{name}['eps']", low=0.0, low_open=True)
+    return check_real(param.get("eps", 1e-5), f"{name}['eps']", low=0.0, include_low=False)
 
 
 def _bn_settings(bn_param):

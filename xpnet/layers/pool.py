@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 
 from .._backend import at, device, is_host_resident
-from ._checks import as_common_dtype, check_int, check_keys, float_namespace
+from .._validation import check_int, check_keys
+from ._checks import as_common_dtype, float_namespace
 from ._windows import conv_output_size, scatter_windows, window_views
 
 __all__ = ["max_pool_forward_naive", "max_pool_backward_naive", "max_pool_forward_fast", "max_pool_backward_fast"]
@@ -25,13 +26,8 @@ def _pool_geometry(x, pool_param) -> tuple[int, int, int, int, int]:
     """Validate the inputs of a pooling; return ``(pool_height, pool_width, stride, H', W')``."""
     if getattr(x, "ndim", None) != 4:
         raise ValueError(f"x must be 4-D with shape (N, C, H, W), got shape {tuple(getattr(x, 'shape', ()))}")
-    if not isinstance(pool_param, dict):
-        raise TypeError(f"pool_param must be a dict with keys {list(_KEYS)}, got {type(pool_param).__name__}")
-    check_keys(pool_param, "pool_param", _KEYS)
-    missing = [k for k in _KEYS if k not in pool_param]
-    if missing:
-        raise ValueError(f"pool_param must have keys {list(_KEYS)}, missing {missing}")
-    ph, pw, s = (check_int(pool_param[k], f"pool_param[{k!r}]", minimum=1) for k in _KEYS)
+    check_keys(pool_param, "pool_param", required=_KEYS, allowed=_KEYS)
+    ph, pw, s = (check_int(pool_param[k], f"pool_param[{k!r}]", low=1) for k in _KEYS)
     out_h = conv_output_size(x.shape[2], ph, s, what="pool window", axis="height")
     out_w = conv_output_size(x.shape[3], pw, s, what="pool window", axis="width")
     return ph, pw, s, out_h, out_w
