@@ -343,7 +343,7 @@ CHECKPOINT_META_EDITS = {
     "accuracy above one": (_set(["best_val_acc"], 2.0), r"'best_val_acc' must be a number in \[0, 1\]"),
     "negative learning rate": (
         _set(["tree", "optim_configs", "W1", "learning_rate"], -1.0),
-        r"optim_configs\['W1'\]\['learning_rate'\] must be a finite number in \[0, inf\)",
+        r"optim_configs\['W1'\]\['learning_rate'\] must be a finite number >= 0, got -1.0",
     ),
     "misspelled optim key": (
         _set(["tree", "optim_configs", "W1", "learnin_rate"], 0.1),

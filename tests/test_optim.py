@@ -220,6 +220,34 @@ OUT_OF_RANGE = {
 HYPER = {rule: [k for k in ACCEPTED[rule] if k in OUT_OF_RANGE] for rule in RULES}
 
 
+def test_config_spec_is_the_table_the_rules_follow():
+    # The public table says what each rule accepts and fills in; the rules agree with it (and with CS231n above).
+    assert list(optim.CONFIG_SPEC) == RULES
+    w = np.ones(2)
+    for rule, spec in optim.CONFIG_SPEC.items():
+        assert sorted(spec.keys) == ACCEPTED[rule]
+        assert sorted(spec.hyperparameters) == HYPER[rule]
+        config = getattr(optim, rule)(w, w)[1]
+        assert {k: config[k] for k in spec.hyperparameters} == spec.defaults()
+        assert config.keys() <= spec.keys
+    beta1 = optim.CONFIG_SPEC["adam"].hyperparameters["beta1"]
+    assert (beta1.low, beta1.high, beta1.include_low) == (0.0, 1.0, True)
+    with pytest.raises(TypeError):
+        optim.CONFIG_SPEC["sgd"] = optim.CONFIG_SPEC["adam"]  # read-only on purpose
+
+
+def test_check_config_checks_a_config_without_arrays():
+    optim.check_config("adam", {"learning_rate": 0.0, "beta1": np.float32(0.5), "t": 3})
+    with pytest.raises(ValueError, match=r"^optim_config\['beta2'\] must be a finite number in \[0, 1\), got 1.0$"):
+        optim.check_config("adam", {"beta2": 1.0}, "optim_config")
+    with pytest.raises(ValueError, match=r"^config has unknown key 'lr'; sgd accepts the keys \['learning_rate'\]$"):
+        optim.check_config("sgd", {"lr": 0.1})
+    with pytest.raises(
+        ValueError, match=r"^rule must be one of \['sgd', 'sgd_momentum', 'rmsprop', 'adam'\], got 'ada'$"
+    ):
+        optim.check_config("ada", {})
+
+
 def _w(xp, shape=(2, 3), dtype="float64"):
     return to_xp(np.ones(shape), xp, dtype=dtype)
 

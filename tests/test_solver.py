@@ -739,7 +739,7 @@ def test_numpy_integer_and_generator_seeds_are_accepted():
         (
             {"optim_config": {"learning_rate": "1e-2"}},
             TypeError,
-            r"optim_config\['learning_rate'\] must be a real number \(a Python or NumPy scalar\), got '1e-2'",
+            r"^optim_config\['learning_rate'\] must be a real number, got '1e-2'$",
         ),
         (
             {"update_rule": "sgd_momentum", "optim_config": {"momentum": 1.5}},
