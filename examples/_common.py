@@ -23,7 +23,7 @@ from tqdm import tqdm  # noqa: E402
 # Running `python examples/train_fc.py` from a source checkout works without installing xpnet.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from xpnet._backend import get_namespace, sync  # noqa: E402
+from xpnet._backend import load_namespace, sync  # noqa: E402
 from xpnet.data_utils import get_CIFAR10_data, get_digits_data  # noqa: E402
 from xpnet.solver import Solver, checkpoint_epoch  # noqa: E402
 from xpnet.vis_utils import plot_solver_history  # noqa: E402
@@ -61,7 +61,7 @@ def choose_backend(name: str):
         except ImportError:
             raise SystemExit("--backend torch: torch is not installed; install it with: pip install torch") from None
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    xp = get_namespace(name)
+    xp = load_namespace(name)
     description = name if device is None else f"{name} ({device})"
     return xp, device, description
 
@@ -294,8 +294,8 @@ def sweep_client(args):
     else:
         if args.workers is not None and args.workers < 0:
             raise SystemExit(f"--workers must be >= 0, got {args.workers}")
-        from xpnet._sweep_cluster import import_distributed
         from xpnet.sweep import local_client
+        from xpnet.sweep._cluster import import_distributed
 
         try:
             import_distributed("--workers")

@@ -496,7 +496,7 @@ def test_a_second_sweep_in_a_checkpoint_folder_in_use_is_refused(data, tmp_path)
 
 
 def test_retries_are_counted_per_sweep_run(data, reference, tmp_path):
-    from xpnet.sweep import _trial_name
+    from xpnet.sweep._run import _trial_name
 
     # Attempt counters that other, interrupted sweeps left behind are not this run's worker deaths.
     name = _trial_name(CONFIGS[0], 0, 7)

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import to_numpy
-from ._files import try_lock
-from .solver import NonFiniteLossError, Solver
+from .._backend import to_numpy
+from .._files import try_lock
+from ..solver import NonFiniteLossError, Solver
 
 __all__ = ["Settings", "run_trial", "materialize", "empty_record", "folder_lock"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _files
-from ._sweep_cluster import INSTALL
-from ._sweep_trial import empty_record, final_loss
+from .. import _files
+from ._cluster import INSTALL
+from ._trial import empty_record, final_loss
 
 __all__ = ["SweepResults"]
 
@@ -100,7 +100,7 @@ class SweepResults(Sequence):
         key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
         a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
         None."""
-        from .vis_utils import _new_figure, _save
+        from ..vis_utils import _new_figure, _save
 
         lines: dict[Any, list[tuple[float, float]]] = {}
         for r in self.records:
