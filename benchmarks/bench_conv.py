@@ -36,7 +36,7 @@ from _machine import cpu_name, openblas_kernels
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from xpnet._backend import asarray, backend_name, device, get_namespace, sync, to_numpy
+from xpnet._backend import asarray, backend_name, device, load_namespace, sync, to_numpy
 from xpnet.fast_layers import conv_backward_fast, conv_forward_fast
 
 GEOMETRIES = [
@@ -210,7 +210,7 @@ def main(argv=None) -> None:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
     try:
-        xp = get_namespace(args.backend)
+        xp = load_namespace(args.backend)
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     try:

@@ -275,11 +275,11 @@ def main(argv=None) -> None:
     import numpy as np
     import torch
 
-    from xpnet._backend import backend_name, get_namespace
+    from xpnet._backend import backend_name, load_namespace
 
     torch.set_num_threads(args.threads)
     try:
-        xp = get_namespace(args.backend)
+        xp = load_namespace(args.backend)
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     print(

@@ -56,9 +56,9 @@ def parse_args(argv=None):
 
 def make_solver(config, data, *, settings):
     """One training run of the experiments (runs on a Dask worker): a fully connected net trained with Adam."""
-    from xpnet._backend import get_namespace
+    from xpnet._backend import load_namespace
 
-    xp = get_namespace(settings["backend"])
+    xp = load_namespace(settings["backend"])
     model = FullyConnectedNet(
         config["hidden_dims"],
         input_dim=math.prod(data["X_train"].shape[1:]),

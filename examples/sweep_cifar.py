@@ -53,14 +53,14 @@ def parse_args(argv=None):
 
 def make_solver(config, data, *, settings):
     """One run of the search (on a Dask worker): the net with this config's reg, Adam with its learning rate."""
-    from xpnet._backend import get_namespace
+    from xpnet._backend import load_namespace
 
     model = FullyConnectedNet(
         settings["hidden_dims"],
         input_dim=math.prod(data["X_train"].shape[1:]),
         reg=config["reg"],
         dtype=settings["dtype"],
-        xp=get_namespace(settings["backend"]),
+        xp=load_namespace(settings["backend"]),
         device=settings["device"],
     )
     return Solver(

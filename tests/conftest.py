@@ -31,7 +31,7 @@ from collections import Counter
 
 import pytest
 
-from xpnet._backend import get_namespace
+from xpnet._backend import load_namespace
 
 import helpers
 from backends import ALL_BACKENDS
@@ -114,7 +114,7 @@ def _load(name: str):
 
             if cupy.cuda.runtime.getDeviceCount() < 1:
                 return "cupy is installed but no CUDA device is visible"
-        return get_namespace(name)
+        return load_namespace(name)
     except Exception as err:  # ImportError, CUDA driver errors...
         return f"{type(err).__name__}: {err}"
 

@@ -15,7 +15,7 @@ from xpnet._backend import (
     backend_name,
     device,
     dtype_name,
-    get_namespace,
+    load_namespace,
     max_float_dtype,
     namespace,
     resolve_dtype,
@@ -41,7 +41,7 @@ def device_under_test(xp=None):
     always for a backend other than the one under test, e.g. NumPy in a cross-backend test)."""
     device = DEVICE.get()
     # A device object belongs to its library (torch.device, array_api_strict's Device): other backends get None.
-    if device is None or (xp is not None and type(device).__module__.split(".")[0] != backend_name(get_namespace(xp))):
+    if device is None or (xp is not None and type(device).__module__.split(".")[0] != backend_name(load_namespace(xp))):
         return None
     return device
 
@@ -59,8 +59,8 @@ def require_dtype(xp, dtype):
     """Skip the test, naming the reason, when the device under test has no ``dtype`` (float64 on no_float64)."""
     device = device_under_test(xp)
     if device is not None:
-        xp_dtype = resolve_dtype(get_namespace(xp), dtype)
-        if xp_dtype not in get_namespace(xp).__array_namespace_info__().dtypes(device=device).values():
+        xp_dtype = resolve_dtype(load_namespace(xp), dtype)
+        if xp_dtype not in load_namespace(xp).__array_namespace_info__().dtypes(device=device).values():
             pytest.skip(f"device {device} has no {dtype_name(xp_dtype)} (this test needs it)")
 
 
@@ -160,7 +160,7 @@ def assert_close_to_reference(actual, reference, *, dtype, xp=None, terms: int =
 def widest_float(xp) -> str:
     """'float64', or 'float32' on a device under test without float64: the dtype of a test that needs no particular
     precision (Solver behaviour, argument checks), so that it runs on every device."""
-    return dtype_name(max_float_dtype(get_namespace(xp), device_under_test(xp)))
+    return dtype_name(max_float_dtype(load_namespace(xp), device_under_test(xp)))
 
 
 # Numerical gradients cost two evaluations per entry probed. Every entry of a whole model is thousands of loss calls:
@@ -173,7 +173,7 @@ SAMPLED_ENTRIES = 10
 
 def probes_every_entry(xp) -> bool:
     """True on NumPy, where numerical gradient checks probe every entry (elsewhere :func:`sampled_entries`)."""
-    return backend_name(get_namespace(xp)) == "numpy"
+    return backend_name(load_namespace(xp)) == "numpy"
 
 
 def sampled_entries(grad, k: int = SAMPLED_ENTRIES, seed: int = 0) -> list[tuple[int, ...]]:

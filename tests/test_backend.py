@@ -6,6 +6,7 @@ import types
 import numpy as np
 import pytest
 
+import xpnet
 from xpnet import _backend as B
 
 from helpers import to_np, to_xp, torch
@@ -29,10 +30,17 @@ def test_namespace_rejects_non_arrays():
         B.namespace([1.0, 2.0])
 
 
-def test_get_namespace_by_name_and_module(xp, backend):
-    assert B.get_namespace(backend) is xp
+def test_load_namespace_by_name_and_module(xp, backend):
+    assert B.load_namespace(backend) is xp
     with pytest.raises(ValueError, match="xp must be one of"):
-        B.get_namespace("tensorflow")
+        B.load_namespace("tensorflow")
+
+
+def test_get_namespace_is_a_deprecated_alias_of_load_namespace():
+    # array-api-compat's get_namespace takes arrays; xpnet's took a library. The old name still works, and says so.
+    with pytest.warns(DeprecationWarning, match=r"xpnet.get_namespace is deprecated: use xpnet.load_namespace"):
+        assert xpnet.get_namespace("numpy") is xpnet.load_namespace("numpy")
+    assert "get_namespace" not in xpnet.__all__
 
 
 def test_asarray_like_keeps_device_and_dtype(xp):

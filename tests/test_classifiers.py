@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xpnet._backend import backend_name, dtype_name, get_namespace, namespace
+from xpnet._backend import backend_name, dtype_name, load_namespace, namespace
 from xpnet._files import write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
@@ -34,7 +34,7 @@ from helpers import (
 )
 
 N, D, H1, H2, C = 2, 15, 20, 30, 10
-NUMPY = get_namespace("numpy")
+NUMPY = load_namespace("numpy")
 
 
 def _fc_data(xp, n=N, d=D, seed=231, dtype="float64"):
@@ -454,10 +454,10 @@ def test_backend_and_dtype_spellings():
         (torch, "torch"),
         ("torch", "torch"),
         (array_api_strict, "array_api_strict"),
-        (get_namespace("torch"), "torch"),
+        (load_namespace("torch"), "torch"),
     ]:
         model = FullyConnectedNet([4], input_dim=3, num_classes=2, xp=xp_arg)
-        assert model.xp is get_namespace(name) and backend_name(namespace(model.params["W1"])) == name
+        assert model.xp is load_namespace(name) and backend_name(namespace(model.params["W1"])) == name
     for dtype, expected in [
         (np.float64, "float64"),
         (np.dtype("float32"), "float32"),
@@ -535,8 +535,8 @@ def test_cnn_bad_arguments(kwargs, error, match):
 def _other_backend(xp):
     """A backend that is neither NumPy nor ``xp``'s (its arrays stay refused by a model on ``xp``), or None."""
     if backend_name(xp) != "array_api_strict":
-        return get_namespace("array_api_strict")
-    return None if torch is None else get_namespace("torch")
+        return load_namespace("array_api_strict")
+    return None if torch is None else load_namespace("torch")
 
 
 @requires_torch
@@ -771,7 +771,7 @@ def test_solver_with_numpy_data_trains_and_checks_accuracy_on_any_backend(xp):
 
 
 def test_input_on_another_device_of_the_models_backend_is_refused_by_name():
-    strict = get_namespace("array_api_strict")
+    strict = load_namespace("array_api_strict")
     model = _fc(strict)
     X = strict.asarray(np.zeros((2, D)), device=strict.Device("device1"))
     with pytest.raises(ValueError, match=r"^X is on device .*device1.*, the model's params on .*CPU_DEVICE.*; move it"):

@@ -53,7 +53,7 @@ def test_float64_without_64bit_mode_is_refused_not_truncated():
 
 
 def test_the_jax_module_and_its_numpy_are_one_backend():
-    assert B.get_namespace(jax) is jnp and B.get_namespace(jnp) is jnp and B.get_namespace("jax") is jnp
+    assert B.load_namespace(jax) is jnp and B.load_namespace(jnp) is jnp and B.load_namespace("jax") is jnp
     assert B.backend_name(jnp) == "jax"
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from xpnet import layer_utils as lu
 from xpnet import layers as L
-from xpnet._backend import dtype_name, get_namespace
+from xpnet._backend import dtype_name, load_namespace
 
 from helpers import (
     F,
@@ -309,7 +309,7 @@ def test_integer_and_bool_arrays_promote_as_numpy_does(xp, name, data):
     ints = data.draw(st.sets(st.sampled_from(sorted(case.shapes)), min_size=1), label="integer arguments")
     dtypes = {arg: data.draw(st.sampled_from(INT_DTYPES), label=f"{arg}'s dtype") for arg in sorted(ints)}
     given_arrays = {k: _integral(v, dtypes[k]) if k in dtypes else v for k, v in floats.items()}
-    namespace = get_namespace(xp)
+    namespace = load_namespace(xp)
     if len(ints) == len(floats) and name != "batchnorm_test_mode":  # its running statistics are floats too
         info = namespace.__array_namespace_info__()
         dtype = dtype_name(info.default_dtypes(device=device_under_test(xp))["real floating"])
@@ -333,7 +333,7 @@ def test_an_integer_dout_is_promoted_to_the_layer_dtype(xp, name, dtype):
     out, cache = case.forward(xp, **{k: to_xp(v, xp) for k, v in arrays.items()})
     # Dropout's cache is CS231n's (dropout_param, mask) with a boolean mask: no float in it, so an integer dout
     # takes the device's default float, as when every argument of a layer is an integer.
-    default = get_namespace(xp).__array_namespace_info__().default_dtypes(device=device_under_test(xp))
+    default = load_namespace(xp).__array_namespace_info__().default_dtypes(device=device_under_test(xp))
     expected = default["real floating"] if name == "dropout" else out.dtype
     dout = _integral(_dout(out.shape), dtype)
     grads = case.backward(to_xp(dout, xp), cache)

@@ -4,8 +4,11 @@ The same layer code runs on NumPy arrays, CuPy arrays on a CUDA GPU, torch tenso
 every function takes its array namespace from its inputs.
 """
 
-from ._backend import asarray, backend_name, get_namespace, namespace, to_numpy
+from ._backend import asarray, backend_name, load_namespace, namespace, to_numpy
+
+# Deprecated (warns): load_namespace is its name now. Importable, but left out of __all__ and the docs.
+from ._backend import get_namespace as get_namespace
 
 __version__ = "0.1.0"
 
-__all__ = ["asarray", "backend_name", "get_namespace", "namespace", "to_numpy", "__version__"]
+__all__ = ["asarray", "backend_name", "load_namespace", "namespace", "to_numpy", "__version__"]

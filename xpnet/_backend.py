@@ -12,6 +12,7 @@ module imports nothing from xpnet, so every other module may import it.
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,7 @@ Array = Any
 
 __all__ = [
     "namespace",
+    "load_namespace",
     "get_namespace",
     "backend_name",
     "is_array",
@@ -99,12 +101,13 @@ _MODULE_NAMES = {
 }
 
 
-def get_namespace(xp: Any = None):
-    """Array API namespace for ``xp``: a module (numpy, cupy, torch, array_api_strict, jax or jax.numpy), its name,
-    or a namespace.
+def load_namespace(xp: Any = None):
+    """Array API namespace of a library: ``xp`` is a module (numpy, cupy, torch, array_api_strict, jax or
+    jax.numpy), its name, or a namespace; the library is imported if it has not been.
 
     ``None`` means NumPy. The result is the array-api-compat wrapped namespace, so ``xp.asarray``, ``xp.matmul``,
-    ``xp.permute_dims`` ... behave as the standard says on every backend (``jax.numpy`` is returned as is).
+    ``xp.permute_dims`` ... behave as the standard says on every backend (``jax.numpy`` is returned as is). To get
+    the namespace of arrays you hold, use :func:`namespace`.
     """
     if xp is None:
         xp = "numpy"
@@ -120,6 +123,21 @@ def get_namespace(xp: Any = None):
     if not isinstance(xp, ModuleType) or not hasattr(xp, "asarray"):
         raise TypeError(f"xp must be an array module or namespace such as numpy or cupy, got {_describe(xp)}")
     return _compat.array_namespace(xp.asarray(0.0))
+
+
+def get_namespace(xp: Any = None):
+    """Deprecated name of :func:`load_namespace`; warns ``DeprecationWarning``.
+
+    array-api-compat's ``get_namespace`` takes arrays, this one took a library: the same name with the opposite
+    meaning. :func:`load_namespace` takes a library, :func:`namespace` takes arrays.
+    """
+    warnings.warn(
+        "xpnet.get_namespace is deprecated: use xpnet.load_namespace(name_or_module) for a library's namespace "
+        "(xpnet.namespace(*arrays) for the namespace of arrays)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_namespace(xp)
 
 
 def backend_name(xp: Any) -> str:
@@ -229,7 +247,7 @@ def asarray(obj: Any, *, like: Any = None, xp: Any = None, device: Any = None, d
         xp = namespace(like)
         device = _compat.device(like) if device is None else device
     else:
-        xp = get_namespace(xp)
+        xp = load_namespace(xp)
     dtype = resolve_dtype(xp, dtype)
     if dtype is None and _jax_without_x64(xp):
         _check_jax_float64(xp, getattr(obj, "dtype", None))

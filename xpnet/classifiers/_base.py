@@ -16,10 +16,10 @@ from .._backend import (
     asarray,
     backend_name,
     dtype_name,
-    get_namespace,
     index_dtype,
     is_array,
     is_host_resident,
+    load_namespace,
     namespace,
     resolve_dtype,
 )
@@ -55,7 +55,7 @@ class Model:
 
     def _set_backend(self, xp: Any, device: Any, dtype: Any) -> None:
         """Resolve ``xp`` (module, name or namespace), ``device`` and a real floating ``dtype``."""
-        self.xp = get_namespace(xp)
+        self.xp = load_namespace(xp)
         self.device = device
         dt = resolve_dtype(self.xp, dtype)
         # Compared with the namespace's own dtypes first: isdtype() of a list or an int is a raw AttributeError on
@@ -246,7 +246,7 @@ class Model:
         if "dtype" in saved.config and not isinstance(saved.config["dtype"], str):  # config() saves its name
             got = saved.config["dtype"]
             raise ValueError(f"{file}: config['dtype'] must be a dtype name such as 'float32', got {got!r}")
-        xp = get_namespace(xp)  # a bad xp is the caller's mistake, not the file's
+        xp = load_namespace(xp)  # a bad xp is the caller's mistake, not the file's
         model = cls.__new__(cls)
         try:
             model._configure(**saved.config, xp=xp, device=device)
