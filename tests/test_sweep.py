@@ -21,6 +21,7 @@ from conftest import importorskip_extra
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xpnet import vis_utils
 from xpnet.classifiers import FullyConnectedNet
 from xpnet.data_utils import get_digits_data
 from xpnet.solver import Solver
@@ -252,6 +253,28 @@ def test_save_load_best_table_and_plot(data, tmp_path):
         SweepResults.load(tmp_path / "bad.json")
 
 
+def test_plot_draws_one_sorted_line_per_hue_through_vis_utils_plot_sweep():
+    # Records as a sweep returns them (no Dask needed): a failed trial is left out, points are sorted by x.
+    def record(i, lr, ws, acc, status="ok"):
+        return {"index": i, "config": {"lr": lr, "ws": ws}, "status": status, "best_val_acc": acc}
+
+    results = SweepResults(
+        [record(0, 1e-1, 1, 0.5), record(1, 1e-3, 1, 0.7), record(2, 1e-3, 2, 0.6), record(3, 1e-2, 2, None, "error")]
+    )
+    fig = results.plot(x="lr", hue="ws", title="t")
+    (ax,) = fig.axes
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+    assert drawn == {"ws=1": ([1e-3, 1e-1], [0.7, 0.5]), "ws=2": ([1e-3], [0.6])}
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "lr" and ax.get_ylabel() == "best_val_acc"
+    assert vis_utils.plot_sweep({None: [(1, 2.0), (3, 1.0)]}, xlabel="a", ylabel="b").axes[0].get_xscale() == "linear"
+    with pytest.raises(TypeError, match=r"lines must be a dict \{label: \[\(x, y\), ...\]\}, got list"):
+        vis_utils.plot_sweep([(1, 2.0)], xlabel="a", ylabel="b")
+    with pytest.raises(TypeError, match=r"lines\['a'\] must hold \(x, y\) pairs with a real number y, got \(1, 'x'\)"):
+        vis_utils.plot_sweep({"a": [(1, "x")]}, xlabel="a", ylabel="b")
+    with pytest.raises(TypeError, match="logx must be True, False or None"):
+        vis_utils.plot_sweep({}, xlabel="a", ylabel="b", logx="yes")
+
+
 def env_of_trial(config, data):
     """Reports the GPU pinning its worker process got, through the record's error message."""
     import time
@@ -446,6 +469,7 @@ def test_sweep_arguments_are_refused_by_name_before_any_work(kwargs, error, matc
 
 HOLDER = """
 import json, os, sys, time
+from xpnet import vis_utils
 from xpnet.classifiers import FullyConnectedNet
 from xpnet.data_utils import get_digits_data
 from xpnet.solver import Solver

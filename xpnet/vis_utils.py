@@ -23,7 +23,7 @@ import numpy as np
 from ._backend import is_array, namespace, to_numpy
 from ._validation import check_int
 
-__all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_solver_history", "plot_filters"]
+__all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_solver_history", "plot_filters", "plot_sweep"]
 
 _HISTORY_KEYS = ("loss_history", "train_acc_history", "val_acc_history")
 
@@ -282,3 +282,66 @@ def plot_filters(W1, path=None, *, padding=1):
     ax.set_axis_off()
     ax.set_title(f"{W1.shape[0]} first-layer filters")
     return _save(fig, path)
+
+
+def plot_sweep(lines, path=None, *, xlabel, ylabel, logx=None, title=None):
+    """Plot a sweep's results: one line of points ``(x, y)`` per group, each sorted by ``x``; a PNG file, or a Figure.
+
+    :meth:`xpnet.sweep.SweepResults.plot` chooses the points (a config key against a result, grouped by another
+    config key, failed trials left out) and draws them with this function.
+
+    Parameters
+    ----------
+    lines : dict ``{label: [(x, y), ...]}``
+        Each value a sequence of points: ``y`` a real number, ``x`` a number (or strings, drawn as categories); the
+        label (a str) names the line in the legend, and a single line may have the label None (no legend).
+    path : the PNG file to write (folders are created), or None (default) to return the figure instead.
+    xlabel, ylabel : str
+        The axis labels.
+    logx : bool or None
+        A logarithmic x axis; None (default) draws one when every ``x`` is positive and they span 100x or more.
+    title : str or None
+
+    Returns
+    -------
+    path : str
+        With a ``path``: the file written.
+    fig : matplotlib.figure.Figure
+        Without one: the figure (7 x 4.5 inches), not registered with pyplot.
+
+    Raises
+    ------
+    TypeError
+        ``lines`` is not a dict of sequences of ``(x, y)`` pairs with a real ``y``, or ``logx`` not True, False or
+        None.
+    """
+    if not isinstance(lines, Mapping):
+        raise TypeError(f"lines must be a dict {{label: [(x, y), ...]}}, got {type(lines).__name__}")
+    points = {}
+    for label, line in lines.items():
+        if isinstance(line, (str, bytes)) or not isinstance(line, Sequence):
+            raise TypeError(f"lines[{label!r}] must be a list of (x, y) pairs, got {type(line).__name__}")
+        for p in line:
+            if not (isinstance(p, Sequence) and len(p) == 2 and _real(p[1])):
+                raise TypeError(f"lines[{label!r}] must hold (x, y) pairs with a real number y, got {p!r}")
+        points[label] = sorted(line, key=lambda p: p[0])
+    if logx is not None and not isinstance(logx, bool):
+        raise TypeError(f"logx must be True, False or None (auto), got {logx!r}")
+    xs = [px for line in points.values() for px, _ in line]
+    if logx is None:
+        logx = bool(xs) and all(_real(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
+    fig = _new_figure((7, 4.5))
+    ax = fig.subplots()
+    for label, line in points.items():
+        ax.plot([p[0] for p in line], [p[1] for p in line], "-o", markersize=4, label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "")
+    if any(label is not None for label in points):
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _real(v) -> bool:
+    """A real number that is not a bool (NumPy scalars included)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))

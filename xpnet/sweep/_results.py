@@ -100,9 +100,9 @@ class SweepResults(Sequence):
         key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
         a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
         None."""
-        from ..vis_utils import _new_figure, _save
+        from ..vis_utils import plot_sweep
 
-        lines: dict[Any, list[tuple[float, float]]] = {}
+        groups: dict[Any, list[tuple[Any, float]]] = {}
         for r in self.records:
             if x not in r["config"] or (hue is not None and hue not in r["config"]):
                 missing = x if x not in r["config"] else hue
@@ -110,22 +110,10 @@ class SweepResults(Sequence):
             value = _record_value(r, y)
             if r["status"] != "error" and _finite(value):
                 group = None if hue is None else r["config"][hue]
-                lines.setdefault(group, []).append((r["config"][x], value))
-        xs = [px for points in lines.values() for px, _ in points]
-        if logx is None:
-            logx = bool(xs) and all(_finite(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
-        fig = _new_figure((7, 4.5))
-        ax = fig.subplots()
-        for group, points in lines.items():
-            points.sort(key=lambda p: p[0])
-            label = None if hue is None else f"{hue}={group}"
-            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", markersize=4, label=label)
-        if logx:
-            ax.set_xscale("log")
-        ax.set(xlabel=x, ylabel=y if isinstance(y, str) else getattr(y, "__name__", "value"), title=title or "")
-        if hue is not None and lines:
-            ax.legend(fontsize="small")
-        return fig if path is None else _save(fig, path)
+                groups.setdefault(group, []).append((r["config"][x], value))
+        lines = {None if hue is None else f"{hue}={group}": points for group, points in groups.items()}
+        ylabel = y if isinstance(y, str) else getattr(y, "__name__", "value")
+        return plot_sweep(lines, path, xlabel=x, ylabel=ylabel, logx=logx, title=title)
 
     def save(self, path) -> None:
         """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
