@@ -147,6 +147,64 @@ def test_the_backend_is_the_ground_floor():
     assert import_graph()["xpnet._backend"] == {}
 
 
+# CONTRIBUTING.md, "Layering": the floor of each module or package (a package's modules share its floor). A module
+# imports only from its own floor and the floors below; a new module gets a line here and in that table.
+FLOORS = {
+    "xpnet._backend": 0,
+    "xpnet._validation": 0,
+    "xpnet._atomic": 0,
+    "xpnet._progress": 0,
+    "xpnet._random": 1,
+    "xpnet._npz": 1,
+    "xpnet._metadata": 1,
+    "xpnet._model_file": 1,
+    "xpnet._checkpoint": 1,
+    "xpnet._files": 1,
+    "xpnet.layers": 2,
+    "xpnet.optim": 2,
+    "xpnet.gradient_check": 2,
+    "xpnet.vis_utils": 2,
+    "xpnet.datasets": 2,
+    "xpnet.fast_layers": 3,
+    "xpnet.layer_utils": 3,
+    "xpnet.classifiers": 4,
+    "xpnet.solver": 5,
+    "xpnet.sweep": 6,
+    "xpnet.data_utils": 6,
+    "xpnet": 6,
+}
+
+
+def floor_of(module: str) -> int | None:
+    """The floor of ``module``: its own entry in :data:`FLOORS`, else that of the nearest package above it (not
+    ``xpnet`` itself, whose entry is its ``__init__`` only); None if it has none."""
+    if module in FLOORS:
+        return FLOORS[module]
+    parts = module.split(".")
+    for n in range(len(parts) - 1, 1, -1):
+        if ".".join(parts[:n]) in FLOORS:
+            return FLOORS[".".join(parts[:n])]
+    return None
+
+
+def upward_imports(graph: Graph) -> list[str]:
+    """Each import from a module to one on a higher floor, as ``a (floor 0) imports b (floor 1) at line 12``."""
+    return [
+        f"{a} (floor {floor_of(a)}) imports {b} (floor {floor_of(b)}) at line {line}"
+        for a, edges in sorted(graph.items())
+        for b, line in sorted(edges.items())
+        if (floor_of(b) or 0) > (floor_of(a) or 0)
+    ]
+
+
+def test_every_module_has_a_floor_and_imports_only_down_or_sideways():
+    graph = import_graph()
+    unplaced = [m for m in graph if floor_of(m) is None]
+    assert not unplaced, f"modules with no floor: {unplaced}; add them to FLOORS here and to CONTRIBUTING.md"
+    upward = upward_imports(graph)
+    assert not upward, "imports going up a floor (CONTRIBUTING.md, 'Layering'):\n" + "\n".join(upward)
+
+
 def _write(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
