@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import _files
-from ..solver import _DATA_KEYS
+from .._atomic import check_writable
+from .._validation import check_flag, check_int, check_progress
+from ..solver import check_data
 from ._cluster import visible_gpus
 
 __all__ = ["check_args", "check_placement", "check_checkpoint_dir", "check_timeouts", "check_picklable", "plain"]
@@ -39,23 +40,15 @@ def check_args(make_solver, configs, data, seed, retries, keep_params, progress)
                 f"configs[{i}] keys must be str (the names of hyperparameters), got {bad[0]!r} "
                 f"of type {type(bad[0]).__name__}"
             )
-    if isinstance(data, Mapping):
-        missing = [k for k in _DATA_KEYS if k not in data]
-        if missing:
-            raise ValueError(f"data is missing {missing}; it must have the keys {list(_DATA_KEYS)}")
-    elif not callable(data):
-        raise TypeError(
-            f"data must be a dict with keys {list(_DATA_KEYS)} or a callable returning one, got {type(data).__name__}"
-        )
-    for name, value, high in (("seed", seed, 2**32 - 1), ("retries", retries, None)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name} must be an int, got {value!r}")
-        if int(value) < 0 or (high is not None and int(value) > high):
-            raise ValueError(f"{name} must be an int in [0, {high or 'inf'}], got {value!r}")
-    if not isinstance(keep_params, bool):
-        raise TypeError(f"keep_params must be True or False, got {keep_params!r}")
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+    if isinstance(data, Mapping) or not callable(data):
+        try:
+            check_data(data)  # the Solver's own check: a dict with X_train, y_train, X_val and y_val
+        except TypeError as err:
+            raise TypeError(f"{err}; or give a callable that returns such a dict") from None
+    check_int(seed, "seed", low=0, high=2**32 - 1)
+    check_int(retries, "retries", low=0)
+    check_flag(keep_params, "keep_params")
+    check_progress(progress)
     return [{k: plain(v) for k, v in c.items()} for c in configs]
 
 
@@ -113,7 +106,7 @@ def check_checkpoint_dir(checkpoint_dir) -> str | None:
     folder = os.fspath(checkpoint_dir)
     if not isinstance(folder, str):
         raise TypeError(f"checkpoint_dir must be a str path, got bytes {folder!r}")
-    _files.check_writable(os.path.join(folder, "trial"), name="checkpoint_dir")
+    check_writable(os.path.join(folder, "trial"), name="checkpoint_dir")
     return os.path.abspath(folder)
 
 

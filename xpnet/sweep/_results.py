@@ -8,13 +8,13 @@ import math
 import numbers
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import _files
+from .. import _npz
+from .._atomic import atomic_write_text
 from ._cluster import INSTALL
 from ._trial import empty_record, final_loss
 
@@ -137,20 +137,8 @@ class SweepResults(Sequence):
         except TypeError as err:
             raise TypeError(f"cannot save {path!r}: {err}") from None
         if params_file is not None:
-            _files.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{os.path.basename(path)}.tmp-", delete=False)
-        try:
-            with tmp:
-                tmp.write(text)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp.name, path)
-        except BaseException:
-            if os.path.exists(tmp.name):
-                os.unlink(tmp.name)
-            raise
+            _npz.write_npz(os.path.join(os.path.dirname(os.path.abspath(path)), params_file), arrays)
+        atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path) -> SweepResults:
@@ -172,7 +160,7 @@ class SweepResults(Sequence):
             if os.path.commonpath([os.path.realpath(params_path), real]) != real:  # a link out of the folder
                 raise ValueError(f"{path}: 'params_file' {doc['params_file']!r} leads out of the folder {folder!r}")
             _check_regular(params_path, f"{path}: params_file {doc['params_file']!r}")
-            arrays, _ = _files.read_npz(params_path)
+            arrays, _ = _npz.read_npz(params_path)
             for r in records:
                 if "best_params" in r:
                     missing = [k for k in r["best_params"] if f"{r['index']}/{k}" not in arrays]

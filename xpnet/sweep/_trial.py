@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._atomic import atomic_write_text, try_lock
 from .._backend import to_numpy
-from .._files import try_lock
 from ..solver import NonFiniteLossError, Solver
 
 __all__ = ["Settings", "run_trial", "materialize", "empty_record", "folder_lock"]
@@ -89,10 +89,7 @@ def _read_count(path: str) -> int:
 
 
 def _write_count(path: str, count: int) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(str(count))
-    os.replace(tmp, path)
+    atomic_write_text(path, str(count))  # fsynced: the count of a worker that dies must survive it
 
 
 LOCK_NAME = ".xpnet-sweep.lock"
@@ -169,7 +166,7 @@ def run_trial(make_solver, config: dict, index: int, name: str, data, settings: 
             solver.checkpoint_name = prefix
             saved = _epoch_files(prefix)
             if saved:
-                solver._load_checkpoint(saved[-1][1])
+                solver.load_checkpoint(saved[-1][1])
         solver.train()
         record["status"] = "ok"
     except NonFiniteLossError as err:
