@@ -592,20 +592,20 @@ def test_get_CIFAR10_data_rejects_counts_beyond_the_data(cifar):
         get_CIFAR10_data(90, 20, 5, cifar10_dir=root)
     with pytest.raises(ValueError, match="num_test must be at most 20, got 21"):
         get_CIFAR10_data(10, 10, 21, cifar10_dir=root)
-    with pytest.raises(ValueError, match="num_validation must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match="num_validation must be an int >= 0, got -1"):
         get_CIFAR10_data(10, -1, 5, cifar10_dir=root)
-    with pytest.raises(ValueError, match="num_training must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_training must be an int >= 1, got 0"):
         get_CIFAR10_data(0, 10, 5, cifar10_dir=root)
 
 
 @pytest.mark.parametrize(
     "kwargs, error, expected",
     [
-        ({"num_training": 10.0}, TypeError, "num_training must be an integer, got 10.0"),
-        ({"num_validation": True}, TypeError, "num_validation must be an integer, got True"),
-        ({"num_test": "5"}, TypeError, "num_test must be an integer, got '5'"),
-        ({"num_test": -3}, ValueError, "num_test must be a non-negative integer, got -3"),
-        ({"num_training": np.int64(0)}, ValueError, "num_training must be an integer >= 1, got 0"),
+        ({"num_training": 10.0}, TypeError, "num_training must be an int >= 1, got 10.0"),
+        ({"num_validation": True}, TypeError, "num_validation must be an int >= 0, got True"),
+        ({"num_test": "5"}, TypeError, "num_test must be an int >= 0, got '5'"),
+        ({"num_test": -3}, ValueError, "num_test must be an int >= 0, got -3"),
+        ({"num_training": np.int64(0)}, ValueError, "num_training must be an int >= 1, got 0"),
         ({"subtract_mean": "no"}, TypeError, "subtract_mean must be True or False, got 'no'"),
         ({"dtype": np.int32}, TypeError, "dtype must be a floating NumPy dtype (np.float32 or np.float64), got "),
         ({"dtype": "uint8"}, TypeError, "dtype must be a floating NumPy dtype (np.float32 or np.float64), got 'uint8'"),
@@ -694,7 +694,7 @@ def test_digits_num_training_and_dtype():
         get_digits_data(100, 100, num_training=1598)
     with pytest.raises(ValueError, match="num_validation \\+ num_test must leave training images"):
         get_digits_data(1000, 797)
-    with pytest.raises(ValueError, match="num_training must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_training must be an int >= 1, got 0"):
         get_digits_data(num_training=0)
-    with pytest.raises(TypeError, match="num_test must be an integer, got 2.5"):
+    with pytest.raises(TypeError, match="num_test must be an int >= 0, got 2.5"):
         get_digits_data(10, 2.5)

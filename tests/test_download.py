@@ -617,8 +617,8 @@ def test_a_local_archive_by_file_url(archive, tmp_path):
         ({"url": "ftp://example.org/c.tgz"}, ValueError, "url must start with https://, http:// or file://, got"),
         ({"url": b"http://x"}, TypeError, "url must be a str, got bytes"),
         ({"progress": "yes"}, TypeError, "progress must be True, False or None (auto), got 'yes'"),
-        ({"timeout": 0}, ValueError, "timeout must be a positive number of seconds, got 0"),
-        ({"timeout": float("nan")}, ValueError, "timeout must be a positive number of seconds, got nan"),
+        ({"timeout": 0}, ValueError, "timeout (seconds) must be a finite number > 0, got 0"),
+        ({"timeout": float("nan")}, ValueError, "timeout (seconds) must be a finite number > 0, got nan"),
         ({"cifar10_dir": 3}, TypeError, "cifar10_dir must be a path (str or os.PathLike), got int"),
     ],
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from .._validation import check_progress, check_real
 from . import _cifar10, _download
 from ._cifar10 import CACHE_ENV, CIFAR10_BATCHES, CIFAR10_ENV, CIFAR10_FOLDER, CLI, CS231N_DIR, as_path, nested
 
@@ -91,10 +92,8 @@ def fetch_CIFAR10(folder, *, progress=None, url=None, md5=None, timeout=60.0):
     local server."""
     url = _download.check_url(_cifar10.CIFAR10_URL if url is None else url)
     md5 = _download.check_md5(_cifar10.CIFAR10_MD5 if md5 is None else md5)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    check_progress(progress)
+    timeout = check_real(timeout, "timeout (seconds)", low=0, include_low=False)
     downloaded = _download.download_and_extract(
         url,
         md5,
@@ -105,7 +104,7 @@ def fetch_CIFAR10(folder, *, progress=None, url=None, md5=None, timeout=60.0):
         what="CIFAR-10",
         max_bytes=_cifar10.CIFAR10_UNPACKED_MAX,
         progress=progress,
-        timeout=float(timeout),
+        timeout=timeout,
     )
     return os.path.abspath(folder), downloaded
 

@@ -7,7 +7,8 @@ from importlib import resources
 import numpy as np
 
 from .._random import check_seed
-from ._splits import check_count, check_flag, check_float_dtype, finish
+from .._validation import check_flag, check_int
+from ._splits import check_float_dtype, finish
 
 __all__ = ["load_digits", "get_digits_data"]
 
@@ -51,11 +52,11 @@ def get_digits_data(
     TypeError, ValueError
         Naming the argument.
     """
-    num_validation = check_count("num_validation", num_validation)
-    num_test = check_count("num_test", num_test)
+    num_validation = check_int(num_validation, "num_validation", low=0)
+    num_test = check_int(num_test, "num_test", low=0)
     if num_training is not None:
-        num_training = check_count("num_training", num_training, low=1)
-    subtract_mean = check_flag("subtract_mean", subtract_mean)
+        num_training = check_int(num_training, "num_training", low=1)
+    subtract_mean = check_flag(subtract_mean, "subtract_mean")
     seed = check_seed(seed, generator=True)
     dtype = check_float_dtype(dtype)
     images, labels = load_digits()

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_flag, check_int
 from . import _cifar10_source
 from ._cifar10 import read_release
 
 __all__ = ["get_CIFAR10_data"]
-
-
-def check_count(name, value, *, low=0):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        what = "a non-negative integer" if low == 0 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {what}, got {int(value)}")
-    return int(value)
-
-
-def check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def check_float_dtype(dtype):
@@ -107,11 +93,11 @@ def get_CIFAR10_data(
     OSError, ValueError
         With ``download``: as :func:`download_CIFAR10`.
     """
-    num_training = check_count("num_training", num_training, low=1)
-    num_validation = check_count("num_validation", num_validation)
-    num_test = check_count("num_test", num_test)
-    subtract_mean = check_flag("subtract_mean", subtract_mean)
-    download = check_flag("download", download)
+    num_training = check_int(num_training, "num_training", low=1)
+    num_validation = check_int(num_validation, "num_validation", low=0)
+    num_test = check_int(num_test, "num_test", low=0)
+    subtract_mean = check_flag(subtract_mean, "subtract_mean")
+    download = check_flag(download, "download")
     dtype = check_float_dtype(dtype)
     folder, source, absent = _cifar10_source.find_CIFAR10(cifar10_dir)
     if absent and download:
