@@ -79,6 +79,7 @@ def test_check_real_refuses_by_name(value, kwargs, error, message):
 def test_flags_and_progress_accept_only_bools_and_none():
     assert check_flag(False, "f") is False
     assert check_progress(None) is None and check_progress(True) is True
+    assert check_flag(None, "f", allow_none=True) is None
     for value in (0, 1, None, "yes", np.True_):
         with pytest.raises(TypeError, match=f"^f must be True or False, got {re.escape(repr(value))}$"):
             check_flag(value, "f")

@@ -87,19 +87,18 @@ def check_real(
     return x
 
 
-def check_flag(value: Any, name: str) -> bool:
-    """``value`` if it is ``True`` or ``False``; anything else (0, 1, None, 'yes', a NumPy bool) is a ``TypeError``:
-    a truthy stand-in would read as a silent choice."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+def check_flag(value: Any, name: str, *, allow_none: bool = False) -> bool | None:
+    """``value`` if it is ``True`` or ``False`` (or ``None`` with ``allow_none``, meaning "decide automatically");
+    anything else (0, 1, 'yes', a NumPy bool) is a ``TypeError``: a truthy stand-in would read as a silent choice."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    expected = "True, False or None (auto)" if allow_none else "True or False"
+    raise TypeError(f"{name} must be {expected}, got {value!r}")
 
 
 def check_progress(value: Any, name: str = "progress") -> bool | None:
     """A progress-bar setting: ``True``, ``False``, or ``None`` for automatic (a bar only on a terminal)."""
-    if value is not None and not isinstance(value, bool):
-        raise TypeError(f"{name} must be True, False or None (auto), got {value!r}")
-    return value
+    return check_flag(value, name, allow_none=True)
 
 
 def did_you_mean(unknown: Iterable[Any], accepted: Iterable[str]) -> str:

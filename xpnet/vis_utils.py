@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import is_array, namespace, to_numpy
-from ._validation import check_int
+from ._validation import check_flag, check_int
 
 __all__ = ["visualize_grid", "vis_grid", "vis_nn", "plot_solver_history", "plot_filters", "plot_sweep"]
 
@@ -325,8 +325,7 @@ def plot_sweep(lines, path=None, *, xlabel, ylabel, logx=None, title=None):
             if not (isinstance(p, Sequence) and len(p) == 2 and _real(p[1])):
                 raise TypeError(f"lines[{label!r}] must hold (x, y) pairs with a real number y, got {p!r}")
         points[label] = sorted(line, key=lambda p: p[0])
-    if logx is not None and not isinstance(logx, bool):
-        raise TypeError(f"logx must be True, False or None (auto), got {logx!r}")
+    check_flag(logx, "logx", allow_none=True)
     xs = [px for line in points.values() for px, _ in line]
     if logx is None:
         logx = bool(xs) and all(_real(v) and v > 0 for v in xs) and max(xs) >= 100 * min(xs)
