@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xpnet._backend import backend_name, dtype_name, load_namespace, namespace
-from xpnet._files import write_npz
+from xpnet._npz import write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet, fc_net, load_model
 from xpnet.gradient_check import eval_numerical_gradient
 

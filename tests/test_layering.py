@@ -159,7 +159,6 @@ FLOORS = {
     "xpnet._metadata": 1,
     "xpnet._model_file": 1,
     "xpnet._checkpoint": 1,
-    "xpnet._files": 1,
     "xpnet.layers": 2,
     "xpnet.optim": 2,
     "xpnet.gradient_check": 2,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xpnet._files import read_npz, write_npz
+from xpnet._npz import read_npz, write_npz
 
 from helpers import to_xp
 

@@ -57,8 +57,6 @@ _TREE = {
     "model_state": M.ANYTHING,
     "best_model_state": M.ANYTHING,
 }
-# The state arrays of xpnet.optim's rules: an array shaped like the param, or None (zeros at the next step).
-_OPTIM_STATE = ("velocity", "cache", "m", "v")
 _check_meta = M.format_checker(FORMAT, VERSION, _META, what=_WHAT, version_name="checkpoint version")
 
 
@@ -214,9 +212,6 @@ def _optim_configs(
         what = f"optim_configs[{name!r}]"
         if not isinstance(config, dict) or _tag(config) is not None:
             raise ValueError(f"{file}: {what} must be a dict, the metadata has {config!r:.60}")
-        for key in _OPTIM_STATE:
-            if config.get(key) is not None and _tag(config[key]) is None:
-                raise ValueError(f"{file}: {what}[{key!r}] must be an array or null, got {config[key]!r:.60}")
         config = {k: _any_arrays(v, arrays, specs[name], file, f"{what}[{k!r}]") for k, v in config.items()}
         if check_config is not None:
             try:

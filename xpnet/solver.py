@@ -10,15 +10,15 @@ random states, histories, counters), so a resumed run repeats the uninterrupted 
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, overload
+from typing import Any
 
 from . import _checkpoint, _progress, optim
 from ._atomic import check_writable
 from ._backend import asarray, backend_name, dtype_name, index_dtype, is_array, namespace, to_numpy
 from ._random import check_seed, host_integers, host_rng, rng_state
+from ._validation import check_int, check_progress, check_real, did_you_mean
 
 __all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "check_data", "checkpoint_epoch"]
 
@@ -78,21 +78,15 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-@overload
-def _int_setting(value: Any, name: str, *, low: int, optional: Literal[False] = False) -> int: ...
-@overload
-def _int_setting(value: Any, name: str, *, low: int, optional: bool) -> int | None: ...
-def _int_setting(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
-    """``value`` as an int if it is one (Python or NumPy) >= ``low``, or None when ``optional``; else a
-    ``TypeError`` / ``ValueError`` naming ``name``."""
-    if optional and value is None:
+def _optional_int(value: Any, name: str, *, low: int) -> int | None:
+    """``value`` as :func:`~xpnet._validation.check_int` takes it, or None (meaning "all of them"), which the
+    message offers too."""
+    if value is None:
         return None
-    expected = f"an int >= {low}" + (" or None" if optional else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {expected}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return int(value)
+    try:
+        return check_int(value, name, low=low)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name} must be an int >= {low} or None, got {value!r}") from None
 
 
 def _builtin_rule_name(rule: Callable) -> str | None:
@@ -208,27 +202,20 @@ def _check_settings(kwargs: dict) -> dict:
     a float); the model, the data and ``checkpoint_name`` are checked by the constructor."""
     unknown = sorted(set(kwargs) - set(_DEFAULTS))
     if unknown:
-        hint = optim._did_you_mean(unknown, _DEFAULTS)
+        hint = did_you_mean(unknown, _DEFAULTS)
         raise ValueError(f"Unrecognized arguments {unknown}{hint}; Solver accepts {sorted(_DEFAULTS)}")
     settings = {**_DEFAULTS, **kwargs}
     optim_config = settings["optim_config"]
     if optim_config is not None and not isinstance(optim_config, dict):
         raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
-    lr_decay = settings["lr_decay"]
-    if isinstance(lr_decay, bool) or not isinstance(lr_decay, numbers.Real):
-        raise TypeError(f"lr_decay must be a real number, got {lr_decay!r}")
-    if not 0 < float(lr_decay) < math.inf:  # NaN fails this too
-        raise ValueError(f"lr_decay must be a finite number > 0, got {lr_decay!r}")
-    settings["lr_decay"] = float(lr_decay)
-    progress = settings["progress"]
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None (auto), got {progress!r}")
+    settings["lr_decay"] = check_real(settings["lr_decay"], "lr_decay", low=0, include_low=False)
+    check_progress(settings["progress"])
     if settings["on_nonfinite"] not in _ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
     for name, low in (("batch_size", 1), ("num_epochs", 0), ("print_every", 1)):
-        settings[name] = _int_setting(settings[name], name, low=low)
+        settings[name] = check_int(settings[name], name, low=low)
     for name in ("num_train_samples", "num_val_samples"):
-        settings[name] = _int_setting(settings[name], name, low=1, optional=True)
+        settings[name] = _optional_int(settings[name], name, low=1)
     return settings
 
 
@@ -270,17 +257,20 @@ def _labels(y, name: str, X, num_classes: Any):
 
 def _config_check(rule: Callable) -> Callable[[dict, str], None]:
     """``check(config, name)`` for the optimizer configs of update rule ``rule``, as the rule will check them:
-    keys, hyperparameter ranges and step counts of a rule of :mod:`xpnet.optim`. A rule of the user's own checks
-    its config itself; only the ``learning_rate`` that ``lr_decay`` multiplies is checked for it."""
+    keys, hyperparameter ranges and step counts of a rule of :mod:`xpnet.optim` (:data:`xpnet.optim.CONFIG_SPEC`),
+    and its state entries arrays or None. A rule of the user's own checks its config itself; only the
+    ``learning_rate`` that ``lr_decay`` multiplies is checked for it."""
     builtin = _builtin_rule_name(rule)
 
     def check(config: dict, name: str) -> None:
-        if builtin is not None:
-            optim._check_config(builtin, config, name)
-        elif "learning_rate" in config:
-            lr = config["learning_rate"]
-            if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr):
-                raise ValueError(f"{name}['learning_rate'] must be a finite number, got {lr!r:.60}")
+        if builtin is None:
+            if "learning_rate" in config:
+                check_real(config["learning_rate"], f"{name}['learning_rate']")
+            return
+        optim.check_config(builtin, config, name)
+        for key in optim.CONFIG_SPEC[builtin].arrays:
+            if config.get(key) is not None and not is_array(config[key]):
+                raise ValueError(f"{name}[{key!r}] must be an array or null, got {config[key]!r:.60}")
 
     return check
 
@@ -556,8 +546,8 @@ class Solver:
         if not ((X is self.X_train and y is self.y_train) or (X is self.X_val and y is self.y_val)):
             X = _features(X, "X", self._reference())  # the Solver's own data was checked once, at construction
             y = _labels(y, "y", X, getattr(self.model, "num_classes", None))
-        batch_size = _int_setting(batch_size, "batch_size", low=1)
-        num_samples = _int_setting(num_samples, "num_samples", low=1, optional=True)
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        num_samples = _optional_int(num_samples, "num_samples", low=1)
         N = X.shape[0]
         if N == 0:
             raise ValueError("X must hold at least one example, got 0")
@@ -738,5 +728,3 @@ class Solver:
         self._pending_losses = []
         self._rng = saved["sampler"]
         _checkpoint.apply_global_rng(saved)
-
-    _load_checkpoint = load_checkpoint  # the sweep's old name, until it calls load_checkpoint

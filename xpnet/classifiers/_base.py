@@ -24,7 +24,9 @@ from .._backend import (
     resolve_dtype,
 )
 from .._backend import device as _device_of
-from .._files import PARAMS_PREFIX, STATE_PREFIX, SavedModel, check_array, check_keys, read_model, write_model
+from .._metadata import check_keys
+from .._model_file import PARAMS_PREFIX, STATE_PREFIX, SavedModel, read_model, write_model
+from .._npz import check_array
 from .._random import host_normal
 
 __all__ = ["Model", "load_model"]
