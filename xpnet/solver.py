@@ -428,10 +428,10 @@ class Solver:
 
     @property
     def checkpoint_name(self):
-        """Prefix of the checkpoint files :meth:`train` writes at each epoch end (``f"{checkpoint_name}_epoch_{epoch}
-        .npz"``), or None for none. Setting it (in the constructor or later, as a sweep does) creates missing folders
-        and writes and removes a file there, so an unwritable path is an ``OSError`` naming ``checkpoint_name`` at
-        once rather than after the first epoch."""
+        """Prefix of the files :meth:`train` writes at each epoch end, ``{checkpoint_name}_epoch_{epoch}.npz``, or
+        None for none. Setting it (in the constructor or later, as a sweep does) creates missing folders and writes
+        and removes a file there, so an unwritable path is an ``OSError`` naming ``checkpoint_name`` at once rather
+        than after the first epoch; the name is kept only when that succeeds."""
         return self._checkpoint_name
 
     @checkpoint_name.setter
