@@ -565,22 +565,25 @@ def _bounded(function, seconds):
 
 def test_a_sweep_on_a_cluster_that_lost_its_workers_or_ran_past_its_timeout_ends(data, tmp_path):
     cluster, client = _cluster(2)
-    trial = functools.partial(wait_for_release, folder=str(tmp_path))
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
     with cluster, client:
         begin = time.monotonic()
+        trial = functools.partial(wait_for_release, folder=str(first))
         results = _bounded(lambda: sweep(trial, grid(i=range(3)), data=data, client=client, timeout=1), 30)
         assert time.monotonic() - begin < 10
         assert [r["status"] for r in results] == ["error"] * 3
         assert {r["error"] for r in results} == {
             "TimeoutError: the sweep ran past timeout=1 s before this trial finished"
         }
-        (tmp_path / "release").touch()
-        time.sleep(1)  # Dask cannot stop a running task: the timed-out ones end when released
-        (tmp_path / "release").unlink()
+        # Dask cannot stop a running task: the timed-out ones end when released. The release stays, so one that
+        # starts late (a cancel still on its way) ends at once instead of holding a worker the next sweep needs.
+        (first / "release").touch()
 
         def stop_workers_once_a_trial_runs():
             for _ in range(300):  # whichever trial Dask starts first: its order among 10..13 is not fixed
-                if any((tmp_path / f"started-{i}").exists() for i in range(10, 14)):
+                if any((second / f"started-{i}").exists() for i in range(10, 14)):
                     break
                 time.sleep(0.1)
             for nanny in list(cluster.workers.values()):  # both workers killed, their nannies closing with them
@@ -591,6 +594,7 @@ def test_a_sweep_on_a_cluster_that_lost_its_workers_or_ran_past_its_timeout_ends
         stopper.start()
         begin = time.monotonic()
         configs = grid(i=range(10, 14))
+        trial = functools.partial(wait_for_release, folder=str(second))
         results = _bounded(lambda: sweep(trial, configs, data=data, client=client, no_workers_timeout=2), 60)
         stopper.join(30)
         assert [r["status"] for r in results] == ["error"] * 4
