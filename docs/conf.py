@@ -131,13 +131,15 @@ def _page(modname: str) -> str:
                 # (Sequence.index, Exception.with_traceback, ...) are not.
                 foreign = ", ".join(c.__name__ for c in obj.__mro__[1:] if not c.__module__.startswith("xpnet"))
                 lines += [f".. autoclass:: {name}", "   :members:", f"   :inherited-members: {foreign}", ""]
-            else:
+            elif callable(obj):
                 lines += [f".. autofunction:: {name}", ""]
+            else:  # a public table (optim.CONFIG_SPEC): its docstring, not its repr
+                lines += [f".. autodata:: {name}", "   :no-value:", ""]
     if elsewhere:
         lines += ["Also importable from here", "-------------------------", ""]
         lines += ["Names in this module's ``__all__`` documented on the page of the package that exports them:", ""]
         for name, obj, (home, home_name) in elsewhere:
-            role = "class" if inspect.isclass(obj) else "func"
+            role = "class" if inspect.isclass(obj) else "func" if callable(obj) else "data"
             label = name if name == home_name else f"{name} (the same function as {home_name})"
             lines.append(f"- :py:{role}:`{label} <{home}.{home_name}>`")
         lines.append("")

@@ -29,9 +29,10 @@ from types import MappingProxyType
 from typing import Any
 
 from ._backend import Array, device, namespace
-from ._validation import check_int, check_keys, check_real, did_you_mean
+from ._validation import check_int, check_keys, check_real
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
+# The update rules (CS231n's names), then the table of their configs and its check.
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "CONFIG_SPEC", "check_config", "RuleSpec", "Hyperparameter"]
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,6 @@ def check_config(rule: str, config: Mapping, name: str = "config") -> None:
     for key in spec.counts:
         if key in config and (type(config[key]) is not int or config[key] < 0):
             check_int(config[key], f"{name}[{key!r}] ({rule}'s step count)", low=0)
-
-
-# The names the Solver and the checkpoint reader used before the table was public; removed once they use
-# check_config and xpnet._validation.did_you_mean.
-_check_config = check_config
-_did_you_mean = did_you_mean
 
 
 def _setup(rule: str, w, dw, config: dict | None):

@@ -91,15 +91,15 @@ def _optional_int(value: Any, name: str, *, low: int) -> int | None:
 
 def _builtin_rule_name(rule: Callable) -> str | None:
     """The name of ``rule`` in :mod:`xpnet.optim`, or None for a rule of the user's own."""
-    return next((name for name in optim.__all__ if getattr(optim, name) is rule), None)
+    return next((name for name in optim.CONFIG_SPEC if getattr(optim, name) is rule), None)
 
 
 def _resolve_rule(rule: Any) -> Callable:
     """The update rule function for a name in :mod:`xpnet.optim` or a callable."""
     if isinstance(rule, str):
-        if rule not in optim.__all__:
+        if rule not in optim.CONFIG_SPEC:
             raise ValueError(
-                f"Invalid update_rule {rule!r}; expected one of {list(optim.__all__)} "
+                f"Invalid update_rule {rule!r}; expected one of {list(optim.CONFIG_SPEC)} "
                 "or a callable (w, dw, config) -> (next_w, config)"
             )
         return getattr(optim, rule)
