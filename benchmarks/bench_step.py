@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_step.py [--rounds 15] [--threads 2] [--quick]
     .venv/bin/python benchmarks/bench_step.py --backend cupy            # xpnet on CuPy, native torch on CUDA
     .venv/bin/python benchmarks/bench_step.py --device cuda             # xpnet on torch CUDA tensors too
+    .venv/bin/python benchmarks/bench_step.py --backend torch --device cuda  # only xpnet on torch vs native torch
 
 One step is the loss, the gradients of every parameter and an SGD-momentum update (learning rate 1e-3, momentum 0.9),
 float32, on CIFAR-shaped inputs (N, 3, 32, 32). Three runs of each model start from the same weights (drawn once by
@@ -62,7 +63,12 @@ LEARNING_RATE, MOMENTUM = 1e-3, 0.9
 
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"], help="xpnet's first backend")
+    parser.add_argument(
+        "--backend",
+        default="numpy",
+        choices=["numpy", "cupy", "torch"],
+        help="xpnet's first backend; torch: xpnet on torch (--device) against native torch only",
+    )
     parser.add_argument("--device", default=None, help="torch device of xpnet/torch and native torch (cpu, cuda)")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
@@ -293,12 +299,12 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
     X = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
     # NumPy has one device and CuPy's current one is the GPU: only torch takes --device.
-    first = _XpnetRun(kind, kwargs, xp_name, None, X, y)
-    runs = {
-        f"xpnet/{xp_name}": first,
-        "xpnet/torch": _XpnetRun(kind, kwargs, "torch", args.device, X, y),
-        "torch": _TorchRun(kind, kwargs, {k: to_numpy(v) for k, v in first.model.params.items()}, args.device, X, y),
-    }
+    runs = {}
+    if xp_name != "torch":
+        runs[f"xpnet/{xp_name}"] = _XpnetRun(kind, kwargs, xp_name, None, X, y)
+    runs["xpnet/torch"] = _XpnetRun(kind, kwargs, "torch", args.device, X, y)
+    first = next(iter(runs.values()))
+    runs["torch"] = _TorchRun(kind, kwargs, {k: to_numpy(v) for k, v in first.model.params.items()}, args.device, X, y)
     for run in runs.values():
         run.step()
         run.sync()
@@ -347,20 +353,17 @@ def _mb(n):
     return "n/a" if n is None else f"{n / 2**20:.1f}"
 
 
-def print_table(rows, xp_name) -> None:
-    first = f"xpnet/{xp_name}"
-    print(
-        f"| model | {first} ms | ÷ torch | xpnet/torch ms | ÷ torch | torch ms "
-        f"| ops (all / kernels) xpnet/torch | ops torch | peak MiB {first} | peak MiB xpnet/torch | peak MiB torch |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+def print_table(rows) -> None:
+    xpnet = [name for name in rows[0]["ms"] if name != "torch"]  # xpnet/<backend> (unless torch), xpnet/torch
+    header = ["model", *(f"{n} ms | ÷ torch" for n in xpnet), "torch ms", "ops (all / kernels) xpnet/torch"]
+    header += ["ops torch", *(f"peak MiB {n}" for n in [*xpnet, "torch"])]
+    print(f"| {' | '.join(header)} |")
+    print("|" + " --- |" * (3 * len(xpnet) + 5))  # model, torch ms, 2 ops, torch peak: 5
     for r in rows:
         ms, ratio, ops, peak = r["ms"], r["ratio"], r["ops"], r["peak"]
-        print(
-            f"| {r['label']} | {ms[first]:.1f} | {ratio[first]:.2f} | {ms['xpnet/torch']:.1f} | "
-            f"{ratio['xpnet/torch']:.2f} | {ms['torch']:.1f} | {_ops(ops['xpnet/torch'])} | {_ops(ops['torch'])} | "
-            f"{_mb(peak[first])} | {_mb(peak['xpnet/torch'])} | {_mb(peak['torch'])} |"
-        )
+        cells = [r["label"], *(f"{ms[n]:.1f} | {ratio[n]:.2f}" for n in xpnet), f"{ms['torch']:.1f}"]
+        cells += [_ops(ops["xpnet/torch"]), _ops(ops["torch"]), *(_mb(peak[n]) for n in [*xpnet, "torch"])]
+        print(f"| {' | '.join(cells)} |")
 
 
 def main(argv=None) -> None:
@@ -390,7 +393,7 @@ def main(argv=None) -> None:
     print("check passed: the first-step losses of the three runs agree (relative 1e-4), one model in three forms:")
     for r in rows:
         print(f"  {r['label']}: " + ", ".join(f"{name} {loss:.6f}" for name, loss in r["losses"].items()))
-    print_table(rows, xp_name)
+    print_table(rows)
     print(f"load average {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: other jobs shared the cores)")
 
 

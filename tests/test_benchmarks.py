@@ -9,6 +9,7 @@ with the thread settings the scripts change put back.
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,12 +142,22 @@ def test_bench_layers_refuses_to_time_a_wrong_layer(bench, monkeypatch, capsys, 
 
 
 @needs_torch
-def test_bench_step_checks_the_first_losses_before_timing():
-    lines = _run_script("bench_step.py", "--threads", "1", "--only", "[512, 256]").stdout.splitlines()
+@pytest.mark.parametrize("backend", ["numpy", "torch"])  # torch: xpnet on torch against native torch only
+def test_bench_step_checks_the_first_losses_before_timing(backend):
+    args = ("--threads", "1", "--only", "[512, 256]", "--backend", backend)
+    lines = _run_script("bench_step.py", *args).stdout.splitlines()
     checked = [i for i, line in enumerate(lines) if line.startswith("check passed: the first-step losses")]
     table = [i for i, line in enumerate(lines) if line.startswith("| model |")]
     assert len(checked) == len(table) == 1 and checked[0] < table[0], lines
-    assert lines[checked[0] + 1].startswith("  FullyConnectedNet [512, 256], batch 4: xpnet/numpy "), lines
+    runs = ["xpnet/numpy", "xpnet/torch", "torch"] if backend == "numpy" else ["xpnet/torch", "torch"]
+    losses = ", ".join(rf"{run} (\d\.\d{{6}})" for run in runs)
+    match = re.fullmatch(rf"  FullyConnectedNet \[512, 256\], batch 4: {losses}", lines[checked[0] + 1])
+    assert match, lines
+    first, *others = (float(loss) for loss in match.groups())
+    assert all(abs(loss - first) <= 1e-4 * first for loss in others), lines
+    header, rule, row = (line.strip("|").split("|") for line in lines[table[0] : table[0] + 3])
+    assert len(header) == len(rule) == len(row) == (11 if backend == "numpy" else 8), lines
+    assert header[1].strip() == f"xpnet/{backend} ms", lines
 
 
 @needs_torch
