@@ -76,6 +76,21 @@ def test_check_real_refuses_by_name(value, kwargs, error, message):
         check_real(value, "x", **kwargs)
 
 
+def test_allow_none_lets_none_through_and_says_so():
+    assert check_int(None, "n", low=1, allow_none=True) is None
+    assert check_real(None, "t", low=0.0, allow_none=True) is None
+    with pytest.raises(ValueError, match=r"^n must be an int >= 1 or None, got 0$"):
+        check_int(0, "n", low=1, allow_none=True)
+    with pytest.raises(TypeError, match=r"^n must be an int >= 1 or None, got False$"):
+        check_int(False, "n", low=1, allow_none=True)
+    with pytest.raises(ValueError, match=r"^t must be a finite number > 0 or None, got inf$"):
+        check_real(math.inf, "t", low=0.0, include_low=False, allow_none=True)
+    with pytest.raises(TypeError, match=r"^t must be a real number or None, got '5'$"):
+        check_real("5", "t", allow_none=True)
+    with pytest.raises(TypeError, match=r"^n must be an int, got None$"):
+        check_int(None, "n")
+
+
 def test_flags_and_progress_accept_only_bools_and_none():
     assert check_flag(False, "f") is False
     assert check_progress(None) is None and check_progress(True) is True

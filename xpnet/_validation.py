@@ -21,7 +21,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 __all__ = ["check_int", "check_real", "check_flag", "check_progress", "check_keys", "did_you_mean"]
 
@@ -37,13 +37,26 @@ def _bounds(low: float | None, high: float | None, include_low: bool, include_hi
     return ""
 
 
-def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
-    """``value`` as a Python ``int`` in ``[low, high]`` (a missing bound is no bound).
+@overload
+def check_int(
+    value: Any, name: str, *, low: int | None = None, high: int | None = None, allow_none: Literal[False] = False
+) -> int: ...
+@overload
+def check_int(
+    value: Any, name: str, *, low: int | None = None, high: int | None = None, allow_none: bool
+) -> int | None: ...
+def check_int(
+    value: Any, name: str, *, low: int | None = None, high: int | None = None, allow_none: bool = False
+) -> int | None:
+    """``value`` as a Python ``int`` in ``[low, high]`` (a missing bound is no bound); with ``allow_none``, ``None``
+    passes too (it then means "all" or "automatic" to the caller, and the message offers it).
 
     Python and NumPy integers pass; bools, floats (even ``2.0``) and strings are a
     ``TypeError``, an int out of range a ``ValueError``: ``"{name} must be an int >= 1, got 0"``.
     """
-    expected = f"{name} must be an int{_bounds(low, high, True, True)}"
+    if allow_none and value is None:
+        return None
+    expected = f"{name} must be an int{_bounds(low, high, True, True)}{' or None' if allow_none else ''}"
     # NumPy integers register as numbers.Integral, NumPy bools do not; a 0-d array is not an int here (reading a
     # torch CUDA scalar would wait for the device).
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -54,6 +67,7 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
     return value
 
 
+@overload
 def check_real(
     value: Any,
     name: str,
@@ -63,17 +77,44 @@ def check_real(
     include_low: bool = True,
     include_high: bool = True,
     finite: bool = True,
-) -> float:
+    allow_none: Literal[False] = False,
+) -> float: ...
+@overload
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    include_low: bool = True,
+    include_high: bool = True,
+    finite: bool = True,
+    allow_none: bool,
+) -> float | None: ...
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    include_low: bool = True,
+    include_high: bool = True,
+    finite: bool = True,
+    allow_none: bool = False,
+) -> float | None:
     """``value`` as a Python ``float`` in the interval from ``low`` to ``high`` (a missing bound is no bound;
-    ``include_low``/``include_high`` say whether the bounds themselves pass).
+    ``include_low``/``include_high`` say whether the bounds themselves pass); with ``allow_none``, ``None`` passes.
 
     Python and NumPy real scalars pass; bools, strings, complex numbers and arrays are a ``TypeError``. NaN is
     always a ``ValueError``, and so are infinities unless ``finite=False``:
     ``"{name} must be a finite number in (0, 1], got 1.5"``.
     """
+    if allow_none and value is None:
+        return None
     kind = "a finite number" if finite else "a number"
+    none = " or None" if allow_none else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise TypeError(f"{name} must be a real number{none}, got {value!r}")
     x = float(value)
     # NaN fails every comparison, so it lands here with any bounds; infinity too where finite=True.
     inside = (
@@ -83,7 +124,7 @@ def check_real(
         and (high is None or (x <= high if include_high else x < high))
     )
     if not inside:
-        raise ValueError(f"{name} must be {kind}{_bounds(low, high, include_low, include_high)}, got {value}")
+        raise ValueError(f"{name} must be {kind}{_bounds(low, high, include_low, include_high)}{none}, got {value}")
     return x
 
 
