@@ -8,10 +8,17 @@
 
 from __future__ import annotations
 
+from _common import (  # first: it sets the thread defaults NumPy reads on import
+    make_parser,
+    parse_args,
+    report_test_accuracy,
+    start,
+    train,
+)
+
+# isort: split
 from xpnet.classifiers import ThreeLayerConvNet
 from xpnet.vis_utils import plot_filters
-
-from _common import make_parser, parse_args, report_test_accuracy, start, train
 
 
 def main(argv=None):

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import math
 
-from xpnet.classifiers import FullyConnectedNet
+from _common import (  # first: it sets the thread defaults NumPy reads on import
+    make_parser,
+    parse_args,
+    report_test_accuracy,
+    start,
+    train,
+)
 
-from _common import make_parser, parse_args, report_test_accuracy, start, train
+# isort: split
+from xpnet.classifiers import FullyConnectedNet
 
 
 def main(argv=None):

@@ -184,3 +184,22 @@ def test_sweep_cifar_prints_the_table_and_writes_the_plot(tmp_path):
     assert re.search(r"best: learning_rate [\d.e-]+, reg [\d.e-]+: val acc \d\.\d{4}", out), out
     _assert_png(tmp_path / "sweep.png")
     assert (tmp_path / "sweep.json").is_file()
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "_common.py"))
+def test_an_example_imports_common_before_numpy(script):
+    """_common sets OPENBLAS/OMP/MKL_NUM_THREADS, which NumPy reads once, on import: an example that imports xpnet
+    (and so NumPy) first runs OpenBLAS on every core, 4-12x slower per epoch on a shared 2-core machine."""
+    import ast
+
+    tree = ast.parse((EXAMPLES / script).read_text(encoding="utf-8"))
+    imports = [
+        (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name)
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    imports = [name for name in imports if name != "__future__"]
+    if "_common" not in imports:
+        pytest.skip(f"{script} does not use _common")
+    first_heavy = next(i for i, name in enumerate(imports) if name.split(".")[0] in ("xpnet", "numpy", "_common"))
+    assert imports[first_heavy] == "_common", f"{script} imports {imports[first_heavy]} before _common: {imports}"
