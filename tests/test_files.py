@@ -718,9 +718,13 @@ def test_cs231n_style_running_statistics_are_checked_against_gamma(xp, tmp_path)
 MODEL_META_EDITS = {
     "unknown config key": (
         _set(["config", "hiden_dims"], [8]),
-        r"config has unknown key\(s\) \['hiden_dims'\]; a FullyConnectedNet accepts \[.*'hidden_dims'",
+        r"config has unknown key 'hiden_dims' \(did you mean 'hidden_dims'\?\); a FullyConnectedNet accepts the keys "
+        r"\[.*'hidden_dims'",
     ),
-    "missing config key": (_delete(["config", "input_dim"]), r"config is missing key\(s\) \['input_dim'\]"),
+    "missing config key": (
+        _delete(["config", "input_dim"]),
+        r"config is missing key\(s\) \['input_dim'\]; a FullyConnectedNet needs \[.*'input_dim'",
+    ),
     "invalid config value": (_set(["config", "hidden_dims"], [0]), r"hidden_dims\[0\] must be an int >= 1, got 0$"),
     "config not a dict": (_set(["config"], [8]), "'config' must be a dict"),
     "class not a string": (_set(["class"], 5), "'class' must be a str"),

@@ -24,10 +24,10 @@ from .._backend import (
     resolve_dtype,
 )
 from .._backend import device as _device_of
-from .._metadata import check_keys
 from .._model_file import PARAMS_PREFIX, STATE_PREFIX, SavedModel, read_model, write_model
 from .._npz import check_array
 from .._random import host_normal
+from .._validation import check_keys
 
 __all__ = ["Model", "load_model"]
 
@@ -244,7 +244,7 @@ class Model:
         """The model in ``saved``: its config keys, then every array's shape and dtype kind are checked first."""
         file = saved.file
         accepted = [p for p in inspect.signature(cls._configure).parameters if p not in ("self", "xp", "device")]
-        check_keys(saved.config, accepted, file=file, what="config", owner=f"a {cls.__name__}")
+        check_keys(saved.config, f"{file}: config", required=accepted, allowed=accepted, owner=f"a {cls.__name__}")
         if "dtype" in saved.config and not isinstance(saved.config["dtype"], str):  # config() saves its name
             got = saved.config["dtype"]
             raise ValueError(f"{file}: config['dtype'] must be a dtype name such as 'float32', got {got!r}")
