@@ -1,0 +1,263 @@
+"""Tests that kill mutants mutmut found surviving (tests/MUTATION.md): each pins a behaviour no other test did.
+
+Every test names, in its docstring, the kind of mutant it kills. They run on NumPy (and, where arrays are involved,
+every backend through ``xp``); they are cheap, so mutmut runs them with the rest of the selection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xpnet import optim
+from xpnet._npz import read_npz, write_npz
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
+from xpnet.gradient_check import (
+    directional_grad_check,
+    eval_numerical_gradient_blobs,
+    eval_numerical_gradient_net,
+    grad_check_sparse,
+    rel_error,
+)
+from xpnet.layers import spatial_groupnorm_forward, svm_loss
+from xpnet.solver import Solver, checkpoint_epoch
+
+from helpers import to_np, to_xp
+
+# optim
+
+
+def test_adam_accepts_step_count_zero_and_refuses_minus_one():
+    """``t`` is the number of steps taken: 0 is a fresh start (kills ``t < 0`` -> ``t <= 0`` / ``t < 1``)."""
+    w, dw = np.ones(3), np.full(3, 0.5)
+    next_w, config = optim.adam(w, dw, {"t": 0, "learning_rate": 0.1})
+    assert config["t"] == 1
+    # The first bias-corrected Adam step moves every weight by the learning rate (up to epsilon).
+    np.testing.assert_allclose(next_w, w - 0.1, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"config\['t'\] \(adam's step count\) must be an int >= 0, got -1"):
+        optim.adam(w, dw, {"t": -1})
+    # A NumPy integer skips the fast path for Python ints and takes the full check.
+    _, config = optim.adam(w, dw, {"t": np.int64(0)})
+    assert config["t"] == 1
+
+
+def test_a_non_number_hyperparameter_is_refused_by_name():
+    """The message names the key and shows the value given (kills the message emptied or its value dropped)."""
+    with pytest.raises(TypeError, match=r"^config\['t'\] \(adam's step count\) must be an int >= 0, got 1\.5$"):
+        optim.adam(np.ones(2), np.ones(2), {"t": 1.5})
+    with pytest.raises(TypeError, match=r"^config\['learning_rate'\] must be a real number, got '0\.1'$"):
+        optim.sgd(np.ones(2), np.ones(2), {"learning_rate": "0.1"})
+
+
+def test_the_refusal_shows_whether_the_interval_is_open():
+    """epsilon must be > 0 (an open bound), momentum in [0, 1): the message says which bound is open."""
+    with pytest.raises(ValueError, match=r"^config\['epsilon'\] must be a finite number > 0, got 0\.0$"):
+        optim.adam(np.ones(2), np.ones(2), {"epsilon": 0.0})
+    with pytest.raises(ValueError, match=r"^config\['momentum'\] must be a finite number in \[0, 1\), got -0\.5$"):
+        optim.sgd_momentum(np.ones(2), np.ones(2), {"momentum": -0.5})
+
+
+# solver
+
+
+def _data(n: int = 40, d: int = 5, c: int = 3, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2 * n, d))
+    y = rng.integers(0, c, 2 * n)
+    return {"X_train": X[:n], "y_train": y[:n], "X_val": X[n:], "y_val": y[n:]}
+
+
+def _solver(**kwargs) -> Solver:
+    np.random.seed(0)
+    model = FullyConnectedNet([8], input_dim=5, num_classes=3, dtype=np.float64)
+    return Solver(model, _data(), num_epochs=1, batch_size=10, verbose=False, seed=0, **kwargs)
+
+
+def test_check_accuracy_scores_num_samples_points():
+    """With ``num_samples`` < N the accuracy is a count over ``num_samples`` draws (kills dropping the argument)."""
+    solver = _solver()
+    X = np.random.default_rng(1).standard_normal((50, 5))
+    pred = np.argmax(solver.model.loss(X), axis=1)
+    y = np.where(np.arange(50) < 25, pred, (pred + 1) % 3)  # right on exactly half of X
+    assert solver.check_accuracy(X, y) == 0.5
+    acc = solver.check_accuracy(X, y, num_samples=7)
+    assert acc * 7 == pytest.approx(round(acc * 7)), f"{acc} is not a count over 7 samples"
+
+
+@pytest.mark.parametrize(
+    ("epoch", "ok"), [(0, True), (3, True), (-1, False), ("3", False), (2.0, False), (True, False)]
+)
+def test_checkpoint_epoch_takes_ints_from_zero(tmp_path, epoch, ok):
+    """Epoch 0 is a checkpoint saved before training; negative, non-int or bool epochs are damage (kills the
+    ``or`` -> ``and`` and ``< 0`` -> ``<= 0`` mutants of its check)."""
+    solver = _solver()
+    path = tmp_path / "ckpt.npz"
+    solver.save_checkpoint(path)
+    arrays, meta = read_npz(path)
+    write_npz(path, arrays, {**meta, "epoch": epoch})
+    if ok:
+        assert checkpoint_epoch(path) == epoch
+    else:
+        with pytest.raises(ValueError, match=r"ckpt\.npz: metadata key 'epoch' must be an int >= 0, got "):
+            checkpoint_epoch(path)
+
+
+# gradient_check
+
+
+def test_rel_error_below_one():
+    """CS231n's floor is 1e-8: values far below 1 keep their relative error (kills ``1e-8`` -> ``1.00000001``)."""
+    assert rel_error(np.array([1e-3]), np.array([2e-3])) == pytest.approx(1 / 3)
+    assert rel_error(np.array([0.0]), np.array([0.0])) == 0.0
+
+
+def test_grad_check_sparse_defaults_and_errors(capsys):
+    """Ten checks by default, one printed line each; the relative error is CS231n's ``|n - a| / (|n| + |a|)``,
+    NaN when either side is NaN (kills the default 10 -> 11, ``/`` -> ``*``, the 1e-12 floor and ``or`` -> ``and``)."""
+    x = np.array([0.3, -0.2, 0.1])
+
+    def f(a):
+        return float(np.sum(a**2))
+
+    errors = grad_check_sparse(f, x, 2 * x + np.array([1e-3, 1e-3, 1e-3]), seed=0)
+    assert len(errors) == 10
+    assert len(capsys.readouterr().out.splitlines()) == 10
+    for err, ix in zip(errors, [None] * 10, strict=True):
+        assert 1e-4 < err < 1e-2, ix  # |0.001| / (2|2x|) for |x| in [0.1, 0.3]
+    nan_grad = np.array([np.nan, np.nan, np.nan])
+    assert all(math.isnan(e) for e in grad_check_sparse(f, x, nan_grad, num_checks=2, seed=0))
+    # Analytic and numerical gradients both tiny (below 1): the floor must not swallow their disagreement.
+    tiny = np.array([1e-4, 1e-4, 1e-4])
+    errors = grad_check_sparse(f, tiny, np.zeros(3), num_checks=3, seed=0)
+    assert errors == pytest.approx([1.0] * 3)
+
+
+def test_blobs_and_net_default_step_is_small():
+    """The default ``h`` is 1e-5: on a curved function the estimate is then exact to ~1e-9 (kills ``h`` -> 1.00001
+    and ``h=h`` dropped in eval_numerical_gradient_net)."""
+    x = np.array([0.5, -1.0, 2.0])
+    out = np.ones(3)
+    (grad,) = eval_numerical_gradient_blobs(lambda a: np.exp(a), [x], out)
+    np.testing.assert_allclose(grad, np.exp(x), rtol=1e-8)
+
+    class Net:
+        def forward(self):
+            return np.exp(x) ** 2
+
+    # A large step is used as given: (e^{2(x+h)} - e^{2(x-h)}) / 2h = e^{2x} sinh(2h) / h.
+    (grad,) = eval_numerical_gradient_net(Net(), [x], out, h=0.5)
+    np.testing.assert_allclose(grad, np.exp(2 * x) * np.sinh(1.0) / 0.5, rtol=1e-12)
+    (grad,) = eval_numerical_gradient_net(Net(), [x], out)
+    np.testing.assert_allclose(grad, 2 * np.exp(2 * x), rtol=1e-7)
+
+
+def test_blobs_refuses_a_single_array_and_a_string():
+    """``inputs`` must be a list: a lone array or a string is refused by name (kills the ``or`` -> ``and`` mutants)."""
+    with pytest.raises(TypeError, match=r"inputs must be a list of arrays or blobs, got a single array; wrap it"):
+        eval_numerical_gradient_blobs(lambda a: a, np.ones(2), np.ones(2))
+    with pytest.raises(TypeError, match=r"inputs must be a list of arrays or blobs, got builtins\.str$"):
+        eval_numerical_gradient_blobs(lambda a: a, "ab", np.ones(2))
+
+
+def test_directional_check_defaults_are_five_seeded_directions():
+    """Five directions by default, drawn from seed 0: two calls agree exactly (kills 5 -> 6 and ``rng`` ignored)."""
+    x = np.linspace(-1.0, 1.0, 12)
+    wrong = 2 * x + 1e-3
+
+    def f(a):
+        return float(np.sum(a**2))
+
+    first = directional_grad_check(f, x, wrong)
+    assert len(first) == 5
+    assert directional_grad_check(f, x, wrong) == first
+    assert directional_grad_check(f, x, wrong, seed=0) == first
+    assert directional_grad_check(f, x, wrong, seed=1) != first
+    assert directional_grad_check(f, x, wrong, seed=None) == first  # None: seed 0, a check must be repeatable
+    # x is only read: a read-only array is fine.
+    x.flags.writeable = False
+    assert directional_grad_check(f, x, wrong) == first
+
+
+def test_analytic_grad_and_rel_error_refusals_name_what_was_given():
+    """A scalar analytic_grad and a string array name what they got (kills the messages replaced or emptied)."""
+    with pytest.raises(TypeError, match=r"^analytic_grad must be an array of x's shape \(3,\), got builtins\.float$"):
+        grad_check_sparse(lambda a: 0.0, np.ones(3), 1.0)
+    with pytest.raises(TypeError, match=r"^x must have a real dtype, got str32$"):
+        rel_error(np.array(["a"]), np.array(["b"]))
+
+
+# layers
+
+
+def test_svm_margin_of_exactly_zero_is_not_a_violation(xp):
+    """CS231n's hinge counts margins > 0: a class exactly one below the correct score adds nothing to the loss nor to
+    the gradient (kills ``margins > 0`` -> ``>= 0``)."""
+    x = to_xp(np.array([[0.0, 1.0, -3.0]]), xp, dtype="float32")
+    loss, dx = svm_loss(x, to_xp(np.array([1]), xp))
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(to_np(dx), np.zeros((1, 3)))
+
+
+def test_spatial_groupnorm_with_one_group_is_layernorm_over_c_h_w(xp):
+    """G=1 is allowed (one group of every channel; kills ``minimum=1`` -> 2)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 3, 3))
+    ones, zeros = np.ones((1, 4, 1, 1)), np.zeros((1, 4, 1, 1))
+    out, _ = spatial_groupnorm_forward(
+        to_xp(x, xp, "float32"), to_xp(ones, xp, "float32"), to_xp(zeros, xp, "float32"), 1, {}
+    )
+    flat = x.reshape(2, -1)
+    expected = (flat - flat.mean(axis=1, keepdims=True)) / np.sqrt(flat.var(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(to_np(out).reshape(2, -1), expected, rtol=1e-4, atol=1e-5)
+
+
+# classifiers
+
+
+def test_three_layer_convnet_defaults_are_cs231n_s():
+    """CS231n's defaults: 32 filters of 7x7 on 3x32x32, 100 hidden units, 10 classes, biases at zero (kills the
+    default 32 -> 33, 100 -> 101 and a bias initialised to ones)."""
+    model = ThreeLayerConvNet(dtype=np.float64)
+    shapes = {k: tuple(v.shape) for k, v in model.params.items()}
+    assert shapes == {
+        "W1": (32, 3, 7, 7),
+        "b1": (32,),
+        "W2": (32 * 16 * 16, 100),
+        "b2": (100,),
+        "W3": (100, 10),
+        "b3": (10,),
+    }
+    for b in ("b1", "b2", "b3"):
+        assert not np.any(to_np(model.params[b])), b
+
+
+def test_three_layer_convnet_takes_the_smallest_poolable_input():
+    """H = W = 2 is enough for the 2x2 pool (kills ``H < 2`` -> ``H <= 2`` / ``H < 3`` and the same for W)."""
+    model = ThreeLayerConvNet(input_dim=(1, 2, 2), num_filters=2, filter_size=1, hidden_dim=3, num_classes=2)
+    assert model.params["W2"].shape == (2, 3)
+    for input_dim in [(1, 1, 2), (1, 2, 1)]:
+        with pytest.raises(ValueError, match=r"input_dim must have H >= 2 and W >= 2 for the 2x2 max pool"):
+            ThreeLayerConvNet(input_dim=input_dim)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"input_dim": (3, 0, 8)}, r"input_dim\[1\]"),
+        ({"filter_size": 0}, "filter_size"),
+        ({"hidden_dim": 0}, "hidden_dim"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
+def test_three_layer_convnet_names_the_bad_size(kwargs, name):
+    """Each size refused names its argument (kills the names dropped or changed)."""
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        ThreeLayerConvNet(**{"input_dim": (3, 8, 8), **kwargs})
+
+
+def test_three_layer_convnet_refuses_a_string_input_dim():
+    """A 3-character string is not a (C, H, W) tuple (kills ``or`` -> ``and`` in the check)."""
+    with pytest.raises(TypeError, match=r"input_dim must be a \(C, H, W\) tuple of positive ints, got 'abc'"):
+        ThreeLayerConvNet(input_dim="abc")
