@@ -21,7 +21,14 @@ from xpnet.gradient_check import (
     grad_check_sparse,
     rel_error,
 )
-from xpnet.layers import spatial_groupnorm_forward, svm_loss
+from xpnet.layers import (
+    max_pool_backward_fast,
+    max_pool_backward_naive,
+    max_pool_forward_fast,
+    max_pool_forward_naive,
+    spatial_groupnorm_forward,
+    svm_loss,
+)
 from xpnet.solver import Solver, checkpoint_epoch
 
 from helpers import to_np, to_xp
@@ -261,3 +268,33 @@ def test_three_layer_convnet_refuses_a_string_input_dim():
     """A 3-character string is not a (C, H, W) tuple (kills ``or`` -> ``and`` in the check)."""
     with pytest.raises(TypeError, match=r"input_dim must be a \(C, H, W\) tuple of positive ints, got 'abc'"):
         ThreeLayerConvNet(input_dim="abc")
+
+
+def test_the_accuracy_checks_subsample_as_asked():
+    """``num_train_samples`` and ``num_val_samples`` bound each epoch's accuracy checks, as in CS231n: with 7, every
+    recorded accuracy is a count over 7 points (kills either argument dropped, which scores all 40)."""
+    solver = _solver(num_train_samples=7, num_val_samples=7)
+    solver.train()
+    for history in (solver.train_acc_history, solver.val_acc_history):
+        assert history
+        for acc in history:
+            assert acc * 7 == pytest.approx(round(acc * 7)), f"{history} are not counts over 7 samples"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_max_pool_backward_returns_the_input_dtype(fast):
+    """A float32 ``dout`` for a float64 input is promoted first: dx has x's dtype (kills ``x`` dropped from the
+    common-dtype call)."""
+    forward, backward = (
+        (max_pool_forward_fast, max_pool_backward_fast) if fast else (max_pool_forward_naive, max_pool_backward_naive)
+    )
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    out, cache = forward(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    dx = backward(out.astype(np.float32), cache)
+    assert dx.dtype == np.float64
+
+
+def test_spatial_groupnorm_refuses_zero_channels_by_name():
+    """No channel means no value to average over (C/G = 0): refused, not NaN (kills the C/G axis left out)."""
+    with pytest.raises(ValueError, match=r"averages over \(C/G, H, W\), got shape \(2, 0, 3, 3\)"):
+        spatial_groupnorm_forward(np.zeros((2, 0, 3, 3)), np.ones((1, 0, 1, 1)), np.zeros((1, 0, 1, 1)), 1, {})
