@@ -16,6 +16,7 @@ from xpnet._npz import read_npz, write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
 from xpnet.gradient_check import (
     directional_grad_check,
+    eval_numerical_gradient_array,
     eval_numerical_gradient_blobs,
     eval_numerical_gradient_net,
     grad_check_sparse,
@@ -298,3 +299,13 @@ def test_spatial_groupnorm_refuses_zero_channels_by_name():
     """No channel means no value to average over (C/G = 0): refused, not NaN (kills the C/G axis left out)."""
     with pytest.raises(ValueError, match=r"averages over \(C/G, H, W\), got shape \(2, 0, 3, 3\)"):
         spatial_groupnorm_forward(np.zeros((2, 0, 3, 3)), np.ones((1, 0, 1, 1)), np.zeros((1, 0, 1, 1)), 1, {})
+
+
+def test_eval_numerical_gradient_array_refuses_a_list_output():
+    """``f`` returns an array, or a scalar for a 0-d ``df``: a list is refused by name, a Python float for a 0-d
+    ``df`` is accepted (kills either ``not`` of that check dropped)."""
+    with pytest.raises(TypeError, match=r"^f\(x\) must return an array of df's shape \(2,\), got builtins\.list$"):
+        eval_numerical_gradient_array(lambda a: [1.0, 2.0], np.ones(2), np.ones(2))
+    # A Python float for a 0-d df is a scalar output, accepted.
+    grad = eval_numerical_gradient_array(lambda a: float(np.sum(a**2)), np.array([1.0, 2.0]), np.array(1.0))
+    np.testing.assert_allclose(grad, [2.0, 4.0], rtol=1e-8)
