@@ -309,3 +309,14 @@ def test_eval_numerical_gradient_array_refuses_a_list_output():
     # A Python float for a 0-d df is a scalar output, accepted.
     grad = eval_numerical_gradient_array(lambda a: float(np.sum(a**2)), np.array([1.0, 2.0]), np.array(1.0))
     np.testing.assert_allclose(grad, [2.0, 4.0], rtol=1e-8)
+
+
+def test_an_output_on_another_backend_is_refused():
+    """``f`` returning a torch tensor for a NumPy ``x`` is refused, not converted (kills ``x`` dropped from the
+    backend check of the output, in eval_numerical_gradient_array and _blobs)."""
+    torch = pytest.importorskip("torch")
+    message = r"^arrays come from different backends \(x is numpy\.ndarray, {} is torch\.Tensor\)"
+    with pytest.raises(TypeError, match=message.format(r"f\(x\)")):
+        eval_numerical_gradient_array(lambda a: torch.asarray(a), np.ones(2), np.ones(2))
+    with pytest.raises(TypeError, match=message.format(r"f\(\*inputs\)")):
+        eval_numerical_gradient_blobs(lambda a: torch.asarray(a), [np.ones(2)], np.ones(2))
