@@ -186,14 +186,15 @@ def plot_solver_history(solver_or_histories, path=None, *, title=None):
 
     Parameters
     ----------
-    solver_or_histories : a Solver (or any object with ``loss_history``, ``train_acc_history`` and
-        ``val_acc_history``), a dict with those keys, or a dict ``{label: solver_or_dict}`` to compare runs (then
-        train and validation accuracy get a panel each and every run a labelled line).
-    path : the PNG file to write (folders are created), or None (default) to return the figure instead: in a
+    solver_or_histories : Solver or dict
+        A Solver (or any object with ``loss_history``, ``train_acc_history`` and ``val_acc_history``), a dict with
+        those keys, or a dict ``{label: solver_or_dict}`` to compare runs (then train and validation accuracy get a
+        panel each and every run a labelled line).
+    path : str or os.PathLike, optional
+        The PNG file to write (folders are created), or None (default) to return the figure instead: in a
         notebook, ``plot_solver_history(solver)`` at the end of a cell shows it inline.
-    title : a title above the panels, or None.
-
-    The Solver checks accuracy before training and after every epoch, so accuracy point ``i`` is epoch ``i``.
+    title : str, optional
+        A title above the panels.
 
     Returns
     -------
@@ -202,6 +203,10 @@ def plot_solver_history(solver_or_histories, path=None, *, title=None):
     fig : matplotlib.figure.Figure
         Without one: the figure (8 x 6 inches, two panels for one run; 9 x 10 inches, three panels, to compare
         runs), not registered with pyplot, so ``plt.show()`` does not show it a second time.
+
+    Notes
+    -----
+    The Solver checks accuracy before training and after every epoch, so accuracy point ``i`` is epoch ``i``.
     """
     runs = _runs(solver_or_histories)
     single = runs[0][0] is None
