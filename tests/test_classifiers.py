@@ -863,6 +863,25 @@ def test_two_layer_net_gradients_match_numerical(xp, reg):
     assert worst < 1e-7, errors
 
 
+def test_the_numerical_check_catches_every_gradient_one_percent_off(xp):
+    """Negative control of :func:`_max_grad_error` on every backend (sampled entries off NumPy): each param's
+    gradient scaled by 1.01 shows in that param's error, ~0.5% where the check passes at 1e-7."""
+    np.random.seed(231)
+    X, y = _fc_data(xp)
+    model = _two_layer(xp, weight_scale=5e-2, reg=0.7)
+    loss = model.loss
+
+    def one_percent_off(X, y=None):
+        if y is None:
+            return loss(X)
+        value, grads = loss(X, y)
+        return value, {name: 1.01 * g for name, g in grads.items()}
+
+    model.loss = one_percent_off
+    _, errors = _max_grad_error(model, X, y)
+    assert sorted(errors) == ["W1", "W2", "b1", "b2"] and min(errors.values()) > 1e-3, errors
+
+
 @requires_torch
 @FLOAT_DTYPES
 def test_two_layer_net_loss_and_gradients_match_torch_autograd(xp, dtype):
