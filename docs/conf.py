@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import xpnet
@@ -49,6 +50,60 @@ autosummary_generate = False
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+# numpydoc checks every docstring it renders and warns (an error under -W) on what would render wrongly: a
+# paragraph left under "Parameters" becomes a fake parameter (PR02, PR10), two entries on one line merge into one
+# (PR01), a parameter the signature has but the docstring lacks (PR01), a misordered one (PR03), an unknown section
+# title (GL06) or sections out of order (GL07), a directive with one colon (GL10). Style checks (summary mood, a
+# period after every description, See Also, Examples) are left out: they say nothing about what a reader sees.
+numpydoc_validation_checks = {"GL06", "GL07", "GL10", "PR01", "PR02", "PR03", "PR10"}
+# Docstrings that do not pass yet (parameters described in prose, no Parameters section); each is fixed by
+# deleting its line here. Listed by exact name, so everything else (and anything new) is checked.
+_NOT_YET_VALID = [
+    # xpnet/_backend.py
+    "xpnet.asarray",
+    "xpnet.backend_name",
+    "xpnet.load_namespace",
+    "xpnet.namespace",
+    "xpnet.to_numpy",
+    # xpnet/classifiers/_base.py
+    *(
+        f"xpnet.classifiers.{c}.{m}"
+        for c in ("FullyConnectedNet", "ThreeLayerConvNet", "TwoLayerNet")
+        for m in ("load", "save", "set_state")
+    ),
+    "xpnet.classifiers.load_model",
+    # xpnet/gradient_check.py
+    "xpnet.gradient_check.directional_grad_check",
+    "xpnet.gradient_check.eval_numerical_gradient_array",
+    "xpnet.gradient_check.eval_numerical_gradient_blobs",
+    "xpnet.gradient_check.grad_check_sparse",
+    "xpnet.gradient_check.rel_error",
+    # xpnet/layer_utils.py
+    *(
+        f"xpnet.layer_utils.{f}_{d}"
+        for f in ("affine_relu", "affine_bn_relu", "affine_ln_relu", "conv_relu", "conv_relu_pool", "conv_bn_relu")
+        for d in ("forward", "backward")
+        if (f, d) != ("affine_relu", "forward")
+    ),
+    # xpnet/layers/
+    "xpnet.layers.affine_forward",
+    "xpnet.layers.batchnorm_forward",
+    "xpnet.layers.batchnorm_backward_alt",
+    "xpnet.layers.layernorm_backward",
+    "xpnet.layers.spatial_batchnorm_backward",
+    "xpnet.layers.spatial_groupnorm_backward",
+    # xpnet/optim.py
+    "xpnet.optim.sgd",
+    "xpnet.optim.sgd_momentum",
+    "xpnet.optim.rmsprop",
+    "xpnet.optim.adam",
+    "xpnet.optim.check_config",
+    "xpnet.optim.RuleSpec",
+    "xpnet.optim.Hyperparameter",
+    "xpnet.optim.Hyperparameter.check",
+]
+numpydoc_validation_exclude = {f"^{re.escape(name)}$" for name in _NOT_YET_VALID}
 
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]

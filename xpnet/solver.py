@@ -53,9 +53,19 @@ class NonFiniteLossWarning(RuntimeWarning):
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite during :meth:`Solver.train` with ``on_nonfinite="raise"``.
 
-    ``iteration`` (1-based, counted over the whole run) and ``epoch`` (1-based, the epoch it fell in) say where;
-    ``loss`` is the value. When this is raised, the model already holds the best params (and non-trainable state)
-    seen so far, or the ones training started from if no accuracy check had run yet.
+    When this is raised, the model already holds the best params (and non-trainable state) seen so far, or the ones
+    training started from if no accuracy check had run yet.
+
+    Parameters
+    ----------
+    message : str
+        What happened and what to try.
+    iteration : int
+        Where: 1-based, counted over the whole run (kept as the attribute ``iteration``).
+    epoch : int
+        The 1-based epoch the iteration fell in (attribute ``epoch``).
+    loss : float
+        The non-finite value (attribute ``loss``).
     """
 
     def __init__(self, message: str, *, iteration: int, epoch: int, loss: float):
@@ -66,8 +76,23 @@ class NonFiniteLossError(FloatingPointError):
 
     @classmethod
     def at(cls, loss: float, iteration: int, num_iterations: int, epoch: int, num_epochs: int, held: str | None):
-        """The error for a non-finite ``loss`` at ``iteration`` in ``epoch``; ``held`` says which params the model
-        holds now (None: those training started from)."""
+        """The error for a non-finite ``loss`` at ``iteration`` in ``epoch``, with the message the Solver raises.
+
+        Parameters
+        ----------
+        loss : float
+            The non-finite value.
+        iteration, num_iterations : int
+            The 1-based iteration and the run's total.
+        epoch, num_epochs : int
+            The 1-based epoch and the run's total.
+        held : str or None
+            Which params the model holds now (None: those training started from).
+
+        Returns
+        -------
+        NonFiniteLossError
+        """
         return cls(
             f"loss is {loss} at iteration {iteration} / {num_iterations} (epoch {epoch} / {num_epochs}); "
             f"training stopped and model.params holds {held or 'the params training started from'}. Try a smaller "
@@ -323,7 +348,9 @@ def _score(model, X, y, idx, batch_size: int) -> tuple[float, bool]:
     return count / N, bool(ok)
 
 
-class Solver:
+# The settings are **kwargs, as in CS231n (so a misspelling gets a did-you-mean); numpydoc would count each one
+# documented under "Other Parameters" as unknown (PR02).
+class Solver:  # numpydoc ignore=PR02
     """Trains a classification model with minibatch stochastic gradient descent, as CS231n's ``Solver``.
 
     Usage::
@@ -332,54 +359,91 @@ class Solver:
                         lr_decay=0.95, num_epochs=10, batch_size=100, print_every=100)
         solver.train()
 
+    ``X_train`` and ``X_val`` must be finite, and ``optim_config`` is checked against a built-in rule's accepted
+    keys and ranges, once, here: bad data or a misspelled key is a ``ValueError`` or ``TypeError`` before training.
+
     Parameters
     ----------
-    model : object with ``params`` (dict name -> array, all on one backend) and ``loss(X, y=None)`` returning
-        scores of shape (N, C) when ``y`` is None (test mode) and ``(loss, grads)`` otherwise (a 0-d array or
-        float, and a dict with one gradient per param). Optional ``get_state()`` / ``set_state(d)`` expose
-        non-trainable arrays (batchnorm running statistics) for checkpoints; without them the arrays in
-        ``model.bn_params`` (a list of dicts, as in CS231n's models) are checkpointed.
-    data : dict with ``X_train`` (N_train, ...), ``y_train`` (N_train,) integer labels, ``X_val``, ``y_val``; NumPy
-        or any backend. Moved once to the model's backend and device, features cast to the first param's dtype.
-    update_rule : name of a rule in :mod:`xpnet.optim` (``'sgd'``, default) or a callable with that signature.
-    optim_config : dict of hyperparameters given to the update rule for every param (each param gets a copy).
-    lr_decay : every param's ``learning_rate`` is multiplied by this after each epoch (default 1.0).
-    batch_size : minibatch size (100). num_epochs : epochs to train in total (10).
-    num_train_samples : training points used to check training accuracy at each epoch (1000; None for all).
-    num_val_samples : validation points used to check validation accuracy (None: all).
-    checkpoint_name : if given, the whole training state is saved to ``f"{checkpoint_name}_epoch_{epoch}.npz"``
-        at the end of each epoch (atomically: a crash leaves the previous file whole). Missing folders (as in
-        ``'checkpoints/run1'``) are created when the Solver is built, and a file is written and removed there, so an
-        unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch. Setting
-        the attribute later (as a sweep does) makes the same check.
-    print_every : the loss is printed (and copied to the host) every this many iterations (10).
-    verbose : CS231n's prints when True (default): ``(Iteration t / T) loss: ...`` every ``print_every``
-        iterations and ``(Epoch e / E) train acc: ...; val_acc: ...`` at each check, as plain lines on stdout.
-    progress : a tqdm progress bar (with the last loss and accuracies) on stderr, or a widget in a notebook.
-        None (default): when ``verbose`` is True and the bar can draw in place, i.e. stderr is an interactive
-        terminal, or the code runs in a Jupyter notebook that has ``ipywidgets``; no bar when output goes to a
-        file, a CI log or a notebook without ``ipywidgets`` (whose bar would be hundreds of text fragments). True
-        draws one anyway (as text where widgets are missing), even with ``verbose=False``; False never does.
-    seed : an int >= 0 (or a NumPy integer or ``Generator``) for the Solver's own minibatch sampler; None draws
-        from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)`` reproduces
-        CS231n's batches.
-    resume_from : path of a checkpoint written by this class, given to :meth:`load_checkpoint`: training continues
-        where it stopped (params, optimizer state, model state, histories, epoch, both random states) and
-        ``train()`` runs the remaining epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not
-        from ``seed``, and NumPy's global random state is set to the checkpoint's (unseeded dropout draws from it).
-        The whole file is verified before anything changes: a damaged or hand-edited checkpoint, or one whose arrays
-        differ in shape or dtype kind from the model's, is a ``ValueError`` naming the file and what is wrong.
-    on_nonfinite : what :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` (default) warns with
+    model : object
+        Has ``params`` (dict name -> array, all on one backend) and ``loss(X, y=None)``, which returns scores of
+        shape (N, C) when ``y`` is None (test mode) and ``(loss, grads)`` otherwise (a 0-d array or float, and a
+        dict with one gradient per param). Optional ``get_state()`` / ``set_state(d)`` expose non-trainable arrays
+        (batchnorm running statistics) for checkpoints; without them the arrays in ``model.bn_params`` (a list of
+        dicts, as in CS231n's models) are checkpointed.
+    data : dict
+        ``X_train`` (N_train, ...), ``y_train`` (N_train,) integer labels, ``X_val``, ``y_val``; NumPy or any
+        backend. Moved once to the model's backend and device, features cast to the first param's dtype.
+    **kwargs
+        The optional settings below, by keyword, as in CS231n. A misspelled one is a ``TypeError`` naming the
+        closest setting.
+
+    Attributes
+    ----------
+    loss_history : list of float
+        One per iteration.
+    train_acc_history, val_acc_history : list of float
+        One per check: after the first iteration and at each epoch end.
+    best_val_acc : float
+        The best validation accuracy so far.
+    best_params : dict
+        The params that scored ``best_val_acc``.
+    epoch : int
+        Epochs trained so far.
+    optim_configs : dict
+        Param name -> its update rule's config.
+
+    Other Parameters
+    ----------------
+    update_rule : str or callable, default 'sgd'
+        The name of a rule in :mod:`xpnet.optim` or a callable with that signature.
+    optim_config : dict, optional
+        Hyperparameters given to the update rule for every param (each param gets a copy).
+    lr_decay : float, default 1.0
+        Every param's ``learning_rate`` is multiplied by this after each epoch.
+    batch_size : int, default 100
+        Minibatch size.
+    num_epochs : int, default 10
+        Epochs to train in total.
+    num_train_samples : int or None, default 1000
+        Training points used to check training accuracy at each epoch (None: all).
+    num_val_samples : int or None, default None
+        Validation points used to check validation accuracy (None: all).
+    checkpoint_name : str or path, optional
+        If given, the whole training state is saved to ``f"{checkpoint_name}_epoch_{epoch}.npz"`` at the end of
+        each epoch (atomically: a crash leaves the previous file whole). Missing folders (as in
+        ``'checkpoints/run1'``) are created when the Solver is built, and a file is written and removed there, so
+        an unwritable path is an ``OSError`` naming ``checkpoint_name`` now rather than after the first epoch.
+        Setting the attribute later (as a sweep does) makes the same check.
+    print_every : int, default 10
+        The loss is printed (and copied to the host) every this many iterations.
+    verbose : bool, default True
+        CS231n's prints: ``(Iteration t / T) loss: ...`` every ``print_every`` iterations and ``(Epoch e / E)
+        train acc: ...; val_acc: ...`` at each check, as plain lines on stdout.
+    progress : bool or None, default None
+        A tqdm progress bar (with the last loss and accuracies) on stderr, or a widget in a notebook. None: when
+        ``verbose`` is True and the bar can draw in place, i.e. stderr is an interactive terminal, or the code
+        runs in a Jupyter notebook that has ``ipywidgets``; no bar when output goes to a file, a CI log or a
+        notebook without ``ipywidgets`` (whose bar would be hundreds of text fragments). True draws one anyway
+        (as text where widgets are missing), even with ``verbose=False``; False never does.
+    seed : int, numpy.random.Generator or None, default None
+        Seeds the Solver's own minibatch sampler (an int >= 0, a NumPy integer or a ``Generator``). None draws
+        from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)``
+        reproduces CS231n's batches.
+    resume_from : str or path, optional
+        A checkpoint written by this class, given to :meth:`load_checkpoint`: training continues where it
+        stopped (params, optimizer state, model state, histories, epoch, both random states) and ``train()`` runs
+        the remaining epochs up to ``num_epochs``. The sampler state comes from the checkpoint, not from
+        ``seed``, and NumPy's global random state is set to the checkpoint's (unseeded dropout draws from it).
+        The whole file is verified before anything changes: a damaged or hand-edited checkpoint, or one whose
+        arrays differ in shape or dtype kind from the model's, is a ``ValueError`` naming the file and what is
+        wrong.
+    on_nonfinite : {'stop', 'raise'}, default 'stop'
+        What :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` warns with
         :class:`NonFiniteLossWarning` and returns, ``'raise'`` raises :class:`NonFiniteLossError`; either way the
         best params are put back first.
 
-    ``X_train`` and ``X_val`` must be finite and ``optim_config`` is checked against a built-in rule's accepted keys
-    and ranges, once, here: bad data or a misspelled key is a ``ValueError`` / ``TypeError`` before training.
-
-    Attributes: ``loss_history`` (list of floats, one per iteration), ``train_acc_history`` and
-    ``val_acc_history`` (one per check: after the first iteration and at each epoch end), ``best_val_acc``,
-    ``best_params``, ``epoch``, ``optim_configs`` (param name -> its rule's config).
-
+    Notes
+    -----
     Beyond CS231n: the model's non-trainable state (batchnorm running statistics) is kept with the best params and
     restored with them, so the restored model scores ``best_val_acc`` on the validation set again.
     """
@@ -533,11 +597,24 @@ class Solver:
             _checkpoint.set_model_state(self.model, _checkpoint.model_state(self.model)[0], _copy_tree(state))
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100) -> float:
-        """Fraction of ``X`` (N, ...) the model classifies as ``y`` (N,), computed in test mode in batches.
+        """Fraction of ``X`` the model classifies as ``y``, computed in test mode in batches.
 
-        ``X`` (finite values) and ``y`` may be NumPy or any backend (moved to the model's). With ``num_samples``
-        < N, that many points are drawn with replacement by the Solver's sampler, as in CS231n. Returns a Python
-        float.
+        Parameters
+        ----------
+        X : array of shape (N, ...)
+            Finite features, NumPy or any backend (moved to the model's).
+        y : array of shape (N,)
+            Integer labels.
+        num_samples : int, optional
+            With ``num_samples`` < N, that many points are drawn with replacement by the Solver's sampler, as in
+            CS231n (None: all N).
+        batch_size : int, default 100
+            How many points the model scores at once.
+
+        Returns
+        -------
+        float
+            The accuracy, a Python float.
         """
         return self._accuracy(X, y, num_samples, batch_size)[0]
 
@@ -655,6 +732,13 @@ class Solver:
     def save_checkpoint(self, path) -> None:
         """Save the whole training state to ``path`` (a portable ``.npz``, written atomically and durably).
 
+        Parameters
+        ----------
+        path : str or path
+            The file to write.
+
+        Notes
+        -----
         The file holds params, every param's optimizer config (arrays and scalars such as ``t`` and the decayed
         ``learning_rate``), best params and accuracy, histories, epoch and iteration counters, the sampler's and
         NumPy's global random states, and the model's non-trainable state. ``Solver(..., resume_from=path)``

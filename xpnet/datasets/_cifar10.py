@@ -192,10 +192,17 @@ def _unpickle_batch(raw, filename):
 def load_CIFAR10(ROOT):
     """Load the whole CIFAR-10 python release from folder ``ROOT`` (``cifar-10-batches-py``).
 
+    Parameters
+    ----------
+    ROOT : str or os.PathLike
+        The folder holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch`` (CS231n's argument name).
+
     Returns
     -------
-    X_train : (50000, 32, 32, 3) float64,  y_train : (50000,) int64
-    X_test : (10000, 32, 32, 3) float64,   y_test : (10000,) int64
+    X_train : numpy.ndarray of shape (50000, 32, 32, 3), float64
+    y_train : numpy.ndarray of shape (50000,), int64
+    X_test : numpy.ndarray of shape (10000, 32, 32, 3), float64
+    y_test : numpy.ndarray of shape (10000,), int64
     """
     root = as_path("ROOT", ROOT)
     if not os.path.isdir(root):

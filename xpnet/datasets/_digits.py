@@ -37,15 +37,22 @@ def get_digits_data(
 
     Parameters
     ----------
-    num_validation, num_test : int >= 0;  num_training : int >= 1, optional
-    subtract_mean : bool
-    seed : None, int >= 0 or a NumPy SeedSequence/BitGenerator/Generator
-    dtype : floating NumPy dtype (integer dtypes would truncate the [0, 1] pixels to 0 and 1)
+    num_validation, num_test : int, default 200
+        Sizes of the validation and test sets (>= 0).
+    subtract_mean : bool, default True
+        Subtract the training mean image from all three sets.
+    seed : None, int or numpy.random.Generator, default 0
+        An int >= 0, or a NumPy ``SeedSequence``, ``BitGenerator`` or ``Generator``, for the shuffle.
+    num_training : int, optional
+        Size of the training set (>= 1; default: every image left).
+    dtype : NumPy floating dtype, default numpy.float32
+        Of the images (integer dtypes are refused: they would truncate the [0, 1] pixels to 0 and 1).
 
     Returns
     -------
-    dict with ``X_train`` (num_training, 1, 8, 8) ``dtype``, ``y_train`` (num_training,) int64, and likewise
-    ``X_val``, ``y_val``, ``X_test``, ``y_test``; NumPy arrays.
+    dict
+        ``X_train`` (num_training, 1, 8, 8) ``dtype``, ``y_train`` (num_training,) int64, and likewise ``X_val``,
+        ``y_val``, ``X_test``, ``y_test``; NumPy arrays.
 
     Raises
     ------

@@ -66,9 +66,14 @@ def get_CIFAR10_data(
 
     Parameters
     ----------
-    num_training : int >= 1;  num_validation, num_test : int >= 0
-        Split sizes; ``num_training + num_validation`` at most 50000, ``num_test`` at most 10000.
-    subtract_mean : bool
+    num_training : int, default 49000
+        Size of the training set (>= 1; ``num_training + num_validation`` at most 50000).
+    num_validation : int, default 1000
+        Size of the validation set (>= 0).
+    num_test : int, default 1000
+        Size of the test set (>= 0, at most 10000).
+    subtract_mean : bool, default True
+        Subtract the training subset's mean image from all three sets.
     cifar10_dir : str or os.PathLike, optional
         Folder holding ``data_batch_1`` ... ``test_batch`` (the archive's ``cifar-10-batches-py``).
     download : bool
@@ -80,8 +85,9 @@ def get_CIFAR10_data(
 
     Returns
     -------
-    dict with ``X_train`` (num_training, 3, 32, 32), ``y_train`` (num_training,), and likewise ``X_val``,
-    ``y_val``, ``X_test``, ``y_test``; NumPy arrays, labels int64.
+    dict
+        ``X_train`` (num_training, 3, 32, 32), ``y_train`` (num_training,), and likewise ``X_val``, ``y_val``,
+        ``X_test``, ``y_test``; NumPy arrays, labels int64.
 
     Raises
     ------

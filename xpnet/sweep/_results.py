@@ -42,7 +42,13 @@ def _finite(v) -> bool:
 
 
 class SweepResults(Sequence):
-    """The records of a sweep, in config order: ``results[i]`` is the dict of ``configs[i]`` (see :func:`sweep`)."""
+    """The records of a sweep, in config order: ``results[i]`` is the dict of ``configs[i]`` (see :func:`sweep`).
+
+    Parameters
+    ----------
+    records : iterable of dict
+        One record per trial, in config order.
+    """
 
     def __init__(self, records: Iterable[dict]):
         self.records = list(records)
@@ -59,9 +65,19 @@ class SweepResults(Sequence):
         return f"SweepResults({len(self)} trials: {text or 'none'})"
 
     def best(self, key="best_val_acc") -> dict:
-        """The record with the highest ``key``: a record key (``"best_val_acc"``), ``"final_train_acc"``,
-        ``"final_val_acc"``, ``"final_loss"``, a config key, or a callable ``record -> number`` (negate it to
-        find a lowest). Records without a finite number for it (failed trials) are left out."""
+        """The record with the highest ``key``; records without a finite number for it (failed trials) are left out.
+
+        Parameters
+        ----------
+        key : str or callable, default 'best_val_acc'
+            A record key (``"best_val_acc"``), ``"final_train_acc"``, ``"final_val_acc"``, ``"final_loss"``, a
+            config key, or a callable ``record -> number`` (negate it to find a lowest).
+
+        Returns
+        -------
+        dict
+            The record.
+        """
         scored = [(v, i) for i, r in enumerate(self.records) if _finite(v := _record_value(r, key))]
         if not scored:
             raise ValueError(f"no record has a finite number for key {key!r} (statuses: {repr(self)})")
@@ -96,10 +112,30 @@ class SweepResults(Sequence):
         logx: bool | None = None,
         title: str | None = None,
     ):
-        """Plot ``y`` (a key as in :meth:`best`) against the config key ``x``, one line per value of the config
-        key ``hue``. Failed trials are left out; ``logx`` (default: when positive ``x`` span 100× or more) draws
-        a log axis. Writes a PNG to ``path`` and returns it, or returns the matplotlib ``Figure`` when ``path`` is
-        None."""
+        """Plot ``y`` against the config key ``x``, one line per value of the config key ``hue``.
+
+        Failed trials are left out.
+
+        Parameters
+        ----------
+        x : str
+            The config key on the horizontal axis.
+        y : str or callable, default 'best_val_acc'
+            What to plot, a key as in :meth:`best`.
+        hue : str, optional
+            A config key: one line per value.
+        path : str or path, optional
+            Where to write a PNG.
+        logx : bool, optional
+            A log axis; by default when positive ``x`` span 100× or more.
+        title : str, optional
+            The plot's title.
+
+        Returns
+        -------
+        path or matplotlib.figure.Figure
+            ``path`` when given, else the matplotlib ``Figure``.
+        """
         from ..vis_utils import plot_sweep
 
         groups: dict[Any, list[tuple[Any, float]]] = {}
@@ -117,7 +153,14 @@ class SweepResults(Sequence):
 
     def save(self, path) -> None:
         """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
-        Non-finite numbers are written as JSON's common extension ``NaN`` / ``Infinity``."""
+
+        Non-finite numbers are written as JSON's common extension ``NaN`` / ``Infinity``.
+
+        Parameters
+        ----------
+        path : str or path
+            The JSON file to write.
+        """
         path = os.fspath(path)
         records, arrays = [], {}
         for r in self.records:
@@ -144,6 +187,17 @@ class SweepResults(Sequence):
     def load(cls, path) -> SweepResults:
         """Read a file written by :meth:`save` (and its ``.params.npz``, if any).
 
+        Parameters
+        ----------
+        path : str or path
+            The JSON file :meth:`save` wrote.
+
+        Returns
+        -------
+        SweepResults
+
+        Notes
+        -----
         The file is checked before anything is used: a regular file (not a FIFO or a device, which could block
         for ever), UTF-8 JSON of bounded depth, the format and version, and every record's fields and their types
         (``config`` a dict, ``status`` one of ``"ok"``, ``"diverged"``, ``"error"``, histories lists of numbers,

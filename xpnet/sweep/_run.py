@@ -30,6 +30,16 @@ def grid(**axes: Iterable) -> list[dict]:
     {'lr': 0.01, 'reg': 0}, {'lr': 0.01, 'reg': 0.1}]``: keys in the order given, the last varying fastest. NumPy
     scalars (from ``np.logspace``) become Python numbers. Each value must be an iterable (not a string) with at
     least one element.
+
+    Parameters
+    ----------
+    **axes : iterable
+        One keyword per config key, with its values.
+
+    Returns
+    -------
+    list of dict
+        The configs.
     """
     if not axes:
         raise ValueError("grid needs at least one keyword, e.g. grid(learning_rate=[1e-3, 1e-2])")
@@ -72,53 +82,68 @@ def sweep(
 
     Parameters
     ----------
-    make_solver : callable ``(config, data) -> Solver`` returning an untrained :class:`xpnet.solver.Solver`; it runs
-        on the workers, so it must be picklable (a module-level function, or one defined in a script or notebook).
-        NumPy's global random state is seeded from ``(seed, i)`` before it runs for ``configs[i]``.
-    configs : list of dicts (see :func:`grid`); ``results[i]`` is ``configs[i]``'s record.
-    data : dict with ``X_train`` (N_train, ...), ``y_train`` (N_train,), ``X_val``, ``y_val`` (NumPy), sent to the
-        cluster once per sweep as the result of a task, so a worker that dies with it is given it again; or a
-        callable returning such a dict (a loader that reads the data where the workers run, for large data sets).
-    seed : int in [0, 2**32); the same seed gives the same records on any cluster.
-    client : None (default) starts a ``LocalCluster`` for this call (one single-threaded worker process per core,
-        or ``n_workers``) and closes it after; a ``distributed.Client`` or a scheduler address
+    make_solver : callable
+        ``(config, data) -> Solver``, returning an untrained :class:`xpnet.solver.Solver`. It runs on the workers,
+        so it must be picklable (a module-level function, or one defined in a script or notebook). NumPy's global
+        random state is seeded from ``(seed, i)`` before it runs for ``configs[i]``.
+    configs : list of dict
+        The configs (see :func:`grid`); ``results[i]`` is ``configs[i]``'s record.
+    data : dict or callable
+        ``X_train`` (N_train, ...), ``y_train`` (N_train,), ``X_val``, ``y_val`` (NumPy), sent to the cluster once
+        per sweep as the result of a task, so a worker that dies with it is given it again; or a callable
+        returning such a dict (a loader that reads the data where the workers run, for large data sets).
+    seed : int, default 0
+        In [0, 2**32); the same seed gives the same records on any cluster.
+    client : None, str or distributed.Client, default None
+        None starts a ``LocalCluster`` for this call (one single-threaded worker process per core, or
+        ``n_workers``) and closes it after; a ``distributed.Client`` or a scheduler address
         (``"tcp://host:8786"``) uses that cluster; ``"sequential"`` runs the trials one after another in this
-        process (debugging; needs no Dask).
-    gpus : with ``client=None``: a list of GPU ids, or ``"all"`` for every visible GPU (``CUDA_VISIBLE_DEVICES``,
+        process (debugging; needs no Dask). A script that starts a LocalCluster must call ``sweep`` under
+        ``if __name__ == "__main__":``, because the worker processes import the script again.
+    n_workers : int, optional
+        With ``client=None``: how many worker processes (default: one per core).
+    gpus : list of int or str, or 'all', optional
+        With ``client=None``: a list of GPU ids, or ``"all"`` for every visible GPU (``CUDA_VISIBLE_DEVICES``,
         else ``nvidia-smi -L``). The LocalCluster gets one worker per GPU, its process started with
         ``CUDA_VISIBLE_DEVICES`` set to that id, so a trial on CuPy or torch ``"cuda"`` sees exactly one GPU.
-    checkpoint_dir : a folder every worker can reach. Each trial writes its checkpoint there after every epoch; a
-        trial whose worker dies (killed, out of memory, preempted) is rerun by Dask and resumes from its last
-        checkpoint, ending with the record of an uninterrupted run. Default: a temporary folder (removed after)
-        when the workers run on this machine (``client=None``, or a Client of a ``LocalCluster``); none for a
-        scheduler address or ``"sequential"``. The same folder, configs and seed make a rerun sweep continue where
-        an interrupted one stopped; use a fresh folder after changing ``make_solver``. One sweep at a time may use a
+    checkpoint_dir : str, path or False, optional
+        A folder every worker can reach. Each trial writes its checkpoint there after every epoch; a trial whose
+        worker dies (killed, out of memory, preempted) is rerun by Dask and resumes from its last checkpoint,
+        ending with the record of an uninterrupted run. Default: a temporary folder (removed after) when the
+        workers run on this machine (``client=None``, or a Client of a ``LocalCluster``); none for a scheduler
+        address or ``"sequential"``. The same folder, configs and seed make a rerun sweep continue where an
+        interrupted one stopped; use a fresh folder after changing ``make_solver``. One sweep at a time may use a
         folder: a second ``sweep`` given a folder in use is refused with a ``ValueError`` (both would train the
-        same trials and delete each other's older checkpoints). False: no checkpoints
-        (each is a durable, fsynced write per epoch, which shows in trials of a few seconds); a trial whose worker
-        dies then restarts from scratch, still ending with the same record, since it is seeded.
-    retries : how many times a trial's worker may die before the trial is reported as ``"error"`` (default 2;
-        counted in ``checkpoint_dir``, per call of ``sweep``; without one, the scheduler's
+        same trials and delete each other's older checkpoints). False: no checkpoints (each is a durable, fsynced
+        write per epoch, which shows in trials of a few seconds); a trial whose worker dies then restarts from
+        scratch, still ending with the same record, since it is seeded.
+    retries : int, default 2
+        How many times a trial's worker may die before the trial is reported as ``"error"`` (counted in
+        ``checkpoint_dir``, per call of ``sweep``; without one, the scheduler's
         ``distributed.scheduler.allowed-failures`` decides). A trial that raises is ``"error"`` at once: it is
         seeded, so a rerun would raise again.
-    keep_params : put the best params (dict of NumPy arrays) in each record as ``best_params``.
-    progress : a tqdm bar over trials (done / total, best validation accuracy so far): None (default) draws one in
-        a terminal or a notebook with ipywidgets, True always, False never.
-    timeout : seconds the whole sweep may take on a Dask cluster, or None (default: no limit). Trials not finished
-        by then are ``"error"`` with ``"TimeoutError: ..."`` (a trial that is running keeps its checkpoints, so a
-        rerun with the same ``checkpoint_dir`` resumes it; Dask cannot stop a running task, so on a cluster passed
-        in it runs on until it ends).
-    no_workers_timeout : seconds the cluster may have no worker at all while trials wait (default 60; None: wait
-        for workers however long it takes, as for an adaptive cluster whose jobs queue). After that, the trials not
-        finished are ``"error"`` with ``"TimeoutError: the cluster has had no workers ..."`` instead of waiting
-        forever (a nanny restarts a killed worker within seconds; a cluster whose nannies are gone gets no
-        workers back).
+    keep_params : bool, default False
+        Put the best params (dict of NumPy arrays) in each record as ``best_params``.
+    progress : bool or None, default None
+        A tqdm bar over trials (done / total, best validation accuracy so far): None draws one in a terminal or
+        a notebook with ipywidgets, True always, False never.
+    timeout : float, optional
+        Seconds the whole sweep may take on a Dask cluster (default: no limit). Trials not finished by then are
+        ``"error"`` with ``"TimeoutError: ..."`` (a trial that is running keeps its checkpoints, so a rerun with
+        the same ``checkpoint_dir`` resumes it; Dask cannot stop a running task, so on a cluster passed in it runs
+        on until it ends).
+    no_workers_timeout : float or None, default 60
+        Seconds the cluster may have no worker at all while trials wait (None: wait for workers however long it
+        takes, as for an adaptive cluster whose jobs queue). After that, the trials not finished are ``"error"``
+        with ``"TimeoutError: the cluster has had no workers ..."`` instead of waiting forever (a nanny restarts a
+        killed worker within seconds; a cluster whose nannies are gone gets no workers back).
 
     Returns
     -------
-    SweepResults : ``results[i]`` is a dict with ``config``, ``status`` (``"ok"``, ``"diverged"`` when the loss
-        became non-finite, ``"error"`` when the trial raised or its worker died more than ``retries`` times),
-        ``error`` (None, or ``"ExceptionType: message"``; for a diverged trial the iteration), ``best_val_acc``,
+    SweepResults
+        ``results[i]`` is a dict with ``config``, ``status`` (``"ok"``, ``"diverged"`` when the loss became
+        non-finite, ``"error"`` when the trial raised or its worker died more than ``retries`` times), ``error``
+        (None, or ``"ExceptionType: message"``; for a diverged trial the iteration), ``best_val_acc``,
         ``loss_history``, ``train_acc_history``, ``val_acc_history``, ``seconds``, ``worker`` (the worker's
         address, or ``"sequential"``), ``index`` and, with ``keep_params``, ``best_params``. A trial's failure
         never stops the sweep.
@@ -156,6 +181,20 @@ def local_client(n_workers: int | None = None, *, gpus=None, retries: int = 2):
     ``with local_client(n_workers=2) as client: sweep(..., client=client)`` starts the worker processes once (one
     single-threaded worker per core by default, or one per GPU of ``gpus``) and closes them at the end; ``retries``
     should match the sweeps' (the scheduler allows one more run of a trial than that).
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        How many worker processes (default: one per core, or one per GPU of ``gpus``).
+    gpus : list of int or str, or 'all', optional
+        As :func:`sweep`'s ``gpus``.
+    retries : int, default 2
+        As :func:`sweep`'s ``retries``.
+
+    Yields
+    ------
+    distributed.Client
+        The client; the cluster closes when the ``with`` block ends.
     """
     gpu_ids = check_placement(None, n_workers, gpus)
     with open_client(None, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (client, _):
