@@ -23,10 +23,13 @@ from xpnet.gradient_check import (
     rel_error,
 )
 from xpnet.layers import (
+    batchnorm_forward,
+    layernorm_forward,
     max_pool_backward_fast,
     max_pool_backward_naive,
     max_pool_forward_fast,
     max_pool_forward_naive,
+    softmax_loss,
     spatial_groupnorm_forward,
     svm_loss,
 )
@@ -320,3 +323,34 @@ def test_an_output_on_another_backend_is_refused():
         eval_numerical_gradient_array(lambda a: torch.asarray(a), np.ones(2), np.ones(2))
     with pytest.raises(TypeError, match=message.format(r"f\(\*inputs\)")):
         eval_numerical_gradient_blobs(lambda a: torch.asarray(a), [np.ones(2)], np.ones(2))
+
+
+def test_batchnorm_momentum_zero_is_allowed():
+    """momentum is in [0, 1]: 0 keeps only the last batch's statistics (kills the closed lower bound made open)."""
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    bn_param = {"mode": "train", "momentum": 0.0}
+    batchnorm_forward(x, np.ones(3), np.zeros(3), bn_param)
+    np.testing.assert_allclose(bn_param["running_mean"], x.mean(axis=0), rtol=1e-12)
+
+
+def test_layernorm_without_a_param_dict_uses_eps_1e_5():
+    """``ln_param=None`` means CS231n's default eps, 1e-5 (kills the default changed in that branch)."""
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    out, _ = layernorm_forward(x, np.ones(5), np.zeros(5), None)
+    expected = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("loss", [softmax_loss, svm_loss])
+def test_losses_take_one_sample_or_one_class_and_refuse_none(loss):
+    """N = 1 and C = 1 are valid batches; N = 0 or C = 0 is refused, and so is a label outside [0, C) (kills the
+    emptiness check's ``or`` -> ``and`` and ``== 0`` -> ``== 1``)."""
+    value, dx = loss(np.array([[0.5, -0.5]]), np.array([0]))
+    assert np.isfinite(float(value)) and dx.shape == (1, 2)
+    value, dx = loss(np.array([[0.5], [1.5]]), np.array([0, 0]))
+    assert float(value) == 0.0 and dx.shape == (2, 1)
+    for shape in [(0, 3), (2, 0)]:
+        with pytest.raises(ValueError, match=r"^x must have at least one sample and one class, got shape"):
+            loss(np.zeros(shape), np.zeros(shape[0], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"^y must hold labels in \[0, C\) = \[0, 3\), got values from 5 to 5"):
+        loss(np.zeros((1, 3)), np.array([5]))
