@@ -77,7 +77,8 @@ def test_page_examples_run(page, tmp_path, monkeypatch, capsys):
         action, why = verdict
         (pytest.fail if action == "fail" else pytest.skip)(f"{page.name}'s examples {why}")
     monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": f"__docs_{page.stem}__"}
+    # Run as a script is: code under `if __name__ == "__main__":` (as a sweep in a script must be) runs too.
+    namespace = {"__name__": "__main__"}
     state = np.random.get_state()
     try:
         for i, code in enumerate(blocks):
@@ -111,3 +112,12 @@ def test_a_missing_module_skips_a_page_only_when_it_is_an_optional_package(monke
     assert import_verdict("import torch.not_a_module") == ("skip", "needs torch.not_a_module, which is not installed")
     monkeypatch.setenv("XPNET_REQUIRE_EXTRAS", "distributed,torch")
     assert import_verdict("import torch.not_a_module")[0] == "fail"
+
+
+def test_sweep_examples_show_the_main_guard():
+    # A sweep copied into a script needs the guard (its worker processes import the script again): the examples a
+    # user copies show it.
+    for page in PAGES:
+        for block in runnable(python_blocks(page)):
+            if re.search(r"^\s*\w+ = sweep\(", block, flags=re.M):
+                assert 'if __name__ == "__main__":' in block, f"{page.name}: a sweep example without the guard"

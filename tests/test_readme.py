@@ -22,7 +22,8 @@ def test_readme_python_examples_run(capsys):
     blocks = _python_blocks()
     assert blocks, "README.md has no python example"
     for code in blocks:
-        exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+        # As a script runs it: code under `if __name__ == "__main__":` (the sweep example's) runs too.
+        exec(compile(code, str(README), "exec"), {"__name__": "__main__"})
     out = capsys.readouterr().out
     assert re.search(r"numpy: \d+\.\d+", out), out
 

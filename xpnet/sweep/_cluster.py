@@ -5,12 +5,15 @@ Dask is an optional extra: importing :mod:`xpnet.sweep` and ``client="sequential
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import types
 
-__all__ = ["INSTALL", "import_distributed", "open_client", "visible_gpus"]
+__all__ = ["INSTALL", "check_main_guard", "import_distributed", "open_client", "visible_gpus"]
 
 INSTALL = 'pip install "xpnet[distributed]"'
 
@@ -25,6 +28,63 @@ def import_distributed(what: str):
             "(client='sequential' runs without it)"
         ) from None
     return distributed
+
+
+def _is_main_test(node: ast.expr) -> bool:
+    """Whether ``node`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(node.left), ast.dump(node.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+
+
+def _guarded(source: str, line: int) -> bool:
+    """Whether ``line`` of the module ``source`` lies inside an ``if __name__ == "__main__":`` block."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.body:
+            if node.body[0].lineno <= line <= (node.body[-1].end_lineno or node.body[-1].lineno):
+                return True
+    return False
+
+
+def _guard_message(where: str) -> str:
+    return (
+        f"{where} calls sweep() when the script is imported: the LocalCluster's worker processes import the "
+        'script again, so put that code under if __name__ == "__main__": (or pass client="sequential")'
+    )
+
+
+def check_main_guard(method: str) -> None:
+    """Refuse, in one line, to start a LocalCluster from a script's unguarded top-level code.
+
+    With the ``spawn`` and ``forkserver`` start methods (Dask's default is ``spawn``), every worker process
+    imports the script's main module again as ``__mp_main__``: a ``sweep()`` at its top level then runs again in
+    each worker, which cannot start a cluster of its own, and the parent saw only hundreds of lines of "Nanny
+    failed to start". A script that is not a file (a notebook, ``python -c``, a REPL) is not imported again.
+    """
+    if method not in ("spawn", "forkserver"):
+        return
+    # The outermost module-level frame: the main module's top-level code, or (in a worker importing the script)
+    # the script run as __mp_main__. Frames of modules the script imports lie in between.
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") in ("__main__", "__mp_main__"):
+            break
+        frame = frame.f_back
+    if frame is None:  # not reached from a main module's top-level code (a thread, an embedding program)
+        return
+    path, line = frame.f_code.co_filename, frame.f_lineno
+    if frame.f_globals["__name__"] == "__mp_main__":
+        raise RuntimeError(_guard_message(f"{path}, line {line},"))
+    if not path.endswith(".py"):  # python -c, a REPL, a notebook cell: nothing the workers import again
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            guarded = _guarded(fh.read(), line)
+    except (OSError, SyntaxError, ValueError):  # nothing to read: no verdict rather than a wrong one
+        return
+    if not guarded:
+        raise RuntimeError(_guard_message(f"{path}, line {line},"))
 
 
 def visible_gpus() -> list[str]:

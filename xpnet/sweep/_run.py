@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _progress
 from ._checks import check_args, check_checkpoint_dir, check_picklable, check_placement, check_timeouts, plain
-from ._cluster import import_distributed, open_client
+from ._cluster import check_main_guard, import_distributed, open_client
 from ._results import SweepResults
 from ._trial import Settings, empty_record, folder_lock, materialize, run_trial
 
@@ -54,6 +54,13 @@ def grid(**axes: Iterable) -> list[dict]:
     for key, vals in values.items():
         configs = [{**c, key: v} for c in configs for v in vals]
     return configs
+
+
+def _start_method() -> str:
+    """How Dask starts a LocalCluster's worker processes (``spawn`` unless configured otherwise)."""
+    import dask
+
+    return str(dask.config.get("distributed.worker.multiprocessing-method", "spawn"))
 
 
 def _trial_name(config: dict, index: int, seed: int) -> str:
@@ -161,6 +168,8 @@ def sweep(
             settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
             return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
     import_distributed(f"client={client!r}")
+    if client is None:
+        check_main_guard(_start_method())
     check_picklable(make_solver, data)
     limits = _Limits(timeout, no_workers_timeout)
     with folder_lock(checkpoint_dir):
@@ -197,6 +206,8 @@ def local_client(n_workers: int | None = None, *, gpus=None, retries: int = 2):
         The client; the cluster closes when the ``with`` block ends.
     """
     gpu_ids = check_placement(None, n_workers, gpus)
+    import_distributed("local_client")
+    check_main_guard(_start_method())
     with open_client(None, n_workers=n_workers, gpus=gpu_ids, retries=retries) as (client, _):
         yield client
 
