@@ -114,10 +114,17 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
+    # Few enough header links that they and the search button share one row at 1280 px; the rest under "More".
+    "header_links_before_dropdown": 5,
     "footer_start": ["copyright"],
     "footer_end": [],
 }
 html_show_sourcelink = False
+html_static_path = ["_static"]
+html_css_files = ["xpnet.css"]
+# The top-level pages have no subpages: pydata's left "Section Navigation" would be an empty quarter of the width.
+# The API pages (api/...) keep it, listing the module pages.
+html_sidebars = {"*": []}
 
 # ---------------------------------------------------------------------------------------------------------------
 # Generated API reference

@@ -133,3 +133,22 @@ def test_docstrings_excluded_from_validation_still_need_it():
         if not {code for code, _ in validate.validate(name)["errors"]} & conf.numpydoc_validation_checks
     ]
     assert not passing, f"these docstrings pass numpydoc's checks now; delete them from docs/conf.py: {passing}"
+
+
+def test_layout_gives_the_text_the_width(site):
+    # The top-level pages have no subpages: pydata's "Section Navigation" sidebar there was empty and took a quarter
+    # of the width (docs/conf.py html_sidebars). The API pages keep it: it lists the module pages.
+    top = [p for p in site.glob("*.html") if p.name not in {"genindex.html", "search.html", "py-modindex.html"}]
+    assert {"index.html", "getting-started.html", "from-cs231n.html", "backends.html"} <= {p.name for p in top}
+    crowded = [p.name for p in top if "Section Navigation" in p.read_text(encoding="utf-8")]
+    assert not crowded, f"an empty Section Navigation sidebar on {crowded}"
+    assert "Section Navigation" in (site / "api" / "generated" / "xpnet.solver.html").read_text(encoding="utf-8")
+    assert "xpnet.css" in (site / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_landing_page_shows_the_picture_a_quick_start_and_every_section(site):
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<img[^>]+src="_images/train_cnn_numpy.png"', page)
+    assert 'id="quick-start"' in page and "solver" in page
+    for doc in ("getting-started", "from-cs231n", "backends", "sweeps", "reliability", "gallery", "benchmarks"):
+        assert re.search(rf'class="xp-card[^"]*">\s*<p><a[^>]+href="{doc}.html', page), f"no card for {doc}"
