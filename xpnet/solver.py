@@ -374,7 +374,7 @@ class Solver:  # numpydoc ignore=PR02
         ``X_train`` (N_train, ...), ``y_train`` (N_train,) integer labels, ``X_val``, ``y_val``; NumPy or any
         backend. Moved once to the model's backend and device, features cast to the first param's dtype.
     **kwargs
-        The optional settings below, by keyword, as in CS231n. A misspelled one is a ``TypeError`` naming the
+        The optional settings below, by keyword, as in CS231n. A misspelled one is a ``ValueError`` naming the
         closest setting.
 
     Attributes
