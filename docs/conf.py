@@ -93,15 +93,6 @@ _NOT_YET_VALID = [
     "xpnet.layers.layernorm_backward",
     "xpnet.layers.spatial_batchnorm_backward",
     "xpnet.layers.spatial_groupnorm_backward",
-    # xpnet/optim.py
-    "xpnet.optim.sgd",
-    "xpnet.optim.sgd_momentum",
-    "xpnet.optim.rmsprop",
-    "xpnet.optim.adam",
-    "xpnet.optim.check_config",
-    "xpnet.optim.RuleSpec",
-    "xpnet.optim.Hyperparameter",
-    "xpnet.optim.Hyperparameter.check",
 ]
 numpydoc_validation_exclude = {f"^{re.escape(name)}$" for name in _NOT_YET_VALID}
 

@@ -39,8 +39,18 @@ __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "CONFIG_SPEC", "check_confi
 class Hyperparameter:
     """One hyperparameter of an update rule: CS231n's default and the interval every value must lie in.
 
-    Every value must also be finite. The interval is ``[low, high)`` (``(low, high)`` without ``include_low``); a
-    ``high`` of ``None`` means no upper bound.
+    Every value must also be finite.
+
+    Parameters
+    ----------
+    default : float
+        CS231n's default.
+    low : float
+        The interval's lower end.
+    high : float, optional
+        Its upper end, excluded; None means no upper bound.
+    include_low : bool, default True
+        Whether ``low`` itself is allowed: the interval is ``[low, high)``, or ``(low, high)`` without it.
     """
 
     default: float
@@ -49,14 +59,35 @@ class Hyperparameter:
     include_low: bool = True
 
     def check(self, value: Any, name: str) -> float:
-        """``value`` as a float, or a ``TypeError``/``ValueError`` naming ``name`` (e.g. ``config['momentum']``)."""
+        """``value`` as a float, or a ``TypeError``/``ValueError`` naming ``name``.
+
+        Parameters
+        ----------
+        value : real
+            The value to check.
+        name : str
+            Its name in the message (e.g. ``config['momentum']``).
+
+        Returns
+        -------
+        float
+        """
         return check_real(value, name, low=self.low, high=self.high, include_low=self.include_low, include_high=False)
 
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """What one update rule's ``config`` may hold: hyperparameters, state arrays shaped like ``w``, and step counts
-    (Python ints >= 0)."""
+    """What one update rule's ``config`` may hold.
+
+    Parameters
+    ----------
+    hyperparameters : mapping of str to Hyperparameter
+        The rule's hyperparameters by name.
+    arrays : tuple of str, default ()
+        Its state arrays, shaped like ``w``.
+    counts : tuple of str, default ()
+        Its step counts, Python ints >= 0.
+    """
 
     hyperparameters: Mapping[str, Hyperparameter]
     arrays: tuple[str, ...] = ()
@@ -121,6 +152,15 @@ def check_config(rule: str, config: Mapping, name: str = "config") -> None:
     config's name in the messages. The Solver calls this once at construction with ``name='optim_config'``, so a
     typo is reported before training; every rule calls it again at each step (a few microseconds: the usual Python
     float inside its range takes a fast path).
+
+    Parameters
+    ----------
+    rule : str
+        The rule's name, a key of :data:`CONFIG_SPEC` (``'sgd'``, ``'sgd_momentum'``, ``'rmsprop'``, ``'adam'``).
+    config : mapping
+        The config to check; it is not changed.
+    name : str, default 'config'
+        The config's name in the messages.
     """
     if rule not in CONFIG_SPEC:
         raise ValueError(f"rule must be one of {list(CONFIG_SPEC)}, got {rule!r}")
@@ -176,7 +216,22 @@ def _state(xp, config: dict, key: str, w):
 def sgd(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """Vanilla stochastic gradient descent: ``w - learning_rate * dw``.
 
-    config: ``learning_rate`` (default 1e-2, >= 0).
+    Parameters
+    ----------
+    w : array
+        The current weights, of any shape.
+    dw : array
+        The gradient of the loss with respect to ``w``: same shape, dtype, backend and device.
+    config : dict, optional
+        ``learning_rate`` (default 1e-2, >= 0).
+        Missing hyperparameters get these defaults, missing state starts as zeros like ``w``; updated in place.
+
+    Returns
+    -------
+    next_w : array
+        The new weights (``w`` itself is not modified).
+    config : dict
+        ``config``, holding the state for the next step.
     """
     _, config = _setup("sgd", w, dw, config)
     return w - config["learning_rate"] * dw, config
@@ -185,9 +240,26 @@ def sgd(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
 def sgd_momentum(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     """Stochastic gradient descent with momentum: ``v = momentum * v - learning_rate * dw; w + v``.
 
-    config: ``learning_rate`` (default 1e-2, >= 0), ``momentum`` (0.9, in [0, 1); 0 is plain SGD), ``velocity``
-    (array shaped like ``w``, zeros at first). For a constant learning rate this is
-    ``torch.optim.SGD(momentum=...)``, whose buffer is ``-velocity / learning_rate``.
+    For a constant learning rate this is ``torch.optim.SGD(momentum=...)``, whose buffer is
+    ``-velocity / learning_rate``.
+
+    Parameters
+    ----------
+    w : array
+        The current weights, of any shape.
+    dw : array
+        The gradient of the loss with respect to ``w``: same shape, dtype, backend and device.
+    config : dict, optional
+        ``learning_rate`` (default 1e-2, >= 0), ``momentum`` (0.9, in [0, 1); 0 is plain
+        SGD), ``velocity`` (an array shaped like ``w``).
+        Missing hyperparameters get these defaults, missing state starts as zeros like ``w``; updated in place.
+
+    Returns
+    -------
+    next_w : array
+        The new weights (``w`` itself is not modified).
+    config : dict
+        ``config``, holding the state for the next step.
     """
     xp, config = _setup("sgd_momentum", w, dw, config)
     v = _state(xp, config, "velocity", w)
@@ -201,8 +273,23 @@ def rmsprop(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dic
 
     ``cache = decay_rate * cache + (1 - decay_rate) * dw**2; w - learning_rate * dw / (sqrt(cache) + epsilon)``.
 
-    config: ``learning_rate`` (1e-2, >= 0), ``decay_rate`` (0.99, in [0, 1)), ``epsilon`` (1e-8, > 0), ``cache``
-    (zeros at first).
+    Parameters
+    ----------
+    w : array
+        The current weights, of any shape.
+    dw : array
+        The gradient of the loss with respect to ``w``: same shape, dtype, backend and device.
+    config : dict, optional
+        ``learning_rate`` (default 1e-2, >= 0), ``decay_rate`` (0.99, in [0, 1)), ``epsilon`` (1e-8, > 0),
+        ``cache`` (an array shaped like ``w``).
+        Missing hyperparameters get these defaults, missing state starts as zeros like ``w``; updated in place.
+
+    Returns
+    -------
+    next_w : array
+        The new weights (``w`` itself is not modified).
+    config : dict
+        ``config``, holding the state for the next step.
     """
     xp, config = _setup("rmsprop", w, dw, config)
     decay = config["decay_rate"]
@@ -218,8 +305,24 @@ def adam(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     v = beta2 * v + (1 - beta2) * dw**2; w - learning_rate * mt / (sqrt(vt) + epsilon)`` with
     ``mt = m / (1 - beta1**t)`` and ``vt = v / (1 - beta2**t)``.
 
-    config: ``learning_rate`` (1e-3, >= 0), ``beta1`` (0.9) and ``beta2`` (0.999), both in [0, 1), ``epsilon``
-    (1e-8, > 0), ``m`` and ``v`` (zeros at first), ``t`` (0 at first, a Python int >= 0).
+    Parameters
+    ----------
+    w : array
+        The current weights, of any shape.
+    dw : array
+        The gradient of the loss with respect to ``w``: same shape, dtype, backend and device.
+    config : dict, optional
+        ``learning_rate`` (default 1e-3, >= 0), ``beta1`` (0.9) and ``beta2`` (0.999), both in
+        [0, 1), ``epsilon`` (1e-8, > 0), ``m`` and ``v`` (arrays shaped like ``w``), ``t`` (0 at first, a Python
+        int >= 0).
+        Missing hyperparameters get these defaults, missing state starts as zeros like ``w``; updated in place.
+
+    Returns
+    -------
+    next_w : array
+        The new weights (``w`` itself is not modified).
+    config : dict
+        ``config``, holding the state for the next step.
     """
     xp, config = _setup("adam", w, dw, config)
     config.setdefault("t", 0)
