@@ -354,3 +354,45 @@ def test_losses_take_one_sample_or_one_class_and_refuse_none(loss):
             loss(np.zeros(shape), np.zeros(shape[0], dtype=np.int64))
     with pytest.raises(ValueError, match=r"^y must hold labels in \[0, C\) = \[0, 3\), got values from 5 to 5"):
         loss(np.zeros((1, 3)), np.array([5]))
+
+
+def _trained_fc(**kwargs) -> tuple[FullyConnectedNet, np.ndarray]:
+    np.random.seed(0)
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, dtype=np.float64, **kwargs)
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    model.loss(X, np.array([0, 1, 0, 1, 0, 1]))
+    return model, X
+
+
+def test_get_state_and_set_state_copy_the_arrays():
+    """Writing into the dict get_state returned, or into the one given to set_state, leaves the model alone (kills
+    ``copy=True`` -> ``None``/``False``/dropped in both)."""
+    model, _ = _trained_fc(normalization="batchnorm")
+    state = model.get_state()
+    kept = {k: np.array(v, copy=True) for k, v in state.items()}
+    assert set(kept) == {"bn1.running_mean", "bn1.running_var"}
+    for v in state.values():
+        v[...] = 99.0
+    for k, v in model.get_state().items():
+        np.testing.assert_array_equal(v, kept[k])
+    given = {k: np.array(v, copy=True) for k, v in kept.items()}
+    model.set_state(given)
+    for v in given.values():
+        v[...] = -1.0
+    for k, v in model.get_state().items():
+        np.testing.assert_array_equal(v, kept[k])
+
+
+def test_fc_batchnorm_test_mode_scores_each_sample_alone():
+    """Without ``y`` batchnorm uses its running statistics, so a sample's scores do not depend on the rest of the
+    batch (kills the test mode never reaching the bn_params)."""
+    model, X = _trained_fc(normalization="batchnorm")
+    np.testing.assert_allclose(model.loss(X[:2]), model.loss(X)[:2], rtol=1e-12)
+
+
+def test_fc_dropout_param_records_the_last_mode():
+    """As in CS231n, ``model.dropout_param['mode']`` is the mode of the last call (kills it left unset)."""
+    model, X = _trained_fc(dropout_keep_ratio=0.5, seed=0)
+    assert model.dropout_param["mode"] == "train"
+    model.loss(X)
+    assert model.dropout_param["mode"] == "test"
