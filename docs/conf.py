@@ -73,12 +73,6 @@ _NOT_YET_VALID = [
         for m in ("load", "save", "set_state")
     ),
     "xpnet.classifiers.load_model",
-    # xpnet/gradient_check.py
-    "xpnet.gradient_check.directional_grad_check",
-    "xpnet.gradient_check.eval_numerical_gradient_array",
-    "xpnet.gradient_check.eval_numerical_gradient_blobs",
-    "xpnet.gradient_check.grad_check_sparse",
-    "xpnet.gradient_check.rel_error",
     # xpnet/layer_utils.py
     *(
         f"xpnet.layer_utils.{f}_{d}"

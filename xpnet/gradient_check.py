@@ -144,8 +144,16 @@ def _host_float64(a, name: str) -> np.ndarray:
 def rel_error(x, y) -> float:
     """Maximum relative error ``max(|x - y| / max(1e-8, |x| + |y|))`` of two arrays (any backends) or scalars.
 
-    ``x`` and ``y`` must have the same shape (a scalar counts as 0-d): broadcasting would compare different
-    entries. A NaN in either gives NaN, never a small number.
+    A NaN in either gives NaN, never a small number.
+
+    Parameters
+    ----------
+    x, y : array or scalar
+        Of the same shape (a scalar counts as 0-d): broadcasting would compare different entries.
+
+    Returns
+    -------
+    float
     """
     a, b = _host_float64(x, "x"), _host_float64(y, "y")
     if a.shape != b.shape:
@@ -256,21 +264,26 @@ def eval_numerical_gradient(f: Callable, x, verbose: bool = True, h: float = 1e-
 
     Parameters
     ----------
-    f : callable taking the array ``x`` and returning a scalar (Python float, NumPy scalar or 0-d array). On an
-        immutable backend (JAX) ``f`` receives perturbed copies of ``x`` and must compute from its argument; one
-        that ignores it (CS231n's ``lambda _: model.loss(X, y)[0]``) is a ValueError, never a zero gradient.
-    x : real floating array of any backend, any shape; modified in place during the probes and restored exactly
-        (never written on JAX, whose arrays are immutable; there ``f(x)`` is called once more at the end).
-    verbose : print each entry's index and gradient, as CS231n does.
-    h : step, a positive finite number with ``h >= eps * max(1, max|x|)`` for ``eps`` of ``x``'s dtype
+    f : callable
+        Takes the array ``x`` and returns a scalar (Python float, NumPy scalar or 0-d array). On an immutable
+        backend (JAX) ``f`` receives perturbed copies of ``x`` and must compute from its argument; one that ignores
+        it (CS231n's ``lambda _: model.loss(X, y)[0]``) is a ValueError, never a zero gradient.
+    x : array
+        Real floating, of any backend and shape; modified in place during the probes and restored exactly (never
+        written on JAX, whose arrays are immutable; there ``f(x)`` is called once more at the end).
+    verbose : bool, default True
+        Print each entry's index and gradient, as CS231n does.
+    h : float, default 1e-5
+        The step, a positive finite number with ``h >= eps * max(1, max|x|)`` for ``eps`` of ``x``'s dtype
         (float64: any h >= 2.2e-16 at ``|x| <= 1``; float32 with the default 1e-5: ``|x|`` up to ~84; float16 needs
         h >= 1e-3). A smaller h is refused with a ValueError: ``x + h`` would round back to ``x``.
 
     Returns
     -------
-    grad : array of ``x``'s shape, backend, device and dtype. Each entry is ``(f(x + s+) - f(x - s-)) / (s+ + s-)``
-        where ``s±`` are the steps actually stored in ``x``'s dtype (``h`` up to rounding). A NaN from ``f`` gives
-        NaN in that entry.
+    grad : array
+        Of ``x``'s shape, backend, device and dtype. Each entry is ``(f(x + s+) - f(x - s-)) / (s+ + s-)`` where
+        ``s±`` are the steps actually stored in ``x``'s dtype (``h`` up to rounding). A NaN from ``f`` gives NaN in
+        that entry.
     """
     h = check_real(h, "h", low=0.0, include_low=False)
     _check_probed(x, h)
@@ -302,15 +315,21 @@ def eval_numerical_gradient_array(f: Callable, x, df, h: float = 1e-5):
 
     Parameters
     ----------
-    f : callable taking ``x`` and returning an array of ``df``'s shape (another shape is a ValueError: broadcasting
-        would scale the gradient).
-    x : real floating array, any shape (modified during probes, restored exactly; on JAX ``f`` gets perturbed
-        copies instead, see :func:`eval_numerical_gradient`); ``h`` as in :func:`eval_numerical_gradient`.
-    df : upstream gradient, same shape and backend as ``f(x)``.
+    f : callable
+        Takes ``x`` and returns an array of ``df``'s shape (another shape is a ValueError: broadcasting would scale
+        the gradient).
+    x : array
+        Real floating, any shape (modified during probes, restored exactly; on JAX ``f`` gets perturbed copies
+        instead, see :func:`eval_numerical_gradient`).
+    df : array
+        The upstream gradient, same shape and backend as ``f(x)``.
+    h : float, default 1e-5
+        The step, as in :func:`eval_numerical_gradient`.
 
     Returns
     -------
-    grad : array of ``x``'s shape on ``x``'s backend and device.
+    grad : array
+        Of ``x``'s shape, on ``x``'s backend and device.
     """
     h = check_real(h, "h", low=0.0, include_low=False)
     _check_probed(x, h)
@@ -334,9 +353,21 @@ def eval_numerical_gradient_blobs(f: Callable, inputs: Sequence, output, h: floa
     array afterwards), a plain array is replaced in the argument list. On mutable backends that is the input
     itself, written in place and restored; on JAX it is a perturbed copy, so ``f`` must read its arguments.
 
+    Parameters
+    ----------
+    f : callable
+        ``f(*inputs, output)`` for blobs, ``f(*inputs)`` returning the output for plain arrays.
+    inputs : sequence of blobs or arrays
+        The inputs, each checked as ``x`` in :func:`eval_numerical_gradient`.
+    output : blob or array
+        The output blob (its ``.diffs`` the upstream gradient), or the upstream gradient itself.
+    h : float, default 1e-5
+        The step, as in :func:`eval_numerical_gradient`.
+
     Returns
     -------
-    list of arrays : one gradient per input, of its shape, backend and dtype.
+    list of array
+        One gradient per input, of its shape, backend and dtype.
     """
     if is_array(inputs) or not isinstance(inputs, Sequence) or isinstance(inputs, str):
         kind = "a single array; wrap it: [x]" if is_array(inputs) else _describe(inputs)
@@ -412,17 +443,26 @@ def grad_check_sparse(f: Callable, x, analytic_grad, num_checks: int = 10, h: fl
 
     Parameters
     ----------
-    f : callable taking ``x`` and returning a scalar.
-    x : real floating array, not empty (probed and restored exactly; on JAX ``f`` gets perturbed copies and an
-        ``f`` that ignores its argument is a ValueError, as in :func:`eval_numerical_gradient`); ``h`` as there.
-    analytic_grad : array of ``x``'s shape and backend.
-    num_checks : int >= 1.
-    seed : None (Python's ``random``, as CS231n), an int >= 0 or a NumPy ``Generator``.
+    f : callable
+        Takes ``x`` and returns a scalar.
+    x : array
+        Real floating, not empty (probed and restored exactly; on JAX ``f`` gets perturbed copies and an ``f`` that
+        ignores its argument is a ValueError, as in :func:`eval_numerical_gradient`).
+    analytic_grad : array
+        Of ``x``'s shape and backend.
+    num_checks : int, default 10
+        How many random elements to check (>= 1).
+    h : float, default 1e-5
+        The step, as in :func:`eval_numerical_gradient`.
+    seed : None, int or numpy.random.Generator, default None
+        None draws the elements with Python's ``random``, as CS231n does; an int >= 0 or a NumPy ``Generator``
+        draws them from NumPy.
 
     Returns
     -------
-    list of float : the relative error of each check (CS231n's version only prints them); NaN where ``f`` or
-        ``analytic_grad`` is NaN.
+    list of float
+        The relative error of each check (CS231n's version only prints them); NaN where ``f`` or ``analytic_grad``
+        is NaN.
     """
     h = check_real(h, "h", low=0.0, include_low=False)
     num_checks = check_int(num_checks, "num_checks", low=1)
@@ -461,9 +501,25 @@ def directional_grad_check(f: Callable, x, analytic_grad, num_directions: int = 
     displacement is shorter than ``h`` (half of the ``2h`` asked for) is refused with a ValueError rather than
     compared, since ``f(x + h v) == f(x - h v)`` would agree with any gradient.
 
+    Parameters
+    ----------
+    f : callable
+        Takes ``x`` and returns a scalar.
+    x : array
+        Real floating, checked as in :func:`eval_numerical_gradient`.
+    analytic_grad : array
+        Of ``x``'s shape and backend.
+    num_directions : int, default 5
+        How many random directions to check.
+    h : float, default 1e-5
+        The step along each direction.
+    seed : int or numpy.random.Generator, default 0
+        Seeds the directions.
+
     Returns
     -------
-    list of float : the relative error of each direction.
+    list of float
+        The relative error of each direction.
     """
     h = check_real(h, "h", low=0.0, include_low=False)
     num_directions = check_int(num_directions, "num_directions", low=1)
