@@ -73,13 +73,6 @@ _NOT_YET_VALID = [
         for m in ("load", "save", "set_state")
     ),
     "xpnet.classifiers.load_model",
-    # xpnet/layer_utils.py
-    *(
-        f"xpnet.layer_utils.{f}_{d}"
-        for f in ("affine_relu", "affine_bn_relu", "affine_ln_relu", "conv_relu", "conv_relu_pool", "conv_bn_relu")
-        for d in ("forward", "backward")
-        if (f, d) != ("affine_relu", "forward")
-    ),
     # xpnet/layers/
     "xpnet.layers.affine_forward",
     "xpnet.layers.batchnorm_forward",

@@ -50,14 +50,19 @@ def affine_relu_forward(x, w, b):
 
     Parameters
     ----------
-    x : (N, d_1, ..., d_k) input, flattened to (N, D) by the affine layer.
-    w : (D, M) weights.
-    b : (M,) biases.
+    x : array of shape (N, d_1, ..., d_k)
+        The input, flattened to (N, D) by the affine layer.
+    w : array of shape (D, M)
+        Weights.
+    b : array of shape (M,)
+        Biases.
 
     Returns
     -------
-    out : (N, M) output.
-    cache : ``(fc_cache, relu_cache)`` for :func:`affine_relu_backward`.
+    out : array of shape (N, M)
+        The output.
+    cache : tuple
+        ``(fc_cache, relu_cache)`` for :func:`affine_relu_backward`.
     """
     a, fc_cache = affine_forward(x, w, b)
     out, relu_cache = relu_forward(a)
@@ -65,8 +70,22 @@ def affine_relu_forward(x, w, b):
 
 
 def affine_relu_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)`` with the shapes of ``x``, ``w``, ``b``;
-    ``input_grad=False`` (keyword-only) skips dx and gives None in its place (a network's first layer)."""
+    """Backward pass of :func:`affine_relu_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, M)
+        Upstream gradient.
+    cache : tuple
+        From :func:`affine_relu_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place (a network's first layer).
+
+    Returns
+    -------
+    dx, dw, db : array
+        Gradients with the shapes of ``x``, ``w``, ``b`` (dx None without ``input_grad``).
+    """
     fc_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
     return affine_backward(da, fc_cache, input_grad=input_grad)
@@ -77,15 +96,24 @@ def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
 
     Parameters
     ----------
-    x : (N, d_1, ..., d_k) input; w : (D, M); b : (M,).
-    gamma, beta : (M,) scale and shift of the batch normalization.
-    bn_param : dict for :func:`xpnet.layers.batchnorm_forward` (``'mode'``, ``'eps'``, ``'momentum'``, running
-        statistics, updated in place in train mode).
+    x : array of shape (N, d_1, ..., d_k)
+        The input, flattened to (N, D) by the affine layer.
+    w : array of shape (D, M)
+        Weights.
+    b : array of shape (M,)
+        Biases.
+    gamma, beta : array of shape (M,)
+        Scale and shift of the batch normalization.
+    bn_param : dict
+        For :func:`xpnet.layers.batchnorm_forward` (``'mode'``, ``'eps'``, ``'momentum'``, running statistics,
+        updated in place in train mode).
 
     Returns
     -------
-    out : (N, M) output.
-    cache : ``(fc_cache, bn_cache, relu_cache)`` for :func:`affine_bn_relu_backward`.
+    out : array of shape (N, M)
+        The output.
+    cache : tuple
+        ``(fc_cache, bn_cache, relu_cache)`` for :func:`affine_bn_relu_backward`.
     """
     a, fc_cache = affine_forward(x, w, b)
     an, bn_cache = batchnorm_forward(a, gamma, beta, bn_param)
@@ -94,8 +122,22 @@ def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
 
 
 def affine_bn_relu_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`affine_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
-    (keyword-only) skips dx and gives None in its place."""
+    """Backward pass of :func:`affine_bn_relu_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, M)
+        Upstream gradient.
+    cache : tuple
+        From :func:`affine_bn_relu_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place.
+
+    Returns
+    -------
+    dx, dw, db, dgamma, dbeta : array
+        Gradients with the shapes of ``x``, ``w``, ``b``, ``gamma``, ``beta`` (dx None without ``input_grad``).
+    """
     fc_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     # The closed form: the same gradient as batchnorm_backward's node-by-node one, in fewer passes.
@@ -109,14 +151,23 @@ def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
 
     Parameters
     ----------
-    x : (N, d_1, ..., d_k) input; w : (D, M); b : (M,).
-    gamma, beta : (M,) scale and shift of the layer normalization.
-    ln_param : dict for :func:`xpnet.layers.layernorm_forward` (``'eps'``).
+    x : array of shape (N, d_1, ..., d_k)
+        The input, flattened to (N, D) by the affine layer.
+    w : array of shape (D, M)
+        Weights.
+    b : array of shape (M,)
+        Biases.
+    gamma, beta : array of shape (M,)
+        Scale and shift of the layer normalization.
+    ln_param : dict
+        For :func:`xpnet.layers.layernorm_forward` (``'eps'``).
 
     Returns
     -------
-    out : (N, M) output.
-    cache : ``(fc_cache, ln_cache, relu_cache)`` for :func:`affine_ln_relu_backward`.
+    out : array of shape (N, M)
+        The output.
+    cache : tuple
+        ``(fc_cache, ln_cache, relu_cache)`` for :func:`affine_ln_relu_backward`.
     """
     a, fc_cache = affine_forward(x, w, b)
     an, ln_cache = layernorm_forward(a, gamma, beta, ln_param)
@@ -125,8 +176,22 @@ def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
 
 
 def affine_ln_relu_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`affine_ln_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
-    (keyword-only) skips dx and gives None in its place."""
+    """Backward pass of :func:`affine_ln_relu_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, M)
+        Upstream gradient.
+    cache : tuple
+        From :func:`affine_ln_relu_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place.
+
+    Returns
+    -------
+    dx, dw, db, dgamma, dbeta : array
+        Gradients with the shapes of ``x``, ``w``, ``b``, ``gamma``, ``beta`` (dx None without ``input_grad``).
+    """
     fc_cache, ln_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = layernorm_backward(dan, ln_cache)
@@ -139,13 +204,21 @@ def conv_relu_forward(x, w, b, conv_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
-    conv_param : dict with ``'stride'`` and ``'pad'``.
+    x : array of shape (N, C, H, W)
+        The input.
+    w : array of shape (F, C, HH, WW)
+        Filters.
+    b : array of shape (F,)
+        Biases.
+    conv_param : dict
+        ``'stride'`` and ``'pad'``.
 
     Returns
     -------
-    out : (N, F, H', W') output.
-    cache : ``(conv_cache, relu_cache)`` for :func:`conv_relu_backward`.
+    out : array of shape (N, F, H', W')
+        The output.
+    cache : tuple
+        ``(conv_cache, relu_cache)`` for :func:`conv_relu_backward`.
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     out, relu_cache = relu_forward(a)
@@ -153,8 +226,22 @@ def conv_relu_forward(x, w, b, conv_param):
 
 
 def conv_relu_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`conv_relu_forward`: ``(dx, dw, db)``; ``input_grad=False`` (keyword-only) skips dx
-    and gives None in its place, as :func:`xpnet.layers.conv_backward_fast` does."""
+    """Backward pass of :func:`conv_relu_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, F, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_relu_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place, as :func:`xpnet.layers.conv_backward_fast` does.
+
+    Returns
+    -------
+    dx, dw, db : array
+        Gradients with the shapes of ``x``, ``w``, ``b`` (dx None without ``input_grad``).
+    """
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
     return conv_backward_fast(da, conv_cache, input_grad=input_grad)
@@ -174,14 +261,23 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
-    conv_param : dict with ``'stride'`` and ``'pad'``.
-    pool_param : dict with ``'pool_height'``, ``'pool_width'`` and ``'stride'``.
+    x : array of shape (N, C, H, W)
+        The input.
+    w : array of shape (F, C, HH, WW)
+        Filters.
+    b : array of shape (F,)
+        Biases.
+    conv_param : dict
+        ``'stride'`` and ``'pad'``.
+    pool_param : dict
+        ``'pool_height'``, ``'pool_width'`` and ``'stride'``.
 
     Returns
     -------
-    out : (N, F, H'', W'') pooled output.
-    cache : ``(conv_cache, relu_cache, pool_cache)`` for :func:`conv_relu_pool_backward`.
+    out : array of shape (N, F, H'', W'')
+        The pooled output.
+    cache : tuple
+        ``(conv_cache, relu_cache, pool_cache)`` for :func:`conv_relu_pool_backward`.
     """
     a, conv_cache = conv_forward_channels_first(x, w, b, conv_param)  # (F, N, H', W'), no bias yet
     # Pooling treats images and channels alike, so it runs on (F, N, ...) as it would on (N, F, ...).
@@ -193,8 +289,22 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
 
 
 def conv_relu_pool_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`conv_relu_pool_forward`: ``(dx, dw, db)``; ``input_grad=False`` (keyword-only) skips
-    dx and gives None in its place (a model's first layer: its input needs no gradient)."""
+    """Backward pass of :func:`conv_relu_pool_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, F, H'', W'')
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_relu_pool_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place (a model's first layer: its input needs no gradient).
+
+    Returns
+    -------
+    dx, dw, db : array
+        Gradients with the shapes of ``x``, ``w``, ``b`` (dx None without ``input_grad``).
+    """
     conv_cache, relu_cache, pool_cache = cache
     dpooled = relu_backward(dout, relu_cache)  # (N, F, H'', W'')
     xp = namespace(dpooled)
@@ -208,15 +318,25 @@ def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input; w : (F, C, HH, WW) filters; b : (F,) biases.
-    gamma, beta : (F,) per-channel scale and shift.
-    conv_param : dict with ``'stride'`` and ``'pad'``.
-    bn_param : dict for :func:`xpnet.layers.spatial_batchnorm_forward`.
+    x : array of shape (N, C, H, W)
+        The input.
+    w : array of shape (F, C, HH, WW)
+        Filters.
+    b : array of shape (F,)
+        Biases.
+    gamma, beta : array of shape (F,)
+        Per-channel scale and shift.
+    conv_param : dict
+        ``'stride'`` and ``'pad'``.
+    bn_param : dict
+        For :func:`xpnet.layers.spatial_batchnorm_forward`.
 
     Returns
     -------
-    out : (N, F, H', W') output.
-    cache : ``(conv_cache, bn_cache, relu_cache)`` for :func:`conv_bn_relu_backward`.
+    out : array of shape (N, F, H', W')
+        The output.
+    cache : tuple
+        ``(conv_cache, bn_cache, relu_cache)`` for :func:`conv_bn_relu_backward`.
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
@@ -225,8 +345,22 @@ def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
 
 
 def conv_bn_relu_backward(dout, cache, *, input_grad=True):
-    """Backward pass of :func:`conv_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``; ``input_grad=False``
-    (keyword-only) skips dx and gives None in its place."""
+    """Backward pass of :func:`conv_bn_relu_forward`.
+
+    Parameters
+    ----------
+    dout : array of shape (N, F, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_bn_relu_forward`.
+    input_grad : bool, default True
+        False (keyword-only) skips dx and gives None in its place.
+
+    Returns
+    -------
+    dx, dw, db, dgamma, dbeta : array
+        Gradients with the shapes of ``x``, ``w``, ``b``, ``gamma``, ``beta`` (dx None without ``input_grad``).
+    """
     conv_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
