@@ -73,13 +73,6 @@ _NOT_YET_VALID = [
         for m in ("load", "save", "set_state")
     ),
     "xpnet.classifiers.load_model",
-    # xpnet/layers/
-    "xpnet.layers.affine_forward",
-    "xpnet.layers.batchnorm_forward",
-    "xpnet.layers.batchnorm_backward_alt",
-    "xpnet.layers.layernorm_backward",
-    "xpnet.layers.spatial_batchnorm_backward",
-    "xpnet.layers.spatial_groupnorm_backward",
 ]
 numpydoc_validation_exclude = {f"^{re.escape(name)}$" for name in _NOT_YET_VALID}
 

@@ -15,18 +15,24 @@ __all__ = ["affine_forward", "affine_backward"]
 def affine_forward(x: Array, w: Array, b: Array) -> tuple[Array, Any]:
     """Affine layer forward pass.
 
+    All three inputs are real; integer and bool arrays take the floats' dtype, as in NumPy, and mixed precisions
+    promote as the Array API standard says (float32 with float64 gives float64) on every backend.
+
     Parameters
     ----------
-    x : array of shape (N, d_1, ..., d_k); each sample is flattened to D = d_1 * ... * d_k values.
-    w : weights of shape (D, M).
-    b : biases of shape (M,).
-    All three real; integer and bool arrays take the floats' dtype, as in NumPy, and mixed precisions promote as
-    the Array API standard says (float32 with float64 gives float64) on every backend.
+    x : array of shape (N, d_1, ..., d_k)
+        Each sample is flattened to D = d_1 * ... * d_k values.
+    w : array of shape (D, M)
+        Weights.
+    b : array of shape (M,)
+        Biases.
 
     Returns
     -------
-    out : array of shape (N, M), in the common dtype of x, w and b.
-    cache : opaque, for :func:`affine_backward`.
+    out : array of shape (N, M)
+        In the common dtype of x, w and b.
+    cache : object
+        Opaque, for :func:`affine_backward`.
     """
     xp = float_namespace(x=x, w=w, b=b)
     if x.ndim < 2:

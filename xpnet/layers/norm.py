@@ -55,21 +55,26 @@ def batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dict) -> tu
     statistics in ``bn_param`` are updated: ``running = momentum * running + (1 - momentum) * batch``. In test mode
     the running statistics are used instead.
 
-    Parameters
-    ----------
-    x : array of shape (N, D), N >= 1 in train mode.
-    gamma, beta : scale and shift, of shape (D,).
-    bn_param : dict with ``'mode'`` ('train' or 'test', required), optional ``'eps'`` (a finite number > 0,
-        default 1e-5) and ``'momentum'`` (a finite number in [0, 1], default 0.9). ``'running_mean'`` and
-        ``'running_var'`` (shape (D,)) are read from it and written back; they start as zeros on x's device and
-        dtype. ``'layernorm'`` is accepted and ignored; any other key is refused.
     x, gamma, beta and the running statistics are real arrays; mixed precisions promote as the Array API standard
     says (float32 with float64 gives float64), and integer or bool arrays take the floats' dtype, as in NumPy.
 
+    Parameters
+    ----------
+    x : array of shape (N, D)
+        N >= 1 in train mode.
+    gamma, beta : array of shape (D,)
+        Scale and shift.
+    bn_param : dict
+        ``'mode'`` ('train' or 'test', required), optional ``'eps'`` (a finite number > 0, default 1e-5) and
+        ``'momentum'`` (a finite number in [0, 1], default 0.9). ``'running_mean'`` and ``'running_var'`` (shape
+        (D,)) are read from it and written back; they start as zeros on x's device and dtype. ``'layernorm'`` is
+        accepted and ignored; any other key is refused.
+
     Returns
     -------
-    out : array of shape (N, D).
-    cache : opaque, for :func:`batchnorm_backward` or :func:`batchnorm_backward_alt`.
+    out : array of shape (N, D)
+    cache : object
+        Opaque, for :func:`batchnorm_backward` or :func:`batchnorm_backward_alt`.
     """
     return _batchnorm(x, gamma, beta, bn_param, layout=("(N, D)", 2), axes=(0,), axis_names="N", what="batchnorm")
 
@@ -95,9 +100,18 @@ def batchnorm_backward_alt(dout: Array, cache: Any) -> tuple[Array, Array, Array
     ``dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))`` with ``dxhat = dout * gamma`` and means
     over the batch.
 
+    Parameters
+    ----------
+    dout : array of shape (N, D)
+        Upstream gradient.
+    cache : object
+        From :func:`batchnorm_forward`.
+
     Returns
     -------
-    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    dx : array of shape (N, D)
+    dgamma, dbeta : array
+        Of gamma's and beta's shape.
     """
     return _norm_backward(dout, cache)
 
@@ -125,9 +139,18 @@ def spatial_batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dic
 def spatial_batchnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Spatial batch normalization backward pass.
 
+    Parameters
+    ----------
+    dout : array of shape (N, C, H, W)
+        Upstream gradient.
+    cache : object
+        From :func:`spatial_batchnorm_forward`.
+
     Returns
     -------
-    dx : (N, C, H, W); dgamma, dbeta : gamma's and beta's shape.
+    dx : array of shape (N, C, H, W)
+    dgamma, dbeta : array
+        Of gamma's and beta's shape.
     """
     return _norm_backward(dout, cache)
 
@@ -160,9 +183,18 @@ def layernorm_forward(x: Array, gamma: Array, beta: Array, ln_param: dict | None
 def layernorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Layer normalization backward pass.
 
+    Parameters
+    ----------
+    dout : array of shape (N, D)
+        Upstream gradient.
+    cache : object
+        From :func:`layernorm_forward`.
+
     Returns
     -------
-    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    dx : array of shape (N, D)
+    dgamma, dbeta : array
+        Of gamma's and beta's shape.
     """
     return _norm_backward(dout, cache)
 
@@ -203,9 +235,18 @@ def spatial_groupnorm_forward(
 def spatial_groupnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
     """Spatial group normalization backward pass.
 
+    Parameters
+    ----------
+    dout : array of shape (N, C, H, W)
+        Upstream gradient.
+    cache : object
+        From :func:`spatial_groupnorm_forward`.
+
     Returns
     -------
-    dx : (N, C, H, W); dgamma, dbeta : gamma's and beta's shape ((1, C, 1, 1) or (C,)).
+    dx : array of shape (N, C, H, W)
+    dgamma, dbeta : array
+        Of gamma's and beta's shape ((1, C, 1, 1) or (C,)).
     """
     return _norm_backward(dout, cache)
 
