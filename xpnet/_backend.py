@@ -65,8 +65,22 @@ def namespace(*arrays: Any, **named: Any):
 
         xp = namespace(x=x, w=w, b=b)
 
-    Raises ``TypeError`` when an input is not an array at all (a list, a NumPy scalar...), naming it if it was
-    passed by name, and when the arrays come from different libraries, naming the backends (and the arguments).
+    Parameters
+    ----------
+    *arrays : array
+        Arrays by position.
+    **named : array
+        Arrays by name, which the errors use.
+
+    Returns
+    -------
+    namespace
+
+    Raises
+    ------
+    TypeError
+        When an input is not an array at all (a list, a NumPy scalar...), naming it if it was passed by name, and
+        when the arrays come from different libraries, naming the backends (and the arguments).
     """
     items: list[tuple[str | None, Any]] = [(None, a) for a in arrays]
     items += named.items()
@@ -105,9 +119,18 @@ def load_namespace(xp: Any = None):
     """Array API namespace of a library: ``xp`` is a module (numpy, cupy, torch, array_api_strict, jax or
     jax.numpy), its name, or a namespace; the library is imported if it has not been.
 
-    ``None`` means NumPy. The result is the array-api-compat wrapped namespace, so ``xp.asarray``, ``xp.matmul``,
-    ``xp.permute_dims`` ... behave as the standard says on every backend (``jax.numpy`` is returned as is). To get
-    the namespace of arrays you hold, use :func:`namespace`.
+    The result is the array-api-compat wrapped namespace, so ``xp.asarray``, ``xp.matmul``, ``xp.permute_dims``
+    ... behave as the standard says on every backend (``jax.numpy`` is returned as is). To get the namespace of
+    arrays you hold, use :func:`namespace`.
+
+    Parameters
+    ----------
+    xp : module, str or namespace, optional
+        The library (None: NumPy).
+
+    Returns
+    -------
+    namespace
     """
     if xp is None:
         xp = "numpy"
@@ -141,7 +164,17 @@ def get_namespace(xp: Any = None):
 
 
 def backend_name(xp: Any) -> str:
-    """Short name of a namespace's library: 'numpy', 'cupy', 'torch', 'array_api_strict', ..."""
+    """Short name of a namespace's library: 'numpy', 'cupy', 'torch', 'array_api_strict', ...
+
+    Parameters
+    ----------
+    xp : namespace or module
+        The namespace.
+
+    Returns
+    -------
+    str
+    """
     if _compat.is_numpy_namespace(xp):
         return "numpy"
     if _compat.is_cupy_namespace(xp):
@@ -172,6 +205,15 @@ def to_numpy(x: Any) -> np.ndarray:
     via its CPU device, JAX arrays with ``np.asarray`` (a read-only view on CPU, a copy from an accelerator; JAX
     arrays are immutable, so a write to the result raises instead of silently not reaching the array), others
     through DLPack.
+
+    Parameters
+    ----------
+    x : array or scalar
+        Of any backend.
+
+    Returns
+    -------
+    numpy.ndarray
     """
     if isinstance(x, np.ndarray):
         return x
@@ -240,8 +282,23 @@ def dtype_name(dtype: Any) -> str:
 def asarray(obj: Any, *, like: Any = None, xp: Any = None, device: Any = None, dtype: Any = None):
     """Put host data (a NumPy array, list or scalar) on a backend in one transfer.
 
-    The target is the namespace and device of the array ``like``, or the namespace ``xp`` (a module, name or
-    namespace) and ``device``. ``dtype`` may be a NumPy dtype, a name or a dtype of the target backend.
+    Parameters
+    ----------
+    obj : array_like
+        A NumPy array, a list or a scalar.
+    like : array, optional
+        The target is this array's namespace and device.
+    xp : module, str or namespace, optional
+        The target namespace, when ``like`` is not given (None: NumPy).
+    device : device, optional
+        The target device (None: ``like``'s, or ``xp``'s default).
+    dtype : dtype or str, optional
+        A NumPy dtype, a name or a dtype of the target backend.
+
+    Returns
+    -------
+    array
+        On the target backend and device.
     """
     if like is not None:
         xp = namespace(like)
