@@ -192,6 +192,11 @@ class Model:
 
         Names the model does not have raise ``ValueError``; state arrays the model has but ``state`` lacks are
         dropped, so restoring a checkpoint taken before the first training pass restores that too.
+
+        Parameters
+        ----------
+        state : dict
+            Name -> array, as :meth:`get_state` returns.
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays as returned by get_state(), got {type(state).__name__}")
@@ -214,18 +219,42 @@ class Model:
                 slot.pop(key, None)
 
     def save(self, path) -> None:
-        """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically and durably)."""
+        """Write params, state and configuration to one portable ``.npz`` at ``path`` (atomically and durably).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+        """
         write_model(
             path, cls_name=type(self).__name__, config=self.config(), params=self.params, state=self.get_state()
         )
 
     @classmethod
     def load(cls, path, *, xp: Any = None, device: Any = None):
-        """A model saved by :meth:`save`, on backend ``xp`` (module, name or namespace; NumPy by default).
+        """A model saved by :meth:`save`, on backend ``xp`` and ``device``; draws no random numbers.
 
-        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file if it is damaged, holds
-        another model class or no model, or if its configuration, params or state do not fit together. Draws no
-        random numbers.
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file :meth:`save` wrote.
+        xp : module, str or namespace, optional
+            The backend for the params (NumPy by default).
+        device : device, optional
+            The device on ``xp`` (its default by default).
+
+        Returns
+        -------
+        Model
+            An instance of this class.
+
+        Raises
+        ------
+        FileNotFoundError
+            For a missing file.
+        ValueError
+            Naming the file if it is damaged, holds another model class or no model, or if its configuration,
+            params or state do not fit together.
         """
         saved = read_model(path)
         name = saved.cls_name
@@ -283,5 +312,20 @@ class Model:
 
 
 def load_model(path, *, xp: Any = None, device: Any = None) -> Model:
-    """Load any xpnet model saved with ``model.save(path)``, on backend ``xp`` (NumPy by default) and ``device``."""
+    """Load any xpnet model saved with ``model.save(path)``, on backend ``xp`` and ``device``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file ``model.save`` wrote.
+    xp : module, str or namespace, optional
+        The backend for the params (NumPy by default).
+    device : device, optional
+        The device on ``xp`` (its default by default).
+
+    Returns
+    -------
+    Model
+        A model of the class the file names.
+    """
     return Model.load(path, xp=xp, device=device)
