@@ -12,12 +12,15 @@ def relu_forward(x):
 
     Parameters
     ----------
-    x : real array of any shape (integer and bool arrays are promoted to the default float, as NumPy does).
+    x : array
+        Real, of any shape (integer and bool arrays are promoted to the default float, as NumPy does).
 
     Returns
     -------
-    out : array of x's shape and floating dtype.
-    cache : opaque, for :func:`relu_backward`.
+    out : array
+        Of x's shape and floating dtype.
+    cache : object
+        Opaque, for :func:`relu_backward`.
     """
     xp = float_namespace(x=x)
     x = as_common_dtype(x, xp=xp)
@@ -34,12 +37,15 @@ def relu_backward(dout, cache):
 
     Parameters
     ----------
-    dout : upstream gradient, of the forward input's shape.
-    cache : from :func:`relu_forward` (the input x itself works too, as in CS231n).
+    dout : array
+        Upstream gradient, of the forward input's shape.
+    cache : object
+        From :func:`relu_forward` (the input x itself works too, as in CS231n).
 
     Returns
     -------
-    dx : array of dout's shape, in the common dtype of dout and the cache.
+    dx : array
+        Of dout's shape, in the common dtype of dout and the cache.
     """
     xp = float_namespace(dout=dout, cache=cache)
     if tuple(dout.shape) != tuple(cache.shape):

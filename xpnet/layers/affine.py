@@ -57,17 +57,20 @@ def affine_backward(dout: Array, cache: Any, *, input_grad: bool = True) -> tupl
 
     Parameters
     ----------
-    dout : upstream gradient of shape (N, M).
-    cache : from :func:`affine_forward`.
-    input_grad : keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs
-        no gradient: its ``dout @ w.T`` product costs as much as the forward pass (torch's autograd skips it too).
+    dout : array of shape (N, M)
+        Upstream gradient.
+    cache : object
+        From :func:`affine_forward`.
+    input_grad : bool, default True
+        Keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs no gradient:
+        its ``dout @ w.T`` product costs as much as the forward pass (torch's autograd skips it too).
 
     Returns
     -------
-    dx : gradient of shape (N, d_1, ..., d_k), x's shape (all gradients in the common dtype of dout and the cache),
-        or None.
-    dw : gradient of shape (D, M).
-    db : gradient of shape (M,).
+    dx : array of shape (N, d_1, ..., d_k), or None
+        The gradient for x, of x's shape (all gradients in the common dtype of dout and the cache).
+    dw : array of shape (D, M)
+    db : array of shape (M,)
     """
     check_flag(input_grad, "input_grad")
     x, w = cache

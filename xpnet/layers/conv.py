@@ -49,15 +49,21 @@ def conv_forward_naive(x, w, b, conv_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input.
-    w : (F, C, HH, WW) filters.
-    b : (F,) biases.
-    conv_param : dict with 'stride' (int >= 1) and 'pad' (int >= 0, zeros on each side of H and W).
+    x : array of shape (N, C, H, W)
+        The input.
+    w : array of shape (F, C, HH, WW)
+        Filters.
+    b : array of shape (F,)
+        Biases.
+    conv_param : dict
+        'stride' (int >= 1) and 'pad' (int >= 0, zeros on each side of H and W).
 
     Returns
     -------
-    out : (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride, W' likewise.
-    cache : (x, w, b, conv_param).
+    out : array of shape (N, F, H', W')
+        H' = 1 + (H + 2*pad - HH) // stride, W' likewise.
+    cache : tuple
+        (x, w, b, conv_param).
     """
     xp = float_namespace(x=x, w=w, b=b)
     s, p, out_h, out_w = _conv_geometry(x, w, b, conv_param)
@@ -78,12 +84,16 @@ def conv_backward_naive(dout, cache):
 
     Parameters
     ----------
-    dout : (N, F, H', W') upstream gradient.
-    cache : from :func:`conv_forward_naive`.
+    dout : array of shape (N, F, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_naive`.
 
     Returns
     -------
-    dx : (N, C, H, W), dw : (F, C, HH, WW), db : (F,).
+    dx : array of shape (N, C, H, W)
+    dw : array of shape (F, C, HH, WW)
+    db : array of shape (F,)
     """
     x, w, b, conv_param = cache
     xp = float_namespace(dout=dout, cache=x)
@@ -134,16 +144,22 @@ def conv_forward_fast(x, w, b, conv_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input.
-    w : (F, C, HH, WW) filters.
-    b : (F,) biases.
-    conv_param : dict with 'stride' (int >= 1) and 'pad' (int >= 0).
+    x : array of shape (N, C, H, W)
+        The input.
+    w : array of shape (F, C, HH, WW)
+        Filters.
+    b : array of shape (F,)
+        Biases.
+    conv_param : dict
+        'stride' (int >= 1) and 'pad' (int >= 0).
 
     Returns
     -------
-    out : (N, F, H', W') with H' = 1 + (H + 2*pad - HH) // stride (a transposed view of the matmul result).
-    cache : (x_cols, w, x_shape, conv_param). The column matrix is kept rather than x because the weight
-        gradient needs it and rebuilding it would cost a second gather.
+    out : array of shape (N, F, H', W')
+        H' = 1 + (H + 2*pad - HH) // stride (a transposed view of the matmul result).
+    cache : tuple
+        (x_cols, w, x_shape, conv_param). The column matrix is kept rather than x because the weight gradient needs it
+        and rebuilding it would cost a second gather.
     """
     xp, a, b, cache = _im2col_forward(x, w, b, conv_param)
     return xp.permute_dims(a + xp.reshape(b, (-1, 1, 1, 1)), (1, 0, 2, 3)), cache
@@ -210,15 +226,20 @@ def conv_backward_fast(dout, cache, *, input_grad=True):
 
     Parameters
     ----------
-    dout : (N, F, H', W') upstream gradient.
-    cache : from :func:`conv_forward_fast`.
-    input_grad : keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs
-        no gradient: that saves the ``w.T @ dout`` matmul, its (C·HH·WW, N·H'·W') result and the col2im scatter,
-        as torch's autograd skips them for an input that does not require grad.
+    dout : array of shape (N, F, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`conv_forward_fast`.
+    input_grad : bool, default True
+        Keyword-only; False skips dx (None is returned in its place), for a first layer whose input needs no gradient:
+        that saves the ``w.T @ dout`` matmul, its (C·HH·WW, N·H'·W') result and the col2im scatter, as torch's autograd
+        skips them for an input that does not require grad.
 
     Returns
     -------
-    dx : (N, C, H, W) or None, dw : (F, C, HH, WW), db : (F,).
+    dx : array of shape (N, C, H, W), or None
+    dw : array of shape (F, C, HH, WW)
+    db : array of shape (F,)
     """
     check_flag(input_grad, "input_grad")
     N, F, out_h, out_w = _output_shape(cache)

@@ -23,11 +23,13 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
 
     Parameters
     ----------
-    x : real array of any shape (integer and bool arrays are promoted to the default float, as in NumPy).
-    dropout_param : dict with ``'p'`` (the probability of KEEPING a unit, a finite number in (0, 1]), ``'mode'``
-        ('train' or 'test') and optional ``'seed'`` (an int in [0, 2**32 - 1], or None). Any other key is refused
-        (a misspelling would be silently ignored). The mask is CS231n's ``np.random.rand(*x.shape) < p``, drawn on
-        the host from NumPy's global state, so it is the same on every backend and for every dtype of x.
+    x : array
+        Real, of any shape (integer and bool arrays are promoted to the default float, as in NumPy).
+    dropout_param : dict
+        ``'p'`` (the probability of KEEPING a unit, a finite number in (0, 1]), ``'mode'`` ('train' or 'test') and
+        optional ``'seed'`` (an int in [0, 2**32 - 1], or None). Any other key is refused (a misspelling would be
+        silently ignored). The mask is CS231n's ``np.random.rand(*x.shape) < p``, drawn on the host from NumPy's global
+        state, so it is the same on every backend and for every dtype of x.
 
         With a seed, the call does what CS231n's ``dropout_forward`` does: ``np.random.seed(seed)`` (in test mode
         too), then the draw. The mask is the same on every call, which is what gradient checks need, and NumPy's
@@ -37,11 +39,15 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
 
     Returns
     -------
-    out : array of x's shape and backend, floating; in test mode x itself (when already floating).
-    cache : ``(dropout_param, mask)`` as in CS231n: a copy of ``dropout_param`` as it was at this call (changing
-        the caller's dict afterwards does not change the backward pass), and ``mask``, a boolean array of x's
-        shape on x's backend and device, True where the unit is kept; None in test mode.
+    out : array
+        Of x's shape and backend, floating; in test mode x itself (when already floating).
+    cache : tuple
+        ``(dropout_param, mask)`` as in CS231n: a copy of ``dropout_param`` as it was at this call (changing the
+        caller's dict afterwards does not change the backward pass), and ``mask``, a boolean array of x's shape on x's
+        backend and device, True where the unit is kept; None in test mode.
 
+    Notes
+    -----
     A call that raises draws no random numbers: everything is checked before the mask is drawn.
     """
     xp = float_namespace(x=x)
@@ -67,13 +73,16 @@ def dropout_backward(dout: Array, cache: Any) -> Array:
 
     Parameters
     ----------
-    dout : upstream gradient, of x's shape.
-    cache : ``(dropout_param, mask)`` from :func:`dropout_forward`.
+    dout : array
+        Upstream gradient, of x's shape.
+    cache : tuple
+        ``(dropout_param, mask)`` from :func:`dropout_forward`.
 
     Returns
     -------
-    dx : floating array of dout's shape: ``dout * (1 / p)`` where the unit was kept, exactly 0 where it was dropped
-        (NaN in ``dout`` included); ``dout`` itself (when already floating) in test mode.
+    dx : array
+        Floating, of dout's shape: ``dout * (1 / p)`` where the unit was kept, exactly 0 where it was dropped (NaN in
+        ``dout`` included); ``dout`` itself (when already floating) in test mode.
     """
     dropout_param, mask = cache
     xp = float_namespace(dout=dout)

@@ -13,17 +13,21 @@ def softmax_loss(x: Array, y: Array) -> tuple[Array, Array]:
 
     Parameters
     ----------
-    x : scores of shape (N, C), real numbers (integer and bool scores are promoted to the default float).
-    y : integer labels of shape (N,), with values in [0, C).
+    x : array of shape (N, C)
+        Scores, real numbers (integer and bool scores are promoted to the default float).
+    y : array of shape (N,)
+        Integer labels, with values in [0, C).
 
     Returns
     -------
-    loss : 0-d array of x's backend and dtype, the mean over the batch (``float(loss)`` gives a Python float);
-        NaN if any score is NaN. Computed as ``-log(probs[i, y[i]])``, as the 2021 and 2025 CS231n notebooks' code
-        does (their gradient checks then print the same numbers), except for a probability below the smallest
-        normal number (a loss above ~708 in float64, ~87 in float32): there the log-softmax
-        ``log(sum(exp(shifted))) - shifted[i, y[i]]`` gives the finite loss that ``-log(0)`` would not.
-    dx : gradient of the loss with respect to x, shape (N, C).
+    loss : 0-d array
+        Of x's backend and dtype, the mean over the batch (``float(loss)`` gives a Python float); NaN if any score is
+        NaN. Computed as ``-log(probs[i, y[i]])``, as the 2021 and 2025 CS231n notebooks' code does (their gradient
+        checks then print the same numbers), except for a probability below the smallest normal number (a loss above
+        ~708 in float64, ~87 in float32): there the log-softmax ``log(sum(exp(shifted))) - shifted[i, y[i]]`` gives the
+        finite loss that ``-log(0)`` would not.
+    dx : array of shape (N, C)
+        Gradient of the loss with respect to x.
     """
     xp = _namespace(x, y)
     N, C, x, y = _check_scores_and_labels(x, y, xp=xp)
@@ -52,14 +56,18 @@ def svm_loss(x: Array, y: Array) -> tuple[Array, Array]:
 
     Parameters
     ----------
-    x : scores of shape (N, C), real numbers (integer and bool scores are promoted to the default float).
-    y : integer labels of shape (N,), with values in [0, C).
+    x : array of shape (N, C)
+        Scores, real numbers (integer and bool scores are promoted to the default float).
+    y : array of shape (N,)
+        Integer labels, with values in [0, C).
 
     Returns
     -------
-    loss : 0-d array of x's backend and dtype; NaN if any score is NaN.
-    dx : gradient of the loss with respect to x, shape (N, C). As in CS231n, a NaN margin counts as not violated
-        here, so dx stays finite; the NaN loss is what reports the bad scores.
+    loss : 0-d array
+        Of x's backend and dtype; NaN if any score is NaN.
+    dx : array of shape (N, C)
+        Gradient of the loss with respect to x. As in CS231n, a NaN margin counts as not violated here, so dx stays
+        finite; the NaN loss is what reports the bad scores.
     """
     xp = _namespace(x, y)
     N, C, x, y = _check_scores_and_labels(x, y, xp=xp)

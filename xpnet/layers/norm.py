@@ -84,12 +84,16 @@ def batchnorm_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
 
     Parameters
     ----------
-    dout : upstream gradient of shape (N, D).
-    cache : from :func:`batchnorm_forward`.
+    dout : array of shape (N, D)
+        Upstream gradient.
+    cache : object
+        From :func:`batchnorm_forward`.
 
     Returns
     -------
-    dx : (N, D); dgamma, dbeta : gamma's and beta's shape.
+    dx : array of shape (N, D)
+    dgamma, dbeta : array
+        Of gamma's and beta's shape.
     """
     return _norm_backward(dout, cache, _normalize_backward_graph)
 
@@ -121,14 +125,18 @@ def spatial_batchnorm_forward(x: Array, gamma: Array, beta: Array, bn_param: dic
 
     Parameters
     ----------
-    x : array of shape (N, C, H, W), N·H·W >= 1 in train mode.
-    gamma, beta : scale and shift, of shape (C,) (or (1, C, 1, 1)).
-    bn_param : as for :func:`batchnorm_forward`; running statistics of shape (C,).
+    x : array of shape (N, C, H, W)
+        N·H·W >= 1 in train mode.
+    gamma, beta : array of shape (C,) or (1, C, 1, 1)
+        Scale and shift.
+    bn_param : dict
+        As for :func:`batchnorm_forward`; running statistics of shape (C,).
 
     Returns
     -------
-    out : array of shape (N, C, H, W).
-    cache : opaque, for :func:`spatial_batchnorm_backward`.
+    out : array of shape (N, C, H, W)
+    cache : object
+        Opaque, for :func:`spatial_batchnorm_backward`.
     """
     return _batchnorm(
         x, gamma, beta, bn_param, layout=("(N, C, H, W)", 4), axes=(0, 2, 3), axis_names="N, H, W",
@@ -160,15 +168,19 @@ def layernorm_forward(x: Array, gamma: Array, beta: Array, ln_param: dict | None
 
     Parameters
     ----------
-    x : real array of shape (N, D), D >= 1 (integer and bool arrays are promoted as in NumPy).
-    gamma, beta : scale and shift, of shape (D,).
-    ln_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); the other keys of a
-        ``bn_param`` (``'mode'``, ``'momentum'``, ...) are accepted and ignored, any other key is refused.
+    x : array of shape (N, D)
+        Real, D >= 1 (integer and bool arrays are promoted as in NumPy).
+    gamma, beta : array of shape (D,)
+        Scale and shift.
+    ln_param : dict or None
+        Optional ``'eps'`` (a finite number > 0, default 1e-5); the other keys of a ``bn_param`` (``'mode'``,
+        ``'momentum'``, ...) are accepted and ignored, any other key is refused.
 
     Returns
     -------
-    out : array of shape (N, D).
-    cache : opaque, for :func:`layernorm_backward`.
+    out : array of shape (N, D)
+    cache : object
+        Opaque, for :func:`layernorm_backward`.
     """
     eps = _eps(ln_param, "ln_param")
     xp = float_namespace(x=x, gamma=gamma, beta=beta)
@@ -207,15 +219,20 @@ def spatial_groupnorm_forward(
 
     Parameters
     ----------
-    x : real array of shape (N, C, H, W), with (C/G)·H·W >= 1 (integer and bool arrays are promoted as in NumPy).
-    gamma, beta : scale and shift per channel, of shape (1, C, 1, 1) as in the 2022 assignment, or (C,).
-    G : number of groups; must divide C.
-    gn_param : dict (or None) with optional ``'eps'`` (a finite number > 0, default 1e-5); keys as for ``ln_param``.
+    x : array of shape (N, C, H, W)
+        Real, with (C/G)·H·W >= 1 (integer and bool arrays are promoted as in NumPy).
+    gamma, beta : array of shape (1, C, 1, 1) or (C,)
+        Scale and shift per channel: (1, C, 1, 1) as in the 2022 assignment.
+    G : int
+        Number of groups; must divide C.
+    gn_param : dict or None
+        Optional ``'eps'`` (a finite number > 0, default 1e-5); keys as for ``ln_param``.
 
     Returns
     -------
-    out : array of shape (N, C, H, W).
-    cache : opaque, for :func:`spatial_groupnorm_backward`.
+    out : array of shape (N, C, H, W)
+    cache : object
+        Opaque, for :func:`spatial_groupnorm_backward`.
     """
     eps = _eps(gn_param, "gn_param")
     xp = float_namespace(x=x, gamma=gamma, beta=beta)

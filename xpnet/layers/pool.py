@@ -38,13 +38,17 @@ def max_pool_forward_naive(x, pool_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input.
-    pool_param : dict with 'pool_height', 'pool_width' and 'stride' (ints >= 1).
+    x : array of shape (N, C, H, W)
+        The input.
+    pool_param : dict
+        'pool_height', 'pool_width' and 'stride' (ints >= 1).
 
     Returns
     -------
-    out : (N, C, H', W') with H' = 1 + (H - pool_height) // stride, W' likewise.
-    cache : (x, pool_param).
+    out : array of shape (N, C, H', W')
+        H' = 1 + (H - pool_height) // stride, W' likewise.
+    cache : tuple
+        (x, pool_param).
     """
     xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
@@ -64,12 +68,14 @@ def max_pool_backward_naive(dout, cache):
 
     Parameters
     ----------
-    dout : (N, C, H', W') upstream gradient.
-    cache : from :func:`max_pool_forward_naive`.
+    dout : array of shape (N, C, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`max_pool_forward_naive`.
 
     Returns
     -------
-    dx : (N, C, H, W).
+    dx : array of shape (N, C, H, W)
     """
     x, pool_param = cache
     xp = float_namespace(dout=dout, cache=x)
@@ -150,14 +156,18 @@ def max_pool_forward_fast(x, pool_param):
 
     Parameters
     ----------
-    x : (N, C, H, W) input.
-    pool_param : dict with 'pool_height', 'pool_width' and 'stride' (ints >= 1).
+    x : array of shape (N, C, H, W)
+        The input.
+    pool_param : dict
+        'pool_height', 'pool_width' and 'stride' (ints >= 1).
 
     Returns
     -------
-    out : (N, C, H', W') with H' = 1 + (H - pool_height) // stride.
-    cache : (x, out, pool_param); backward finds each window's first maximum in x again (comparing with out, kept
-        so that it is not computed twice) rather than keeping an index array per window.
+    out : array of shape (N, C, H', W')
+        H' = 1 + (H - pool_height) // stride, W' likewise.
+    cache : tuple
+        (x, out, pool_param); backward finds each window's first maximum in x again (comparing with out, kept so that it
+        is not computed twice) rather than keeping an index array per window.
     """
     xp = float_namespace(x=x)
     ph, pw, s, out_h, out_w = _pool_geometry(x, pool_param)
@@ -174,12 +184,14 @@ def max_pool_backward_fast(dout, cache):
 
     Parameters
     ----------
-    dout : (N, C, H', W') upstream gradient.
-    cache : from :func:`max_pool_forward_fast`.
+    dout : array of shape (N, C, H', W')
+        Upstream gradient.
+    cache : tuple
+        From :func:`max_pool_forward_fast`.
 
     Returns
     -------
-    dx : (N, C, H, W).
+    dx : array of shape (N, C, H, W)
     """
     x, top, pool_param = cache
     xp = float_namespace(dout=dout, cache=x)
