@@ -412,18 +412,22 @@ def eval_numerical_gradient_net(net, inputs: Sequence, output, h: float = 1e-5):
 
     Parameters
     ----------
-    net : object whose ``forward()`` reads the input blobs (or arrays) in ``inputs`` and writes ``output.vals``
-        (or, with plain arrays, returns the output).
-    inputs : list of blobs (``.vals`` arrays, probed in place and restored exactly; on JAX ``.vals`` is set to
-        each perturbed copy and back) or of arrays. With plain arrays ``forward()`` cannot see a probe on JAX
-        (immutable arrays): that is a ValueError saying so, not a zero gradient.
-    output : the output blob, whose ``.diffs`` is the upstream gradient; or, with plain arrays, the upstream
-        gradient itself.
-    h : step, as in :func:`eval_numerical_gradient`.
+    net : object
+        Its ``forward()`` reads the input blobs (or arrays) in ``inputs`` and writes ``output.vals`` (or, with plain
+        arrays, returns the output).
+    inputs : list of blobs or arrays
+        Blobs' ``.vals`` arrays are probed in place and restored exactly (on JAX ``.vals`` is set to each perturbed copy
+        and back). With plain arrays ``forward()`` cannot see a probe on JAX (immutable arrays): that is a ValueError
+        saying so, not a zero gradient.
+    output : blob or array
+        The output blob, whose ``.diffs`` is the upstream gradient; or, with plain arrays, the upstream gradient itself.
+    h : float, default 1e-5
+        The step, as in :func:`eval_numerical_gradient`.
 
     Returns
     -------
-    list of arrays : one gradient per input, of its shape, backend and dtype.
+    list of array
+        One gradient per input, of its shape, backend and dtype.
     """
     forward = getattr(net, "forward", None)
     if not callable(forward):

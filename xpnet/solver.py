@@ -178,7 +178,8 @@ def checkpoint_epoch(path) -> int:
 
     Parameters
     ----------
-    path : str or os.PathLike, the checkpoint file.
+    path : str or os.PathLike
+        The checkpoint file.
 
     Returns
     -------

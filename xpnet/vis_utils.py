@@ -33,13 +33,17 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
 
     Parameters
     ----------
-    Xs : array of shape (N, H, W, C), any backend
-    ubound : the brightest value of the output
-    padding : blank pixels between neighbouring images
+    Xs : array of shape (N, H, W, C)
+        The images, on any backend.
+    ubound : float
+        The brightest value of the output.
+    padding : int
+        Blank pixels between neighbouring images.
 
     Returns
     -------
-    grid : float64 NumPy array of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C) with G = ceil(sqrt(N))
+    grid : numpy.ndarray
+        Float64, of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C) with G = ceil(sqrt(N)).
     """
     Xs = np.asarray(to_numpy(Xs), dtype=np.float64)
     if Xs.ndim != 4:
@@ -80,12 +84,13 @@ def vis_grid(Xs):
 
     Parameters
     ----------
-    Xs : array of shape (N, H, W, C) with N >= 1, any backend
+    Xs : array of shape (N, H, W, C)
+        The images (N >= 1), on any backend.
 
     Returns
     -------
-    G : NumPy array of shape (A*H + A, A*W + A, C) with A = ceil(sqrt(N)), in Xs's floating dtype (float64 for
-        integer images)
+    G : numpy.ndarray
+        Of shape (A*H + A, A*W + A, C) with A = ceil(sqrt(N)), in Xs's floating dtype (float64 for integer images).
     """
     Xs = _host_images(Xs, "Xs")
     if Xs.ndim != 4 or Xs.shape[0] == 0:
@@ -106,11 +111,13 @@ def vis_nn(rows):
 
     Parameters
     ----------
-    rows : N lists of D images of one shape (H, W, C), or an array of shape (N, D, H, W, C); any backend
+    rows : list of lists of arrays, or array
+        N lists of D images of one shape (H, W, C), or an array of shape (N, D, H, W, C); any backend.
 
     Returns
     -------
-    G : NumPy array of shape (N*H + N, D*W + D, C), in the images' floating dtype (float64 for integer images)
+    G : numpy.ndarray
+        Of shape (N*H + N, D*W + D, C), in the images' floating dtype (float64 for integer images).
     """
     shaped = "rows must be a non-empty list of non-empty lists of (H, W, C) images, or an (N, D, H, W, C) array"
     if is_array(rows):
@@ -265,10 +272,13 @@ def plot_filters(W1, path=None, *, padding=1):
 
     Parameters
     ----------
-    W1 : array of shape (F, C, HH, WW), any backend; C = 3 is drawn in colour, C = 1 in grey
-    path : the PNG file to write (folders are created), or None (default) to return the figure instead: in a
-        notebook, ``plot_filters(model.params['W1'])`` at the end of a cell shows it inline.
-    padding : pixels of border between neighbouring filters, an int >= 0
+    W1 : array of shape (F, C, HH, WW)
+        The first layer's filters, on any backend; C = 3 is drawn in colour, C = 1 in grey.
+    path : str or os.PathLike, optional
+        The PNG file to write (folders are created), or None (default) to return the figure instead: in a notebook,
+        ``plot_filters(model.params['W1'])`` at the end of a cell shows it inline.
+    padding : int
+        Pixels of border between neighbouring filters (>= 0).
 
     Returns
     -------
@@ -300,12 +310,14 @@ def plot_sweep(lines, path=None, *, xlabel, ylabel, logx=None, title=None):
     lines : dict ``{label: [(x, y), ...]}``
         Each value a sequence of points: ``y`` a real number, ``x`` a number (or strings, drawn as categories); the
         label (a str) names the line in the legend, and a single line may have the label None (no legend).
-    path : the PNG file to write (folders are created), or None (default) to return the figure instead.
+    path : str or os.PathLike, optional
+        The PNG file to write (folders are created), or None (default) to return the figure instead.
     xlabel, ylabel : str
         The axis labels.
     logx : bool or None
         A logarithmic x axis; None (default) draws one when every ``x`` is positive and they span 100x or more.
-    title : str or None
+    title : str, optional
+        A title above the plot.
 
     Returns
     -------

@@ -49,10 +49,12 @@ def load_CIFAR_batch(filename):
     Parameters
     ----------
     filename : str or os.PathLike
+        The batch file.
 
     Returns
     -------
-    X : float64 array of shape (N, 32, 32, 3), pixel values 0..255 (N = 10000 in the real files)
+    X : numpy.ndarray of shape (N, 32, 32, 3)
+        Float64 pixel values 0..255 (N = 10000 in the real files).
     y : int64 array of shape (N,), labels 0..9
 
     Raises
