@@ -16,6 +16,7 @@ from xpnet._npz import read_npz, write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
 from xpnet.gradient_check import (
     directional_grad_check,
+    eval_numerical_gradient,
     eval_numerical_gradient_array,
     eval_numerical_gradient_blobs,
     eval_numerical_gradient_net,
@@ -396,3 +397,14 @@ def test_fc_dropout_param_records_the_last_mode():
     assert model.dropout_param["mode"] == "train"
     model.loss(X)
     assert model.dropout_param["mode"] == "test"
+
+
+def test_eval_numerical_gradient_prints_only_when_verbose(capsys):
+    """``verbose=False`` prints nothing; the default prints one line per entry, as in CS231n (kills ``verbose``
+    ignored)."""
+    x = np.array([1.0, 2.0, 3.0])
+    grad = eval_numerical_gradient(lambda a: float(np.sum(a**2)), x, verbose=False)
+    np.testing.assert_allclose(grad, 2 * x, rtol=1e-8)
+    assert capsys.readouterr().out == ""
+    eval_numerical_gradient(lambda a: float(np.sum(a**2)), x)
+    assert len(capsys.readouterr().out.splitlines()) == 3
