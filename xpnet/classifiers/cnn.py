@@ -33,16 +33,26 @@ class ThreeLayerConvNet(Model):
 
     Parameters
     ----------
-    input_dim : (C, H, W) of one input.
-    num_filters : number of convolution filters F.
-    filter_size : odd width and height of each filter.
-    hidden_dim : units of the hidden affine layer.
-    num_classes : number of classes.
-    weight_scale : standard deviation of the initial weights.
-    reg : L2 regularization strength (on the weights only).
-    dtype : floating dtype of params and computation (a name, a NumPy dtype, or a dtype of the backend).
-    xp : backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
-    device : device of the params on that backend (its default if None).
+    input_dim : tuple of int, default (3, 32, 32)
+        (C, H, W) of one input.
+    num_filters : int, default 32
+        Number of convolution filters F.
+    filter_size : int, default 7
+        Odd width and height of each filter.
+    hidden_dim : int, default 100
+        Units of the hidden affine layer.
+    num_classes : int, default 10
+        Number of classes.
+    weight_scale : float, default 1e-3
+        Standard deviation of the initial weights.
+    reg : float, default 0.0
+        L2 regularization strength (on the weights only).
+    dtype : str or dtype, default 'float32'
+        Floating dtype of params and computation (a name, a NumPy dtype, or a dtype of the backend).
+    xp : module, str or namespace, optional
+        The backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
+    device : device, optional
+        Device of the params on that backend (its default if None).
     """
 
     def __init__(
@@ -123,14 +133,19 @@ class ThreeLayerConvNet(Model):
 
         Parameters
         ----------
-        X : (N, C, H, W) inputs, ``(C, H, W) == input_dim``: an array of the model's backend, or a NumPy array
-            (moved to the model's backend and device once per call).
-        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
+        X : array of shape (N, C, H, W)
+            Inputs with ``(C, H, W) == input_dim``: an array of the model's backend, or a NumPy array (moved to the
+            model's backend and device once per call).
+        y : array of shape (N,), optional
+            Integer labels in ``[0, num_classes)`` (NumPy or the model's backend); None for test mode.
 
         Returns
         -------
-        If ``y`` is None: scores, (N, num_classes). Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host
-        synchronisation) and ``grads`` a dict with the keys and shapes of ``self.params``.
+        scores : array of shape (N, num_classes)
+            When ``y`` is None.
+        loss, grads : 0-d array and dict
+            Otherwise: ``loss`` a 0-d array (no host synchronisation; ``float(loss)`` for a number) and ``grads`` a
+            dict with the keys and shapes of ``self.params``.
 
         Raises
         ------

@@ -87,24 +87,36 @@ class FullyConnectedNet(Model):
 
     Parameters
     ----------
-    hidden_dims : non-empty list of positive ints, the size of each hidden layer.
-    input_dim : size of the (flattened) input.
-    num_classes : number of classes.
-    dropout_keep_ratio : probability of keeping a unit; 1 disables dropout.
-    normalization : None, ``'batchnorm'`` or ``'layernorm'``.
-    reg : L2 regularization strength (on the weights only).
-    weight_scale : standard deviation of the initial weights.
-    dtype : floating dtype of params and computation (a name such as ``'float64'``, a NumPy dtype, or a dtype of
-        the backend).
-    seed : if given, dropout masks are drawn from this seed, making the network deterministic (gradient checks).
-        As in CS231n, each dropout layer then reseeds NumPy's global state with it at every call, so a Solver
-        training such a model draws the same minibatch at every step: seed dropout for checks, not for training.
-    dropout : the keep probability under the 2019 edition's name (its Dropout notebook passes ``dropout=0.5``):
-        the same setting as ``dropout_keep_ratio``, which takes its place as the 4th positional argument. Give one
-        of the two; ``dropout_keep_ratio`` other than 1 with ``dropout`` is a ``TypeError``. Model files record
+    hidden_dims : list of int
+        The size of each hidden layer (not empty, each > 0).
+    input_dim : int, default 3072
+        Size of the (flattened) input.
+    num_classes : int, default 10
+        Number of classes.
+    dropout_keep_ratio : float, default 1
+        Probability of keeping a unit; 1 disables dropout.
+    normalization : {None, 'batchnorm', 'layernorm'}, default None
+        The normalization after each hidden affine layer, before its ReLU.
+    reg : float, default 0.0
+        L2 regularization strength (on the weights only).
+    weight_scale : float, default 1e-2
+        Standard deviation of the initial weights.
+    dtype : str or dtype, default 'float32'
+        Floating dtype of params and computation (a name such as ``'float64'``, a NumPy dtype, or a dtype of the
+        backend).
+    seed : int, optional
+        If given, dropout masks are drawn from this seed, making the network deterministic (gradient checks). As in
+        CS231n, each dropout layer then reseeds NumPy's global state with it at every call, so a Solver training such a
+        model draws the same minibatch at every step: seed dropout for checks, not for training.
+    dropout : float, optional
+        The keep probability under the 2019 edition's name (its Dropout notebook passes ``dropout=0.5``): the same
+        setting as ``dropout_keep_ratio``, which takes its place as the 4th positional argument. Give one of the two;
+        ``dropout_keep_ratio`` other than 1 with ``dropout`` is a ``TypeError``. Model files record
         ``dropout_keep_ratio``.
-    xp : backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
-    device : device of the params on that backend (its default if None).
+    xp : module, str or namespace, optional
+        The backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
+    device : device, optional
+        Device of the params on that backend (its default if None).
     """
 
     def __init__(
@@ -245,15 +257,19 @@ class FullyConnectedNet(Model):
 
         Parameters
         ----------
-        X : (N, d_1, ..., d_k) inputs, ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a
-            NumPy array (moved to the model's backend and device once per call).
-        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
+        X : array of shape (N, d_1, ..., d_k)
+            Inputs with ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a NumPy array (moved
+            to the model's backend and device once per call).
+        y : array of shape (N,), optional
+            Integer labels in ``[0, num_classes)`` (NumPy or the model's backend); None for test mode.
 
         Returns
         -------
-        If ``y`` is None (test mode: dropout off, batchnorm uses running statistics): scores, (N, num_classes).
-        Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host synchronisation; ``float(loss)`` for a number)
-        and ``grads`` a dict with the keys and shapes of ``self.params``.
+        scores : array of shape (N, num_classes)
+            When ``y`` is None (test mode: dropout off, batchnorm uses running statistics).
+        loss, grads : 0-d array and dict
+            Otherwise: ``loss`` a 0-d array (no host synchronisation; ``float(loss)`` for a number) and ``grads`` a
+            dict with the keys and shapes of ``self.params``.
 
         Raises
         ------
@@ -261,6 +277,8 @@ class FullyConnectedNet(Model):
             For an empty batch, an ``X`` or ``y`` of another backend, shape or dtype, or labels out of range (the
             range is checked where the labels are in host memory; on a GPU it would cost a sync every step).
 
+        Notes
+        -----
         Inputs are checked before anything is computed, and the running statistics and layer modes computed by
         the call are written into ``bn_params`` only once it has succeeded: a call that raises leaves the model
         as it was. A refused call draws no dropout mask; a failure after the checks (out of memory, or a layer
@@ -315,15 +333,23 @@ class TwoLayerNet(Model):
 
     Parameters
     ----------
-    input_dim : D, size of the (flattened) input.
-    hidden_dim : H, units of the hidden layer.
-    num_classes : C, number of classes.
-    weight_scale : standard deviation of the initial weights.
-    reg : L2 regularization strength (on the weights only); the loss adds ``0.5 * reg * (sum(W1**2) + sum(W2**2))``.
-    dtype : floating dtype of params and computation (a name such as ``'float32'``, a NumPy dtype, or a dtype of
-        the backend). float64, as CS231n's ``np.random.randn`` weights were, so the notebook's numbers match.
-    xp : backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
-    device : device of the params on that backend (its default if None).
+    input_dim : int, default 3072
+        D, size of the (flattened) input.
+    hidden_dim : int, default 100
+        H, units of the hidden layer.
+    num_classes : int, default 10
+        C, number of classes.
+    weight_scale : float, default 1e-3
+        Standard deviation of the initial weights.
+    reg : float, default 0.0
+        L2 regularization strength (on the weights only); the loss adds ``0.5 * reg * (sum(W1**2) + sum(W2**2))``.
+    dtype : str or dtype, default 'float64'
+        Floating dtype of params and computation (a name such as ``'float32'``, a NumPy dtype, or a dtype of the
+        backend). float64, as CS231n's ``np.random.randn`` weights were, so the notebook's numbers match.
+    xp : module, str or namespace, optional
+        The backend: a module (numpy, cupy, torch, array_api_strict), its name, or a namespace; NumPy by default.
+    device : device, optional
+        Device of the params on that backend (its default if None).
     """
 
     def __init__(
@@ -378,15 +404,19 @@ class TwoLayerNet(Model):
 
         Parameters
         ----------
-        X : (N, d_1, ..., d_k) inputs, ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a
-            NumPy array (moved to the model's backend and device once per call).
-        y : (N,) integer labels in ``[0, num_classes)`` (NumPy or the model's backend), or None.
+        X : array of shape (N, d_1, ..., d_k)
+            Inputs with ``d_1 * ... * d_k == input_dim``: an array of the model's backend, or a NumPy array (moved
+            to the model's backend and device once per call).
+        y : array of shape (N,), optional
+            Integer labels in ``[0, num_classes)`` (NumPy or the model's backend); None for test mode.
 
         Returns
         -------
-        If ``y`` is None: scores, (N, num_classes). Otherwise ``(loss, grads)``: ``loss`` a 0-d array (no host
-        synchronisation; ``float(loss)`` for a number) and ``grads`` a dict with the keys and shapes of
-        ``self.params``.
+        scores : array of shape (N, num_classes)
+            When ``y`` is None.
+        loss, grads : 0-d array and dict
+            Otherwise: ``loss`` a 0-d array (no host synchronisation; ``float(loss)`` for a number) and ``grads`` a
+            dict with the keys and shapes of ``self.params``.
 
         Raises
         ------
