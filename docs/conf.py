@@ -14,7 +14,11 @@ import pkgutil
 import re
 from pathlib import Path
 
+from sphinx.util import logging
+
 import xpnet
+
+_logger = logging.getLogger(__name__)
 
 project = "xpnet"
 author = "the xpnet developers"
@@ -61,6 +65,42 @@ numpydoc_validation_checks = {"GL06", "GL07", "GL10", "PR01", "PR02", "PR03", "P
 # one passes). Empty: every public docstring passes.
 _NOT_YET_VALID: list[str] = []
 numpydoc_validation_exclude = {f"^{re.escape(name)}$" for name in _NOT_YET_VALID}
+
+# numpydoc has no check for the commonest slip, ``x : the input of shape (N, D).`` on one line: the sentence
+# becomes the entry's *type*, shown bold-italic, with no description. ``check_entry_types`` (below) refuses a type
+# that is a sentence (ends with a period or runs past 60 characters) and a parameter without a description.
+_MAX_TYPE = 60
+
+
+def entry_type_problems(lines: list[str]) -> list[str]:
+    """What is wrong with the entries of a docstring (given as lines) that numpydoc would render as a type."""
+    from numpydoc.docscrape import NumpyDocString
+
+    doc = NumpyDocString("\n".join(lines))
+    problems = []
+    for section in ("Parameters", "Other Parameters", "Attributes", "Returns", "Yields"):
+        for entry in doc[section]:
+            label = f"{section}: {entry.name or entry.type!r}"
+            if entry.type.endswith(".") or len(entry.type) > _MAX_TYPE:
+                problems.append(
+                    f"{label} has a sentence as its type ({entry.type[:40]!r}...): put the type on the "
+                    "name's line and the description, indented, below it"
+                )
+            elif section not in ("Returns", "Yields") and not "".join(entry.desc).strip():
+                problems.append(f"{label} has no description: indent it below 'name : type'")
+    return problems
+
+
+def check_entry_types(app, what, name, obj, options, lines) -> None:
+    if name.startswith("xpnet") and what in ("function", "method", "class", "property", "data", "exception"):
+        for problem in entry_type_problems(lines):
+            _logger.warning(f"[xpnet] docstring of {name!r}: {problem}")
+
+
+def setup(app) -> None:
+    # Before numpydoc (priority 500) rewrites the lines into reST.
+    app.connect("autodoc-process-docstring", check_entry_types, priority=400)
+
 
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]

@@ -152,3 +152,15 @@ def test_the_landing_page_shows_the_picture_a_quick_start_and_every_section(site
     assert 'id="quick-start"' in page and "solver" in page
     for doc in ("getting-started", "from-cs231n", "backends", "sweeps", "reliability", "gallery", "benchmarks"):
         assert re.search(rf'class="xp-card[^"]*">\s*<p><a[^>]+href="{doc}.html', page), f"no card for {doc}"
+
+
+def test_a_description_written_as_the_type_is_refused():
+    # numpydoc has no check for it: "x : the input of shape (N, D)." renders the sentence as x's type, bold-italic,
+    # with no description. docs/conf.py's check (run by the build) refuses it.
+    problems = _conf().entry_type_problems
+    assert problems(["Sum.", "", "Parameters", "----------", "x : the input of shape (N, D).", ""])
+    long = "x : array of shape (N, D) holding the inputs, one row per example, any backend"
+    assert problems(["Sum.", "", "Parameters", "----------", long, "    More.", ""])
+    assert problems(["Sum.", "", "Returns", "-------", "out : the output of shape (N, M).", ""])
+    good = ["Sum.", "", "Parameters", "----------", "x : array of shape (N, D)", "    The input.", ""]
+    assert not problems(good + ["Returns", "-------", "out : array of shape (N, M)", "int", "    Count.", ""])
