@@ -103,17 +103,6 @@ class NonFiniteLossError(FloatingPointError):
         )
 
 
-def _optional_int(value: Any, name: str, *, low: int) -> int | None:
-    """``value`` as :func:`~xpnet._validation.check_int` takes it, or None (meaning "all of them"), which the
-    message offers too."""
-    if value is None:
-        return None
-    try:
-        return check_int(value, name, low=low)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{name} must be an int >= {low} or None, got {value!r}") from None
-
-
 def _builtin_rule_name(rule: Callable) -> str | None:
     """The name of ``rule`` in :mod:`xpnet.optim`, or None for a rule of the user's own."""
     return next((name for name in optim.CONFIG_SPEC if getattr(optim, name) is rule), None)
@@ -241,7 +230,7 @@ def _check_settings(kwargs: dict) -> dict:
     for name, low in (("batch_size", 1), ("num_epochs", 0), ("print_every", 1)):
         settings[name] = check_int(settings[name], name, low=low)
     for name in ("num_train_samples", "num_val_samples"):
-        settings[name] = _optional_int(settings[name], name, low=1)
+        settings[name] = check_int(settings[name], name, low=1, allow_none=True)
     return settings
 
 
@@ -625,7 +614,7 @@ class Solver:  # numpydoc ignore=PR02
             X = _features(X, "X", self._reference())  # the Solver's own data was checked once, at construction
             y = _labels(y, "y", X, getattr(self.model, "num_classes", None))
         batch_size = check_int(batch_size, "batch_size", low=1)
-        num_samples = _optional_int(num_samples, "num_samples", low=1)
+        num_samples = check_int(num_samples, "num_samples", low=1, allow_none=True)
         N = X.shape[0]
         if N == 0:
             raise ValueError("X must hold at least one example, got 0")
