@@ -24,7 +24,6 @@ __all__ = [
     "POSITIVE",
     "REALS",
     "STR",
-    "check_keys",
     "check_schema",
     "format_checker",
     "is_int",
@@ -87,16 +86,6 @@ def format_checker(
         check_schema(meta, schema, file)
 
     return check
-
-
-def check_keys(mapping: Mapping, accepted, *, file: str, what: str, owner: str) -> None:
-    """``ValueError`` naming ``file`` when ``mapping`` (``what``, e.g. "config") has keys outside ``accepted`` or
-    lacks some of them; ``owner`` (e.g. "a FullyConnectedNet") is who accepts them."""
-    unknown, missing = sorted(set(mapping) - set(accepted)), sorted(set(accepted) - set(mapping))
-    if unknown:
-        raise ValueError(f"{file}: {what} has unknown key(s) {unknown}; {owner} accepts {sorted(accepted)}")
-    if missing:
-        raise ValueError(f"{file}: {what} is missing key(s) {missing}; {owner} needs {sorted(accepted)}")
 
 
 def check_fields(node: dict, fields: Mapping[str, Any], bad: Callable[[str], ValueError], prefix: str = "") -> None:
