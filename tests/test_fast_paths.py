@@ -2,8 +2,6 @@
 without its input gradient, the conv - relu - pool sandwich against the naive layers composed, on every backend and
 over random geometries with ties and NaNs; and ``benchmarks/bench_step.py --quick`` runs."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -266,21 +264,3 @@ def test_cnn_gradients_are_those_of_the_layers_composed(xp):
     assert_close(loss, np.asarray(ref_loss), xp=xp)
     for name, ref in {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}.items():
         assert_close(grads[name], ref, xp=xp, err_msg=name)
-
-
-@pytest.mark.slow
-def test_bench_step_quick_prints_the_table():
-    pytest.importorskip("torch")  # native PyTorch is what the benchmark compares with
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_step.py"), "--quick", "--threads", "1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "profiler_start" not in done.stderr, done.stderr  # torch profiler's stderr noise is filtered out
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
-    assert rows[0].startswith("| model | xpnet/numpy ms | ÷ torch | xpnet/torch ms |"), done.stdout
-    assert len(rows) == 2 + 4, done.stdout  # header, rule, four models
-    for row in rows[2:]:
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert all(cells), row
-        float(cells[2]), float(cells[4])  # the ratios are numbers
