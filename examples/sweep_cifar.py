@@ -7,6 +7,11 @@ config, and writes best validation accuracy against the learning rate, one line 
     python examples/sweep_cifar.py                                   # digits, on this machine's cores
     python examples/sweep_cifar.py --data cifar10 --scheduler tcp://scheduler:8786 --epochs 10
     python examples/sweep_cifar.py --lrs 1e-4 1e-3 1e-2 --regs 0 1e-2 --workers 2 --save sweep.json
+    python examples/sweep_cifar.py --epochs 9 --halving 1 3      # successive halving: 1, 3, 9 epochs, best third on
+
+With --halving MIN_EPOCHS ETA every run trains MIN_EPOCHS epochs and only the best third (1/ETA) continues, from its
+checkpoint, to ETA times as many, and so on up to --epochs; it also writes validation accuracy against epochs, one
+line per run (--curves), where the stopped runs show.
 """
 
 from __future__ import annotations
@@ -47,6 +52,16 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=100, help="images per minibatch")
     p.add_argument("--plot", metavar="PATH", default="sweep.png", help="where the accuracy plot goes")
     p.add_argument("--save", metavar="PATH", help="also write the records to this JSON file (default: not saved)")
+    p.add_argument(
+        "--halving",
+        type=int,
+        nargs=2,
+        metavar=("MIN_EPOCHS", "ETA"),
+        help="successive halving: train every run MIN_EPOCHS epochs, continue the best 1/ETA (default: off)",
+    )
+    p.add_argument(
+        "--curves", metavar="PATH", default="sweep_curves.png", help="with --halving: where the curves plot goes"
+    )
     add_sweep_flags(p)
     return p.parse_args(argv)
 
@@ -112,9 +127,14 @@ def main(argv=None):
             seed=args.seed,
             client=client,
             progress=False if args.quiet else None,
+            halving=None if args.halving is None else {"min_epochs": args.halving[0], "eta": args.halving[1]},
         )
     print(f"{len(results)} runs in {time.perf_counter() - begin:.1f} s: {results}")
-    table = results.to_pandas()[["learning_rate", "reg", "status", "best_val_acc", "final_train_acc", "seconds"]]
+    columns = ["learning_rate", "reg", "status", "best_val_acc", "final_train_acc", "seconds"]
+    if args.halving is not None:
+        columns[3:3] = ["epochs", "rung"]
+        print(f"epochs trained: {sum(r['epochs'] for r in results)} (without halving: {len(results) * args.epochs})")
+    table = results.to_pandas()[columns]
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     failed = [r for r in results if r["status"] == "error"]
     for r in failed:
@@ -138,6 +158,9 @@ def main(argv=None):
         title=f"{args.data}: best validation accuracy",
     )
     print(f"plot written to {path}")
+    if args.halving is not None:
+        path = results.plot_curves(args.curves, title=f"{args.data}: successive halving")
+        print(f"curves written to {path}")
 
 
 if __name__ == "__main__":

@@ -349,7 +349,10 @@ def _results_doc(**record_changes):
         ({"params_file": "../outside.params.npz"}, r"'params_file' must be the name of a .npz file .* \(no path\)"),
         ({"params_file": "/tmp/outside.params.npz"}, r"'params_file' must be the name .* \(no path\)"),
         ({"config": "lr=0.1"}, r"records\[0\].config must be a JSON object .*, got str"),
-        ({"status": "great"}, r"records\[0\].status must be one of \['ok', 'diverged', 'error'\], got str 'great'"),
+        (
+            {"status": "great"},
+            r"records\[0\].status must be one of \['ok', 'stopped', 'diverged', 'error'\], got str 'great'",
+        ),
         ({"loss_history": "2.3"}, r"records\[0\].loss_history must be a list of numbers, got str"),
         ({"loss_history": [1, True]}, r"records\[0\].loss_history must be a list of numbers"),
         ({"index": -1}, r"records\[0\].index must be an int >= 0"),

@@ -15,7 +15,16 @@ from .._validation import check_flag, check_int, check_progress
 from ..solver import check_data
 from ._cluster import visible_gpus
 
-__all__ = ["check_args", "check_placement", "check_checkpoint_dir", "check_timeouts", "check_picklable", "plain"]
+__all__ = [
+    "check_args",
+    "check_placement",
+    "check_checkpoint_dir",
+    "check_timeouts",
+    "check_picklable",
+    "check_halving",
+    "rungs",
+    "plain",
+]
 
 
 def plain(value: Any) -> Any:
@@ -135,3 +144,38 @@ def check_picklable(make_solver, data) -> None:
                 f"functools.partial of one with picklable arguments), but pickling it failed: "
                 f"{type(err).__name__}: {err}"
             ) from None
+
+
+_HALVING_KEYS = ("min_epochs", "eta")
+
+
+def check_halving(halving) -> tuple[int, int] | None:
+    """``(min_epochs, eta)`` of a ``halving`` dict, or None for None; ``min_epochs <= num_epochs`` is checked once
+    the Solver's ``num_epochs`` is known (:func:`rungs`)."""
+    if halving is None:
+        return None
+    if not isinstance(halving, Mapping):
+        raise TypeError(f'halving must be None or a dict such as {{"min_epochs": 1, "eta": 3}}, got {halving!r:.60}')
+    unknown = [k for k in halving if k not in _HALVING_KEYS]
+    if unknown:
+        raise ValueError(f"halving has the unknown key {unknown[0]!r}; its keys are {list(_HALVING_KEYS)}")
+    missing = [k for k in _HALVING_KEYS if k not in halving]
+    if missing:
+        raise ValueError(f"halving lacks the key {missing[0]!r}; give both, e.g. {{'min_epochs': 1, 'eta': 3}}")
+    min_epochs = check_int(halving["min_epochs"], "halving['min_epochs']", low=1)
+    eta = check_int(halving["eta"], "halving['eta']", low=2)
+    return min_epochs, eta
+
+
+def rungs(min_epochs: int, eta: int, num_epochs: int) -> list[int]:
+    """The epochs each rung trains to: ``min_epochs``, ``min_epochs * eta``, ... while below ``num_epochs``, then
+    ``num_epochs`` (the last rung); ``ValueError`` naming the key when ``min_epochs > num_epochs``."""
+    if min_epochs > num_epochs:
+        raise ValueError(
+            f"halving['min_epochs'] must be <= the Solver's num_epochs={num_epochs} (the last rung), got {min_epochs}"
+        )
+    epochs, out = min_epochs, []
+    while epochs < num_epochs:
+        out.append(epochs)
+        epochs *= eta
+    return [*out, num_epochs]

@@ -21,7 +21,18 @@ from ._trial import empty_record, final_loss
 __all__ = ["SweepResults"]
 
 _FORMAT, _VERSION = "xpnet.sweep", 1
-_SUMMARY = ("status", "error", "best_val_acc", "final_train_acc", "final_val_acc", "final_loss", "seconds", "worker")
+_SUMMARY = (
+    "status",
+    "error",
+    "best_val_acc",
+    "final_train_acc",
+    "final_val_acc",
+    "final_loss",
+    "epochs",
+    "rung",
+    "seconds",
+    "worker",
+)
 
 
 def _record_value(record: dict, key) -> Any:
@@ -34,6 +45,8 @@ def _record_value(record: dict, key) -> Any:
         return history[-1] if history else None
     if key == "final_loss":
         return final_loss(record)
+    if key in ("epochs", "rung"):  # a file saved before halving existed: one rung, its epochs as trained
+        return 0 if key == "rung" else None
     return record["config"].get(key)
 
 
@@ -60,12 +73,15 @@ class SweepResults(Sequence):
         return self.records[i]
 
     def __repr__(self) -> str:
-        counts = {s: sum(r["status"] == s for r in self.records) for s in ("ok", "diverged", "error")}
+        counts = {s: sum(r["status"] == s for r in self.records) for s in _STATUSES}
         text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         return f"SweepResults({len(self)} trials: {text or 'none'})"
 
     def best(self, key="best_val_acc") -> dict:
         """The record with the highest ``key``; records without a finite number for it (failed trials) are left out.
+
+        After a sweep with halving only the trials of the highest rung that has such a record compete: a trial
+        stopped after one epoch may have scored higher than the survivors did over more, but was not trained on.
 
         Parameters
         ----------
@@ -81,6 +97,8 @@ class SweepResults(Sequence):
         scored = [(v, i) for i, r in enumerate(self.records) if _finite(v := _record_value(r, key))]
         if not scored:
             raise ValueError(f"no record has a finite number for key {key!r} (statuses: {repr(self)})")
+        top = max(_record_value(self.records[i], "rung") for _, i in scored)
+        scored = [(v, i) for v, i in scored if _record_value(self.records[i], "rung") == top]
         return self.records[max(scored, key=lambda s: (s[0], -s[1]))[1]]
 
     def _rows(self) -> list[dict]:
@@ -95,7 +113,8 @@ class SweepResults(Sequence):
     def to_pandas(self):
         """A ``pandas.DataFrame``, one row per trial: the config keys, then ``status``, ``error``,
         ``best_val_acc``, ``final_train_acc``, ``final_val_acc``, ``final_loss`` (mean of the last 100 losses),
-        ``seconds``, ``worker`` and the three histories (lists)."""
+        ``epochs`` (trained), ``rung`` (the last halving rung it ran, from 0), ``seconds``, ``worker`` and the three
+        histories (lists)."""
         try:
             import pandas
         except ImportError:
@@ -150,6 +169,46 @@ class SweepResults(Sequence):
         lines = {None if hue is None else f"{hue}={group}": points for group, points in groups.items()}
         ylabel = y if isinstance(y, str) else getattr(y, "__name__", "value")
         return plot_sweep(lines, path, xlabel=x, ylabel=ylabel, logx=logx, title=title)
+
+    def plot_curves(self, path=None, *, y: str = "val_acc", title: str | None = None):
+        """Validation (or training) accuracy against epochs, one line per trial: how a halving sweep is read.
+
+        Each line ends where its trial stopped, so the rungs show as the epochs where lines end; the legend names
+        the trials of the highest rung reached. Trials without a history are left out.
+
+        Parameters
+        ----------
+        path : str or path, optional
+            Where to write a PNG.
+        y : {'val_acc', 'train_acc'}, default 'val_acc'
+            Which accuracy history.
+        title : str, optional
+            The plot's title.
+
+        Returns
+        -------
+        path or matplotlib.figure.Figure
+            ``path`` when given, else the matplotlib ``Figure``.
+        """
+        from ..vis_utils import plot_sweep
+
+        if y not in ("val_acc", "train_acc"):
+            raise ValueError(f"y must be 'val_acc' or 'train_acc', got {y!r}")
+        top = max((_record_value(r, "rung") for r in self.records), default=0)
+        lines: dict[Any, list[tuple[int, float]]] = {}
+        for r in self.records:
+            history = [v for v in r[f"{y}_history"] if _finite(v)]
+            if not history or len(history) != len(r[f"{y}_history"]):
+                continue
+            # One check per epoch end, and (unless an epoch is one iteration) one after the first iteration.
+            epochs = _record_value(r, "epochs")
+            if epochs is None:
+                epochs = len(history) - 1
+            first = epochs - len(history) + 1
+            points = [(first + k, v) for k, v in enumerate(history)]
+            label = f"{r['index']}: {r['config']}" if _record_value(r, "rung") == top and len(self) > 1 else None
+            lines[label if label is not None else f"_{r['index']}"] = points
+        return plot_sweep(lines, path, xlabel="epoch", ylabel=y.replace("_", " "), logx=False, title=title)
 
     def save(self, path) -> None:
         """Write the records to a JSON file at ``path`` (atomically); ``best_params`` go to ``{path}.params.npz``.
@@ -225,7 +284,7 @@ class SweepResults(Sequence):
 
 
 _MAX_BYTES = 1 << 30  # a results file holds configs and histories, not arrays; far more is not one
-_STATUSES = ("ok", "diverged", "error")
+_STATUSES = ("ok", "stopped", "diverged", "error")
 
 
 def _check_regular(path: str, what: str) -> None:
@@ -282,6 +341,8 @@ _FIELDS = {
     "val_acc_history": (_numbers, "a list of numbers"),
     "seconds": (_number, "a number"),
     "worker": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "epochs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
+    "rung": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
     "best_params": (lambda v: isinstance(v, list) and all(isinstance(k, str) and k for k in v), "a list of names"),
 }
 
@@ -319,7 +380,8 @@ def _check_document(doc: Any, path: str) -> list[dict]:
     records = doc.get("records")
     if not isinstance(records, list):
         raise ValueError(f"{path}: 'records' must be a list of records, got {_what(records)}")
-    required = set(empty_record({}, 0))
+    # epochs and rung came with halving: files saved before lack them, and still load.
+    required = set(empty_record({}, 0)) - {"epochs", "rung"}
     seen: set[int] = set()
     for n, r in enumerate(records):
         if not isinstance(r, dict):

@@ -15,10 +15,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import _progress
-from ._checks import check_args, check_checkpoint_dir, check_picklable, check_placement, check_timeouts, plain
+from ._checks import (
+    check_args,
+    check_checkpoint_dir,
+    check_halving,
+    check_picklable,
+    check_placement,
+    check_timeouts,
+    plain,
+    rungs,
+)
 from ._cluster import check_main_guard, import_distributed, open_client
 from ._results import SweepResults
-from ._trial import Settings, empty_record, folder_lock, materialize, run_trial
+from ._trial import Settings, empty_record, folder_lock, materialize, run_trial, solver_epochs
 
 __all__ = ["grid", "sweep", "local_client"]
 
@@ -84,6 +93,7 @@ def sweep(
     progress: bool | None = None,
     timeout: float | None = None,
     no_workers_timeout: float | None = 60.0,
+    halving: Mapping | None = None,
 ) -> SweepResults:
     """Train ``make_solver(config, data)`` for every config, on a Dask cluster, and return every trial's record.
 
@@ -144,6 +154,16 @@ def sweep(
         takes, as for an adaptive cluster whose jobs queue). After that, the trials not finished are ``"error"``
         with ``"TimeoutError: the cluster has had no workers ..."`` instead of waiting forever (a nanny restarts a
         killed worker within seconds; a cluster whose nannies are gone gets no workers back).
+    halving : dict, optional
+        ``{"min_epochs": r, "eta": eta}`` (an int >= 1 and an int >= 2) runs synchronous successive halving: every
+        config trains ``r`` epochs, the best ``ceil(n / eta)`` of the ``n`` trials of a rung (by ``best_val_acc``,
+        ties to the lower config index; only ``"ok"`` trials) continue to ``r * eta`` epochs from their
+        checkpoints, and so on while below the Solver's ``num_epochs``, which is the last rung (``r <=
+        num_epochs``; every config's Solver must have the same ``num_epochs``, read from the first one
+        ``make_solver`` builds). Resume is exact, so a trial that reaches the last rung has the record it would
+        have without halving. The others end with status ``"stopped"`` and their histories up to where they
+        stopped. Without a ``checkpoint_dir`` (``False``, or a scheduler address) a continuing trial trains again
+        from its start, to the same record. Default None: every config trains ``num_epochs`` epochs.
 
     Returns
     -------
@@ -151,11 +171,14 @@ def sweep(
         ``results[i]`` is a dict with ``config``, ``status`` (``"ok"``, ``"diverged"`` when the loss became
         non-finite, ``"error"`` when the trial raised or its worker died more than ``retries`` times), ``error``
         (None, or ``"ExceptionType: message"``; for a diverged trial the iteration), ``best_val_acc``,
-        ``loss_history``, ``train_acc_history``, ``val_acc_history``, ``seconds``, ``worker`` (the worker's
-        address, or ``"sequential"``), ``index`` and, with ``keep_params``, ``best_params``. A trial's failure
-        never stops the sweep.
+        ``loss_history``, ``train_acc_history``, ``val_acc_history``, ``seconds`` (with halving, over all its
+        rungs), ``worker`` (the worker's address, or ``"sequential"``), ``index``, ``epochs`` (the epochs it
+        trained), ``rung`` (the last rung it ran, from 0; always 0 without halving; with halving ``status`` is
+        ``"stopped"`` for a trial the schedule halted) and, with ``keep_params``, ``best_params``. A trial's
+        failure never stops the sweep.
     """
     configs = check_args(make_solver, configs, data, seed, retries, keep_params, progress)
+    schedule = check_halving(halving)
     gpu_ids = check_placement(client, n_workers, gpus)
     check_timeouts(timeout, no_workers_timeout)
     use_default = checkpoint_dir is None
@@ -164,9 +187,11 @@ def sweep(
     names = [_trial_name(c, i, seed) for i, c in enumerate(configs)]
     run = uuid.uuid4().hex[:12]  # this call's attempt counters: another run's are not this one's retries
     if client == "sequential":
-        with folder_lock(checkpoint_dir):
+        with folder_lock(checkpoint_dir), tempfile.TemporaryDirectory(prefix="xpnet-sweep-") as scratch:
+            if use_default and schedule is not None:  # the promoted trials continue from their checkpoints
+                checkpoint_dir = scratch
             settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
-            return SweepResults(_sequential(make_solver, configs, names, data, settings, progress))
+            return SweepResults(_sequential(make_solver, configs, names, data, settings, progress, schedule))
     import_distributed(f"client={client!r}")
     if client is None:
         check_main_guard(_start_method())
@@ -179,7 +204,9 @@ def sweep(
                 if use_default and local:
                     checkpoint_dir = scratch
                 settings = Settings(seed, keep_params, checkpoint_dir, retries, run)
-                records = _distributed(dask_client, make_solver, configs, names, data, settings, progress, limits)
+                records = _distributed(
+                    dask_client, make_solver, configs, names, data, settings, progress, limits, schedule
+                )
                 return SweepResults(records)
 
 
@@ -220,6 +247,12 @@ class _Bar:
         self.bar = None if bar_class is None else bar_class(total=total, unit="trial", desc="sweep", dynamic_ncols=True)
         self.best = -math.inf
 
+    def retotal(self, total: int) -> None:
+        """With halving the bar counts a trial once per rung it runs; fewer continue when trials fail."""
+        if self.bar is not None and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+
     def done(self, record: dict) -> None:
         if self.bar is None:
             return
@@ -234,19 +267,82 @@ class _Bar:
             self.bar.close()
 
 
-def _sequential(make_solver, configs, names, data, settings, progress) -> list[dict]:
+def _planned(n: int, num_rungs: int, eta: int) -> int:
+    """How many trial runs a halving schedule makes when no trial fails: ``n + ceil(n / eta) + ...``."""
+    total = 0
+    for _ in range(num_rungs):
+        total, n = total + n, math.ceil(n / eta)
+    return total
+
+
+def _with_rungs(settings: Settings, schedule: tuple[int, int] | None, num_epochs: int | None) -> Settings:
+    """``settings`` with the halving schedule's rungs (none without halving, or when no config built a Solver, in
+    which case each trial runs once and reports its own failure)."""
+    if schedule is None or num_epochs is None:
+        return settings
+    return settings._replace(rungs=tuple(rungs(*schedule, num_epochs)))
+
+
+def _carry(before: dict | None, after: dict) -> dict:
+    """A trial's record after a rung, given its record after the rung before (None at the first)."""
+    if before is None:
+        return after
+    after["seconds"] += before["seconds"]
+    if after["status"] == "error" and not after["loss_history"]:
+        # Lost before it could load its checkpoint (worker deaths, a timeout): it keeps what it had trained.
+        for key in ("best_val_acc", "loss_history", "train_acc_history", "val_acc_history", "epochs", "best_params"):
+            if key in before:
+                after[key] = before[key]
+    return after
+
+
+def _halve(n: int, settings: Settings, eta: int, run_rung: Callable, bar: _Bar) -> list[dict]:
+    """Every trial's record after running ``run_rung(indices, rung) -> {index: record}`` rung by rung, each rung
+    on the best ``ceil(len(indices) / eta)`` "ok" trials of the rung before (ties to the lower index)."""
+    records: dict[int, dict] = {}
+    active = list(range(n))
+    last = max(len(settings.rungs) - 1, 0)
+    done = 0
+    for rung in range(last + 1):
+        for i, record in run_rung(active, rung).items():
+            records[i] = _carry(records.get(i), record)
+        done += len(active)
+        if rung == last:
+            break
+        ok = [i for i in active if records[i]["status"] == "ok"]
+        ranked = sorted(ok, key=lambda i: (-records[i]["best_val_acc"], i))
+        promoted = sorted(ranked[: math.ceil(len(active) / eta)])
+        for i in set(ok) - set(promoted):
+            records[i]["status"] = "stopped"
+        active = promoted
+        bar.retotal(done + _planned(len(active), last - rung, eta))
+        if not active:
+            break
+    return [records[i] for i in range(n)]
+
+
+def _sequential(make_solver, configs, names, data, settings, progress, schedule) -> list[dict]:
     saved = np.random.get_state()  # the trials seed the global state; the caller's is put back after
-    bar = _Bar(len(configs), progress)
-    records = []
+    bar = None
     try:
         data = materialize(data)
-        for i, config in enumerate(configs):
-            records.append(run_trial(make_solver, config, i, names[i], data, settings))
-            bar.done(records[-1])
+        if schedule is not None:
+            settings = _with_rungs(settings, schedule, solver_epochs(make_solver, configs, data, settings.seed))
+        eta = 2 if schedule is None else schedule[1]
+        bar = _Bar(_planned(len(configs), max(len(settings.rungs), 1), eta), progress)
+
+        def run_rung(indices: list[int], rung: int) -> dict[int, dict]:
+            out = {}
+            for i in indices:
+                out[i] = run_trial(make_solver, configs[i], i, names[i], data, settings, rung)
+                bar.done(out[i])
+            return out
+
+        return _halve(len(configs), settings, eta, run_rung, bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         np.random.set_state(saved)
-    return records
 
 
 def _future_exception(future) -> BaseException:
@@ -276,6 +372,7 @@ class _Watch:
         self.start = time.monotonic()
         self.asked = -math.inf
         self.no_workers_since: float | None = None
+        self.gave: str | None = None  # once given, the reason stands: a later rung's trials are not waited for
 
     def _workers(self) -> int:
         try:
@@ -284,6 +381,11 @@ class _Watch:
             return 0
 
     def reason(self) -> str | None:
+        if self.gave is None:
+            self.gave = self._reason()
+        return self.gave
+
+    def _reason(self) -> str | None:
         now = time.monotonic()
         timeout, no_workers = self.limits
         if timeout is not None and now - self.start >= timeout:
@@ -305,7 +407,19 @@ class _Watch:
         )
 
 
-def _distributed(client, make_solver, configs, names, data, settings, progress, limits: _Limits) -> list[dict]:
+def _wait(future, watch: _Watch):
+    """``future``'s result, or ``TimeoutError`` with the watch's reason to stop waiting."""
+    while not future.done():
+        reason = watch.reason()
+        if reason is not None:
+            raise TimeoutError(reason)
+        time.sleep(_POLL)
+    return future.result()
+
+
+def _distributed(
+    client, make_solver, configs, names, data, settings, progress, limits: _Limits, schedule
+) -> list[dict]:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:12]
@@ -313,22 +427,6 @@ def _distributed(client, make_solver, configs, names, data, settings, progress, 
     # last worker holding the data dies, whereas scattered data lives only on workers and dies with them (on a
     # one-worker cluster every later trial would fail). Each worker fetches it once, from a peer, and keeps it.
     data_future = client.submit(materialize, data, key=f"xpnet-sweep-data-{token}", pure=False)
-    pending = {}
-    for i, config in enumerate(configs):
-        future = client.submit(
-            run_trial,
-            make_solver,
-            config,
-            i,
-            names[i],
-            data_future,
-            settings,
-            key=f"xpnet-sweep-trial-{i}-{token}",
-            pure=False,
-        )
-        pending[future.key] = (i, future)
-    records: list[dict | None] = [None] * len(configs)
-    bar = _Bar(len(configs), progress)
     watch = _Watch(client, limits)
 
     def failed(i: int, message: str) -> dict:
@@ -337,41 +435,80 @@ def _distributed(client, make_solver, configs, names, data, settings, progress, 
             record["best_params"] = {}
         return record
 
+    pending: dict = {}
+    bar = None
     try:
-        # Polled rather than iterated: iterating as_completed blocks for as long as no trial finishes, which is
-        # forever on a cluster that lost all its workers.
-        done = as_completed([f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False)
-        while pending:
-            batch = done.next_batch(block=False)
-            if not batch:
-                reason = watch.reason()
-                if reason is not None:
-                    for i, _ in pending.values():
-                        records[i] = record = failed(i, reason)
-                        bar.done(record)
-                    break
-                time.sleep(_POLL)
-                continue
-            for future, result in batch:
-                i, _ = pending.pop(future.key)
-                # Judged by the result, not by future.status, which turns "lost" again when the worker holding a
-                # finished record dies before it is read here. Not a record: KilledWorker past the scheduler's
-                # limit, the data failed ((type, exception, traceback)), or cancelled (the exception).
-                if not isinstance(result, dict):
-                    exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
-                    if not isinstance(exc, BaseException):
-                        exc = _future_exception(future)
-                    result = failed(i, f"{type(exc).__name__}: {exc}")
-                records[i] = result
-                # Released once its result is here: a finished trial whose worker dies later is not run again.
-                future.release()
-                bar.done(result)
+        if schedule is not None:
+            probe = client.submit(
+                solver_epochs, make_solver, configs, data_future, settings.seed, key=f"xpnet-sweep-epochs-{token}"
+            )
+            try:
+                num_epochs = _wait(probe, watch)
+            except TimeoutError as err:
+                return [failed(i, str(err)) for i in range(len(configs))]
+            except Exception:  # the data failed: every trial reports it, with no schedule to follow
+                num_epochs = None
+            finally:
+                probe.release()
+            settings = _with_rungs(settings, schedule, num_epochs)
+        eta = 2 if schedule is None else schedule[1]
+        bar = _Bar(_planned(len(configs), max(len(settings.rungs), 1), eta), progress)
+
+        def run_rung(indices: list[int], rung: int) -> dict[int, dict]:
+            for i in indices:
+                future = client.submit(
+                    run_trial,
+                    make_solver,
+                    configs[i],
+                    i,
+                    names[i],
+                    data_future,
+                    settings,
+                    rung,
+                    key=f"xpnet-sweep-trial-{i}-{rung}-{token}",
+                    pure=False,
+                )
+                pending[future.key] = (i, future)
+            records: dict[int, dict] = {}
+            # Polled rather than iterated: iterating as_completed blocks for as long as no trial finishes, which is
+            # forever on a cluster that lost all its workers.
+            done = as_completed(
+                [f for _, f in pending.values()], loop=client.loop, with_results=True, raise_errors=False
+            )
+            while pending:
+                batch = done.next_batch(block=False)
+                if not batch:
+                    reason = watch.reason()
+                    if reason is not None:
+                        for i, future in pending.values():
+                            records[i] = record = failed(i, reason)
+                            future.cancel()
+                            bar.done(record)
+                        pending.clear()
+                        break
+                    time.sleep(_POLL)
+                    continue
+                for future, result in batch:
+                    i, _ = pending.pop(future.key)
+                    # Judged by the result, not by future.status, which turns "lost" again when the worker holding
+                    # a finished record dies before it is read here. Not a record: KilledWorker past the
+                    # scheduler's limit, the data failed ((type, exception, traceback)), or cancelled (the
+                    # exception).
+                    if not isinstance(result, dict):
+                        exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
+                        if not isinstance(exc, BaseException):
+                            exc = _future_exception(future)
+                        result = failed(i, f"{type(exc).__name__}: {exc}")
+                    records[i] = result
+                    # Released once its result is here: a finished trial whose worker dies later is not run again.
+                    future.release()
+                    bar.done(result)
+            return records
+
+        return _halve(len(configs), settings, eta, run_rung, bar)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         for _, future in pending.values():
             future.cancel()
         data_future.release()
-    lost = [i for i, r in enumerate(records) if r is None]
-    if lost:  # cannot happen: every future is yielded once or failed; refuse to return records out of config order
-        raise RuntimeError(f"sweep: no record came back for trials {lost}")
-    return [r for r in records if r is not None]

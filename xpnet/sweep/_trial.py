@@ -23,7 +23,7 @@ from .._atomic import atomic_write_text, try_lock
 from .._backend import to_numpy
 from ..solver import NonFiniteLossError, Solver
 
-__all__ = ["Settings", "run_trial", "materialize", "empty_record", "folder_lock"]
+__all__ = ["Settings", "run_trial", "solver_epochs", "materialize", "empty_record", "folder_lock"]
 
 
 class Settings(NamedTuple):
@@ -34,6 +34,7 @@ class Settings(NamedTuple):
     checkpoint_dir: str | None
     retries: int
     run: str  # this sweep call's id: its trials count their attempts in files of their own
+    rungs: tuple[int, ...] = ()  # with halving: the epochs each rung trains to, the last being num_epochs
 
 
 def materialize(data):
@@ -57,6 +58,8 @@ def empty_record(config: dict, index: int) -> dict:
         "val_acc_history": [],
         "seconds": 0.0,
         "worker": None,
+        "epochs": 0,
+        "rung": 0,
     }
 
 
@@ -129,11 +132,33 @@ def folder_lock(folder: str | None) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def run_trial(make_solver, config: dict, index: int, name: str, data, settings: Settings) -> dict:
+def solver_epochs(make_solver, configs: list[dict], data, seed: int) -> int | None:
+    """The ``num_epochs`` of the first Solver that ``make_solver`` builds for ``configs`` (seeded as its trial
+    would be), or None when it builds none: the halving schedule's last rung, known before any trial trains."""
+    data = materialize(data)
+    for i, config in enumerate(configs):
+        np.random.seed([seed, i])
+        try:
+            solver = make_solver(dict(config), data)
+        except Exception:  # that trial will report it; the next config may build
+            continue
+        if isinstance(solver, Solver):
+            return solver.num_epochs
+    return None
+
+
+def run_trial(make_solver, config: dict, index: int, name: str, data, settings: Settings, rung: int = 0) -> dict:
     """Build trial ``index``'s Solver with ``make_solver(config, data)``, train it (resuming from its last
-    checkpoint in ``settings.checkpoint_dir``, if any) and return its record. Exceptions become records."""
+    checkpoint in ``settings.checkpoint_dir``, if any) and return its record. Exceptions become records.
+
+    With halving (``settings.rungs``) the trial trains only to the epochs of rung ``rung``, continuing from its
+    checkpoint of the rung before: the Solver's ``num_epochs`` is lowered to that, which changes no update, only
+    where :meth:`~xpnet.solver.Solver.train` stops.
+    """
     begin = time.perf_counter()
+    target = settings.rungs[rung] if settings.rungs else None
     record = empty_record(config, index)
+    record["rung"] = rung
     record["worker"] = _worker_name()
     if settings.keep_params:
         record["best_params"] = {}
@@ -162,9 +187,17 @@ def run_trial(make_solver, config: dict, index: int, name: str, data, settings: 
         # "raise" rather than the default "stop": the error carries the iteration, and no warning filter (which is
         # process-wide, not thread-safe) is needed to notice it.
         solver.on_nonfinite = "raise"
+        if target is not None:
+            if solver.num_epochs != settings.rungs[-1]:
+                raise ValueError(
+                    f"halving needs every config's Solver to have the same num_epochs (the last rung), "
+                    f"{settings.rungs[-1]} as for the first config, got {solver.num_epochs}"
+                )
+            solver.num_epochs = target
         if prefix is not None:
             solver.checkpoint_name = prefix
-            saved = _epoch_files(prefix)
+            # A rerun sweep may hold checkpoints past this rung (kept from an earlier run's later rungs).
+            saved = [(e, p) for e, p in _epoch_files(prefix) if target is None or e <= target]
             if saved:
                 solver.load_checkpoint(saved[-1][1])
         solver.train()
@@ -181,7 +214,10 @@ def run_trial(make_solver, config: dict, index: int, name: str, data, settings: 
         _fill(record, solver, settings.keep_params)
     if prefix is not None:
         # The last checkpoint stays: a finished result lost with its worker is recomputed from it (no training).
-        for _, path in _epoch_files(prefix)[:-1]:
+        # So do those at rung ends: the next rung continues from them, and a rerun sweep finds every rung's.
+        for epoch, path in _epoch_files(prefix)[:-1]:
+            if epoch in settings.rungs:
+                continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
     record["seconds"] = time.perf_counter() - begin
@@ -189,6 +225,7 @@ def run_trial(make_solver, config: dict, index: int, name: str, data, settings: 
 
 
 def _fill(record: dict, solver: Solver, keep_params: bool) -> None:
+    record["epochs"] = int(solver.epoch)
     record["loss_history"] = [float(v) for v in solver.loss_history]
     record["train_acc_history"] = [float(v) for v in solver.train_acc_history]
     record["val_acc_history"] = [float(v) for v in solver.val_acc_history]
