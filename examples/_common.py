@@ -59,7 +59,10 @@ def choose_backend(name: str):
         try:
             import torch
         except ImportError:
-            raise SystemExit("--backend torch: torch is not installed; install it with: pip install torch") from None
+            raise SystemExit(
+                "--backend torch: torch is not installed; install its CPU build with: "
+                "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+            ) from None
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     xp = load_namespace(name)
     description = name if device is None else f"{name} ({device})"

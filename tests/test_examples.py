@@ -120,8 +120,8 @@ def test_resume_refuses_epochs_below_the_checkpoints_and_trains_nothing_at_equal
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("script", ["train_cnn.py", "train_fc.py"])
 def test_the_default_runs_reach_the_accuracy_the_readme_promises(script, backend, tmp_path):
-    """README: `python examples/train_cnn.py` ends with `test accuracy: 0.9750`; README's Results table and
-    docs/benchmarks.md give 0.9750 for train_fc.py too, on both backends (the same seed draws the same weights and
+    """README: `python examples/train_cnn.py` ends with `test accuracy: 0.9750`; BENCHMARKS.md and the docs'
+    gallery give 0.9750 for train_fc.py too, on both backends (the same seed draws the same weights and
     minibatches from host random numbers). The default settings, only the backend named (a second or two each)."""
     if backend == "torch":
         pytest.importorskip("torch")
@@ -132,7 +132,10 @@ def test_the_default_runs_reach_the_accuracy_the_readme_promises(script, backend
 @pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py"])
 def test_backend_torch_without_torch_is_one_clean_line(script, tmp_path):
     line = _fails(script, "--backend", "torch", "--epochs", 1, cwd=tmp_path, hide="torch")
-    assert line == "--backend torch: torch is not installed; install it with: pip install torch", line
+    assert line == (
+        "--backend torch: torch is not installed; install its CPU build with: "
+        "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    ), line
 
 
 @pytest.mark.parametrize("script", ["train_fc.py", "train_cnn.py", "batchnorm_experiments.py", "sweep_cifar.py"])
