@@ -5,6 +5,9 @@ test_sweep.py), failures dropping out with their status, results files, the curv
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +189,13 @@ def test_example_halving(tmp_path):
     assert "3 runs in " in out and "SweepResults(3 trials: 1 ok, 2 stopped)" in out, out
     assert "epochs trained: 5 (without halving: 9)" in out, out
     _assert_png(tmp_path / "sweep_curves.png")
+
+
+def test_bench_halving_checks_before_timing():
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    done = subprocess.run(
+        [sys.executable, "bench_halving.py", "--quick"], cwd=bench, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "records equal to the full grid's" in done.stdout, done.stdout
+    assert re.search(r"halving +12 +15 ", done.stdout), done.stdout  # 9 + 3 trial runs, 9*1 + 3*2 epochs
