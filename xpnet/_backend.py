@@ -43,6 +43,7 @@ __all__ = [
     "sync",
     "is_host_resident",
     "is_immutable",
+    "is_tracing",
 ]
 
 _SCALARS = (bool, int, float, complex)
@@ -343,10 +344,18 @@ class _At:
 
     def add(self, values: Any):
         """``x[idx] += values``; returns the updated array (``x`` itself on a mutable backend)."""
+        if _compat.is_torch_array(self._x):
+            # Straight to torch's in-place write: array-api-extra's path asks is_jax_array(idx) of the index
+            # tuple, which torch.compile cannot trace (a graph break per call).
+            self._x[self._idx] += values
+            return self._x
         return _xpx.at(self._x, self._idx).add(values, xp=self._xp)
 
     def set(self, values: Any):
         """``x[idx] = values``; returns the updated array (``x`` itself on a mutable backend)."""
+        if _compat.is_torch_array(self._x):
+            self._x[self._idx] = values  # as in add: no graph break under torch.compile
+            return self._x
         return _xpx.at(self._x, self._idx).set(values, xp=self._xp)
 
 
@@ -375,6 +384,32 @@ def is_host_resident(x: Any) -> bool:
         except Exception:  # a tracer under jax.jit has no concrete devices
             return False
     return True
+
+
+def is_tracing(x: Any = None) -> bool:
+    """True while a compiler traces the code that holds ``x``: inside ``torch.compile`` (dynamo), or when ``x`` is
+    a JAX tracer (inside ``jax.jit``, ``jax.grad`` ...). There no value can be read from an array without a graph
+    break (torch) or an error (JAX), so checks that read values are skipped there; the eager path keeps them.
+
+    Parameters
+    ----------
+    x : array, optional
+        An array of the code being run (needed to recognise a JAX tracer; torch is asked directly).
+
+    Returns
+    -------
+    bool
+    """
+    if _compat.is_jax_array(x):
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if x is None or _compat.is_torch_array(x):
+        import sys
+
+        torch = sys.modules.get("torch")  # never import torch just to ask: unimported, nothing can be compiling
+        return torch is not None and bool(torch.compiler.is_compiling())
+    return False
 
 
 def is_immutable(x: Any) -> bool:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ._backend import Array, device, namespace
+from ._backend import Array, device, is_array, is_tracing, namespace
 from ._validation import check_int, check_keys, check_real
 
 # The update rules (CS231n's names), then the table of their configs and its check.
@@ -153,6 +153,10 @@ def check_config(rule: str, config: Mapping, name: str = "config") -> None:
     typo is reported before training; every rule calls it again at each step (a few microseconds: the usual Python
     float inside its range takes a fast path).
 
+    Under a compiler (``torch.compile``, ``jax.jit``) a hyperparameter or step count may also be a 0-d array being
+    traced (a learning-rate schedule, Adam's ``t`` threaded through a jitted step): its value cannot be read there,
+    so it is not range-checked; keys are still checked. Outside a compiler an array is refused as before.
+
     Parameters
     ----------
     rule : str
@@ -172,10 +176,19 @@ def check_config(rule: str, config: Mapping, name: str = "config") -> None:
         if key in config:
             value = config[key]
             if type(value) is not float or not low < value < high:
+                if _traced(value):
+                    continue
                 spec.hyperparameters[key].check(value, f"{name}[{key!r}]")
     for key in spec.counts:
         if key in config and (type(config[key]) is not int or config[key] < 0):
+            if _traced(config[key]):
+                continue
             check_int(config[key], f"{name}[{key!r}] ({rule}'s step count)", low=0)
+
+
+def _traced(value) -> bool:
+    """True for a 0-d array being traced by a compiler, whose value cannot be read (so not checked)."""
+    return is_array(value) and value.ndim == 0 and is_tracing(value)
 
 
 def _setup(rule: str, w, dw, config: dict | None):
@@ -314,7 +327,7 @@ def adam(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     config : dict, optional
         ``learning_rate`` (default 1e-3, >= 0), ``beta1`` (0.9) and ``beta2`` (0.999), both in
         [0, 1), ``epsilon`` (1e-8, > 0), ``m`` and ``v`` (arrays shaped like ``w``), ``t`` (0 at first, a Python
-        int >= 0).
+        int >= 0; under a compiler also a 0-d integer array, so one trace serves every step).
         Missing hyperparameters get these defaults, missing state starts as zeros like ``w``; updated in place.
 
     Returns
@@ -331,6 +344,9 @@ def adam(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     m = beta1 * _state(xp, config, "m", w) + (1 - beta1) * dw
     v = beta2 * _state(xp, config, "v", w) + (1 - beta2) * (dw * dw)
     config.update(t=t, m=m, v=v)
+    if is_array(t):
+        # A traced step count: the powers are taken in w's dtype (a float ** an int64 tensor would be float32).
+        t = xp.astype(t, w.dtype)
     mt = m / (1 - beta1**t)
     vt = v / (1 - beta2**t)
     return w - config["learning_rate"] * mt / (xp.sqrt(vt) + config["epsilon"]), config

@@ -19,6 +19,7 @@ from .._backend import (
     index_dtype,
     is_array,
     is_host_resident,
+    is_tracing,
     load_namespace,
     namespace,
     resolve_dtype,
@@ -140,7 +141,9 @@ class Model:
 
         ``y`` (or None) must be a NumPy array or an array of the model's backend with shape (N,) and an integer
         dtype; its values must lie in ``[0, num_classes)``. The range is read back only from host memory: on a GPU
-        that would stall every training step (the Solver checks its labels once, up front). NumPy labels are
+        that would stall every training step (the Solver checks its labels once, up front). Under a compiler
+        (``torch.compile``, ``jax.jit``) no value can be read, so the range check is skipped there; the eager path
+        always makes it. NumPy labels are
         checked on the host, then moved as int64 (every backend indexes with it).
         """
         N = X.shape[0]
@@ -155,7 +158,7 @@ class Model:
         if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
         C = self.num_classes
-        if is_host_resident(y) and bool(xp.any((y < 0) | (y >= C))):
+        if is_host_resident(y) and not is_tracing(y) and bool(xp.any((y < 0) | (y >= C))):
             raise ValueError(
                 f"y must hold class labels in [0, {C}) (num_classes), got values from {int(xp.min(y))} to "
                 f"{int(xp.max(y))}"

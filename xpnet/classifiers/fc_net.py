@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import layer_utils
-from .._random import check_legacy_seed
+from .._backend import asarray
+from .._random import check_legacy_seed, host_rand, reseed_global
 from .._validation import check_int, check_real
 from ..layer_utils import *  # noqa: F403
 from ..layer_utils import (
@@ -252,7 +253,7 @@ class FullyConnectedNet(Model):
         grads.update(zip(_names(i), dparams, strict=False))  # (dw, db), or (dw, db, dgamma, dbeta) with a norm
         return dx
 
-    def loss(self, X, y=None):
+    def loss(self, X, y=None, *, dropout_masks=None):
         """Scores, or loss and gradients, for a minibatch.
 
         Parameters
@@ -262,6 +263,11 @@ class FullyConnectedNet(Model):
             to the model's backend and device once per call).
         y : array of shape (N,), optional
             Integer labels in ``[0, num_classes)`` (NumPy or the model's backend); None for test mode.
+        dropout_masks : sequence of arrays, optional
+            With dropout, in train mode: one boolean mask per hidden layer, of shape (N, hidden_dims[i]), True
+            where a unit is kept, used instead of masks drawn from NumPy's global state (see ``dropout_forward``'s
+            ``'mask'``). Required under a compiler (``torch.compile``, ``jax.jit``), where a drawn mask would be a
+            constant of the trace; :meth:`draw_dropout_masks` draws the ones an eager call would.
 
         Returns
         -------
@@ -292,9 +298,16 @@ class FullyConnectedNet(Model):
         dropout_param = {**self.dropout_param, "mode": mode} if self.use_dropout else self.dropout_param
         bn_params = [{**p, "mode": mode} if self.normalization == "batchnorm" else dict(p) for p in self.bn_params]
 
+        if dropout_masks is not None and len(dropout_masks) != self.num_layers - 1:
+            raise ValueError(
+                f"dropout_masks must hold one mask per hidden layer ({self.num_layers - 1}), got {len(dropout_masks)}"
+            )
         out, caches = X, []
         for i in range(1, self.num_layers):
-            out, cache = self._hidden_forward(out, i, bn_params[i - 1] if bn_params else None, dropout_param)
+            layer_dropout = dropout_param
+            if dropout_masks is not None and self.use_dropout and mode == "train":
+                layer_dropout = {**dropout_param, "mask": dropout_masks[i - 1]}
+            out, cache = self._hidden_forward(out, i, bn_params[i - 1] if bn_params else None, layer_dropout)
             caches.append(cache)
         w_last, b_last, _, _ = _names(self.num_layers)
         scores, last_cache = affine_forward(out, self.params[w_last], self.params[b_last])
@@ -311,6 +324,32 @@ class FullyConnectedNet(Model):
         loss = _regularized(self, loss, grads, [_names(i)[0] for i in range(1, self.num_layers + 1)])
         self._commit(bn_params, dropout_param)
         return loss, grads
+
+    def draw_dropout_masks(self, N: int) -> list | None:
+        """The dropout masks a train-mode :meth:`loss` call on N samples would draw, drawn now (from NumPy's global
+        state, reseeded first as the layers would when the model has a dropout seed), on the model's backend and
+        device; None without dropout. For ``loss(X, y, dropout_masks=...)`` under a compiler: the same masks, so
+        the same numbers, as the eager call.
+
+        Parameters
+        ----------
+        N : int
+            The batch size.
+
+        Returns
+        -------
+        list of arrays or None
+            One boolean (N, hidden_dims[i]) array per hidden layer.
+        """
+        if not self.use_dropout:
+            return None
+        p, seed = self.dropout_param["p"], self.dropout_param.get("seed")
+        masks = []
+        for h in self.hidden_dims:
+            if seed is not None:
+                reseed_global(seed)
+            masks.append(asarray(host_rand((N, h)) < p, xp=self.xp, device=self.device))
+        return masks
 
     def _commit(self, bn_params: list[dict], dropout_param: dict) -> None:
         """Write a successful call's layer dicts (modes, running statistics) into the model's, as CS231n leaves

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._backend import device
 from ._checks import as_common_dtype, float_namespace
 
 __all__ = ["relu_forward", "relu_backward"]
@@ -25,7 +26,9 @@ def relu_forward(x):
     xp = float_namespace(x=x)
     x = as_common_dtype(x, xp=xp)
     # maximum, not where(x > 0, x, 0): where turns NaN into 0 (NaN > 0 is False), and on NumPy it is ~10x slower.
-    out = xp.maximum(x, 0.0)
+    # The zero is a 0-d array of x's dtype: a Python 0.0 goes through array-api-compat's scalar promotion, whose
+    # torch.result_type call torch.compile cannot trace.
+    out = xp.maximum(x, xp.zeros((), dtype=x.dtype, device=device(x)))
     # The output, not the input, is kept: out > 0 exactly where x > 0, and the next layer (an affine layer in every
     # CS231n network) keeps out alive anyway, so the cache costs no memory of its own.
     return out, out

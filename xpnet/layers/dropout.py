@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import Array, asarray, namespace
+from .._backend import Array, asarray, dtype_name, is_array, is_tracing, namespace
 from .._random import check_legacy_seed, host_rand, reseed_global
 from .._validation import check_keys, check_real
 from ._checks import as_common_dtype, float_namespace
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
-_KEYS = frozenset({"mode", "p", "seed"})
+_KEYS = frozenset({"mode", "p", "seed", "mask"})
 
 
 def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
@@ -37,6 +37,11 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
         that follow. The same side effect means a model with a seeded dropout layer trained by a Solver sees the
         same minibatch at every step, as in CS231n; seed dropout for checks, not for training.
 
+        Optional ``'mask'``: a boolean array of x's shape and backend, True where a unit is kept, used in train mode
+        instead of a drawn one (no draw, no reseed: the randomness is the caller's). Under a compiler
+        (``torch.compile``, ``jax.jit``) it is required in train mode: a mask drawn on the host while tracing would
+        be one constant, reused at every step, so a traced train-mode call without one raises ValueError.
+
     Returns
     -------
     out : array
@@ -52,14 +57,19 @@ def dropout_forward(x: Array, dropout_param: dict) -> tuple[Array, Any]:
     """
     xp = float_namespace(x=x)
     p, mode, seed = _settings(dropout_param)
+    given = dropout_param.get("mask")
+    if mode == "train":
+        _check_mask(given, x, tracing=is_tracing(x))
     # The caller's values, with 'p' as the checked Python float the backward pass divides by (a NumPy float32
     # scalar would not combine with every backend's arrays).
     cached = {**dropout_param, "p": p}
     x = as_common_dtype(x, xp=xp)
-    if seed is not None:
+    if seed is not None and (mode == "test" or given is None):
         reseed_global(seed)  # CS231n reseeds before it looks at the mode
     if mode == "test":
         return x, (cached, None)
+    if given is not None:
+        return xp.where(given, x * (1.0 / p), 0.0), (cached, given)
     # Drawn and compared on the host in float64, then moved as booleans: one small transfer, and the same mask on
     # every backend and for every dtype of x.
     mask = asarray(host_rand(tuple(x.shape)) < p, like=x)
@@ -94,6 +104,26 @@ def dropout_backward(dout: Array, cache: Any) -> Array:
     if dropout_param["mode"] == "test":
         return dout
     return xp.where(mask, dout * (1.0 / dropout_param["p"]), 0.0)
+
+
+def _check_mask(mask, x, *, tracing: bool) -> None:
+    """Refuse a train-mode call under a compiler without ``dropout_param['mask']``, and a mask that is not a
+    boolean array of x's shape and backend."""
+    if mask is None:
+        if tracing:
+            raise ValueError(
+                "dropout_param['mask'] is required in train mode under a compiler (torch.compile, jax.jit): a mask "
+                "drawn while tracing would be one constant reused at every step; pass a boolean array of x's "
+                f"shape {tuple(x.shape)}, True where a unit is kept (e.g. uniform(x.shape) < p drawn outside)"
+            )
+        return
+    if not is_array(mask):
+        raise TypeError(f"dropout_param['mask'] must be a boolean array of x's shape, got {type(mask).__name__}")
+    xp = namespace(x=x, mask=mask)
+    if not xp.isdtype(mask.dtype, "bool"):
+        raise TypeError(f"dropout_param['mask'] must be a boolean array, got dtype {dtype_name(mask.dtype)}")
+    if tuple(mask.shape) != tuple(x.shape):
+        raise ValueError(f"dropout_param['mask'] must have x's shape {tuple(x.shape)}, got {tuple(mask.shape)}")
 
 
 def _settings(dropout_param):

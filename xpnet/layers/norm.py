@@ -287,7 +287,7 @@ def _normalize_backward(dxhat, xhat, inv_std, axes, *, xp):
 def _normalize_backward_graph(dxhat, xhat, inv_std, axes, *, xp):
     """The same gradient as :func:`_normalize_backward`, back through the graph ``mu = mean(x)``,
     ``xmu = x - mu``, ``var = mean(xmu**2)``, ``inv_std = 1 / sqrt(var + eps)``, ``xhat = xmu * inv_std``."""
-    m = math.prod(xhat.shape[a] for a in axes)
+    m = math.prod([xhat.shape[a] for a in axes])
     xmu = xhat / inv_std
     dinv_std = xp.sum(dxhat * xmu, axis=axes, keepdims=True)
     dxmu = dxhat * inv_std
@@ -336,7 +336,7 @@ def _norm_backward(dout, cache, normalize_backward=_normalize_backward):
         # gamma * dgamma / m: five full-size passes instead of eight. t is centred with its own mean (which is
         # mean(dout), as mean(xhat) = 0) so that dx sums to zero over the batch up to one rounding, as in the
         # node-by-node form: the gradient of a bias before the norm stays ~1e-17, not ~1e-15.
-        m = math.prod(dout.shape[a] for a in axes)
+        m = math.prod([dout.shape[a] for a in axes])
         t = dout - xhat * (sum_dout_xhat / m)
         dx = (g * inv_std) * (t - xp.mean(t, axis=axes, keepdims=True))
         return dx, dgamma, dbeta
@@ -397,7 +397,7 @@ def _check_ndim(x, ndim, shape_text):
 def _check_not_empty(x, axes, what, axis_names, *, view=None):
     """Refuse statistics over no values (x, or x reshaped to ``view``, standardised over ``axes``): they are NaN."""
     shape = x.shape if view is None else view
-    if math.prod(shape[a] for a in axes) == 0:
+    if math.prod([shape[a] for a in axes]) == 0:  # a list: torch.compile cannot trace prod of a generator
         raise ValueError(
             f"x must have at least one value along the axes {what} averages over ({axis_names}), "
             f"got shape {tuple(x.shape)}"

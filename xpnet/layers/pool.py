@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from .._backend import at, device, is_host_resident
+from .._backend import at, device, is_host_resident, is_tracing
 from .._validation import check_int, check_keys
 from ._checks import as_common_dtype, float_namespace
 from ._windows import conv_output_size, scatter_windows, window_views
@@ -138,8 +138,9 @@ def _route_to_first_max(views, top, *, xp) -> list:
         masks.append(first)
     # A window holding NaN has top NaN, which equals nothing, so it is still unserved: its first NaN is its maximum
     # (as argmax has it; view != view exactly at NaN). In host memory, looking for such windows costs one pass and
-    # no device sync, and skips this loop in the usual NaN-free case; on a GPU the look would stall the pipeline.
-    if not is_host_resident(unserved) or bool(xp.any(unserved)):
+    # no device sync, and skips this loop in the usual NaN-free case; on a GPU the look would stall the pipeline,
+    # and under a compiler it cannot be made (a value read), so there the loop always runs: the same result.
+    if not is_host_resident(unserved) or is_tracing(unserved) or bool(xp.any(unserved)):
         for k, view in enumerate(views):
             first = (view != view) & unserved
             unserved = unserved ^ first

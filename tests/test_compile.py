@@ -1,0 +1,172 @@
+"""torch.compile sees one graph: ``model.loss`` and every update rule trace with ``fullgraph=True`` (no graph break,
+which is where the code would read an array's value), and the compiled functions give eager's numbers.
+
+Small shapes and dynamo's ``aot_eager`` backend (no C++ compilation) keep the file at a few seconds per case on two
+cores; ``explain`` only runs dynamo. Torch only: the other backends have no ``torch.compile``.
+"""
+
+import conftest
+import pytest
+
+from xpnet import optim
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
+
+torch = pytest.importorskip("torch", reason="torch is not installed")
+dynamo = pytest.importorskip("torch._dynamo")
+
+# array-api-compat caches its namespace lookups with functools.lru_cache; dynamo traces through the cache and says so.
+pytestmark = pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning")
+
+
+@pytest.fixture(params=["torch"], autouse=True)
+def xp(request):
+    """The torch backend as tests/conftest.py loads it, named and parametrized as that fixture is, so that conftest
+    labels these tests as torch tests."""
+    if "torch" not in conftest.BACKENDS:
+        pytest.skip(f"torch is not selected by XPNET_BACKENDS ({conftest.BACKENDS})")
+    return conftest.load_backend("torch")
+
+
+N, D, C = 4, 6, 3
+
+
+def _fc(normalization, keep):
+    return FullyConnectedNet(
+        [5, 5],
+        input_dim=D,
+        num_classes=C,
+        normalization=normalization,
+        dropout_keep_ratio=keep,
+        reg=0.1,
+        dtype="float64",
+        xp="torch",
+    )
+
+
+def _cnn():
+    return ThreeLayerConvNet(
+        input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=5, num_classes=C, dtype="float64", xp="torch"
+    )
+
+
+def _batch(model):
+    gen = torch.Generator().manual_seed(0)
+    shape = (N, D) if isinstance(model, FullyConnectedNet) else (N, 3, 8, 8)
+    return torch.randn(*shape, generator=gen, dtype=torch.float64), torch.tensor([0, 1, 2, 1])
+
+
+NORMS = (None, "batchnorm", "layernorm")
+MODELS = {**{f"fc-{n}-{'dropout' if k < 1 else 'nodrop'}": (n, k) for n in NORMS for k in (1, 0.5)}, "cnn": None}
+
+
+def _model(name):
+    return _cnn() if name == "cnn" else _fc(*MODELS[name])
+
+
+def _loss_fn(model):
+    """``model.loss`` with its dropout masks as inputs (they must be, under a compiler)."""
+    if isinstance(model, FullyConnectedNet) and model.use_dropout:
+        return lambda X, y, masks: model.loss(X, y, dropout_masks=masks)
+    return lambda X, y, masks: model.loss(X, y)
+
+
+def _explain(fn, *args):
+    dynamo.reset()
+    explained = dynamo.explain(fn)(*args)
+    reasons = [
+        f"{b.reason} at {[(f.filename.rsplit('/', 1)[-1], f.lineno) for f in b.user_stack[-2:]]}"
+        for b in explained.break_reasons
+    ]
+    return explained.graph_count, explained.graph_break_count, reasons
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_model_loss_is_one_graph(name):
+    model = _model(name)
+    X, y = _batch(model)
+    masks = model.draw_dropout_masks(N) if isinstance(model, FullyConnectedNet) else None
+    graphs, breaks, reasons = _explain(_loss_fn(model), X, y, masks)
+    assert (graphs, breaks) == (1, 0), reasons
+
+
+@pytest.mark.parametrize("name", ["fc-batchnorm-dropout", "fc-layernorm-nodrop", "cnn"])
+def test_compiled_loss_matches_eager(name):
+    model = _model(name)
+    X, y = _batch(model)
+    masks = model.draw_dropout_masks(N) if isinstance(model, FullyConnectedNet) else None
+    stats = [dict(p) for p in getattr(model, "bn_params", [])]
+    loss, grads = _loss_fn(model)(X, y, masks)
+    eager_stats = [dict(p) for p in getattr(model, "bn_params", [])]
+    for target, before in zip(getattr(model, "bn_params", []), stats, strict=True):
+        target.clear()
+        target.update(before)
+    dynamo.reset()
+    compiled = torch.compile(_loss_fn(model), fullgraph=True, backend="aot_eager")
+    closs, cgrads = compiled(X, y, masks)
+    torch.testing.assert_close(closs, loss, rtol=1e-10, atol=1e-12)
+    assert cgrads.keys() == grads.keys()
+    for key in grads:
+        torch.testing.assert_close(cgrads[key], grads[key], rtol=1e-10, atol=1e-12, msg=key)
+    for compiled_p, eager_p in zip(getattr(model, "bn_params", []), eager_stats, strict=True):
+        assert compiled_p.keys() == eager_p.keys()
+        for key in set(eager_p) & {"running_mean", "running_var"}:
+            torch.testing.assert_close(compiled_p[key], eager_p[key], rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_under_compile_without_masks_raises():
+    model = _fc(None, 0.5)
+    X, y = _batch(model)
+    dynamo.reset()
+    with pytest.raises(Exception, match=r"dropout_param\['mask'\] is required"):
+        torch.compile(model.loss, fullgraph=True, backend="eager")(X, y)
+
+
+RULES = {
+    "sgd": {"learning_rate": 1e-2},
+    "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
+    "rmsprop": {"learning_rate": 1e-2},
+    "adam": {"learning_rate": 1e-3},
+}
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_update_rule_is_one_graph(rule):
+    gen = torch.Generator().manual_seed(1)
+    w, dw = (torch.randn(3, 4, generator=gen, dtype=torch.float64) for _ in range(2))
+    graphs, breaks, reasons = _explain(lambda w, dw: getattr(optim, rule)(w, dw, dict(RULES[rule])), w, dw)
+    assert (graphs, breaks) == (1, 0), reasons
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_update_rule_traced_state_compiles_once_and_matches_eager(rule):
+    """Adam's step count and the learning rate as 0-d tensors: the trace made once the config holds its state
+    serves every later step (a Python int ``t`` would recompile at each), and compiled steps give eager's weights."""
+    gen = torch.Generator().manual_seed(2)
+    w0 = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    dws = [torch.randn(3, 4, generator=gen, dtype=torch.float64) for _ in range(5)]
+    compiles = []
+
+    def counting_backend(gm, example_inputs):
+        compiles.append(gm)
+        return gm.forward
+
+    def step(w, dw, config):
+        next_w, config = getattr(optim, rule)(w, dw, config)
+        return next_w, config
+
+    dynamo.reset()
+    compiled = torch.compile(step, fullgraph=True, backend=counting_backend)
+    w, config = w0, {**RULES[rule], "learning_rate": torch.tensor(RULES[rule]["learning_rate"], dtype=torch.float64)}
+    if rule == "adam":
+        config["t"] = torch.tensor(0)
+    ew, econfig = w0, dict(RULES[rule])
+    counts = []
+    for dw in dws:
+        w, config = compiled(w, dw, config)
+        ew, econfig = getattr(optim, rule)(ew, dw, econfig)
+        counts.append(len(compiles))
+    # The first call adds the defaults and state arrays to config (a new dict layout, so one retrace); no more after.
+    assert counts[-1] == counts[1] <= 2, counts
+    torch.testing.assert_close(w, ew, rtol=1e-12, atol=1e-14)
+    if rule == "adam":
+        assert int(config["t"]) == econfig["t"] == 5
