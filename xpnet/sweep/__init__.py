@@ -16,10 +16,15 @@
     results.best(); results.to_pandas(); results.plot(x="weight_scale", hue="normalization", path="ws.png")
     results.save("sweep.json"); SweepResults.load("sweep.json")
 
+    # successive halving: every config trains 1 epoch, the best third go on to 3, then 9, then 10 (num_epochs)
+    halved = sweep(make_solver, configs, data=small_data, halving={"min_epochs": 1, "eta": 3})
+    halved.plot_curves(path="curves.png")     # validation accuracy against epochs, one line per trial
+
 Trials are reproducible (NumPy's global random state is seeded from ``(seed, i)`` before ``make_solver`` runs for
 ``configs[i]``), so the records do not depend on the cluster; they are fault tolerant (each trial checkpoints every
-epoch and a trial whose worker dies resumes from its last checkpoint on another). Dask distributed is the optional
-extra ``xpnet[distributed]``; ``client="sequential"`` needs none of it.
+epoch and a trial whose worker dies resumes from its last checkpoint on another). With ``halving`` a promoted trial
+continues from its checkpoint, so one that reaches the last rung has the record of a run without halving. Dask
+distributed is the optional extra ``xpnet[distributed]``; ``client="sequential"`` needs none of it.
 """
 
 from ._results import SweepResults
