@@ -4,8 +4,11 @@ test_sweep.py), failures dropping out with their status, results files, the curv
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,13 +155,52 @@ def test_survivors_equal_the_full_grid_and_the_stopped_are_its_prefixes(full, ha
             assert h["loss_history"] == f["loss_history"][: len(h["loss_history"])]
 
 
-def test_same_records_sequential_one_and_two_workers(data, halved):
-    for n in (1, 2):
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
-        with cluster, distributed.Client(cluster, set_as_default=False) as client:
-            records = sweep(make_quiet, CONFIGS, data=data, seed=3, client=client, keep_params=True, halving=HALVING)
+class _Killer(_Quiet):
+    """Kills its own worker process after writing the checkpoint of epoch 3 (inside the last rung, 2 -> 4 epochs),
+    on its first attempt only (the marker file says it happened)."""
+
+    marker = ""
+
+    def save_checkpoint(self, path):
+        super().save_checkpoint(path)
+        if self.epoch == 3 and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_killer(config, data, *, victim, marker):
+    solver = make_quiet(config, data)
+    if config == victim:
+        solver.__class__ = _Killer
+        solver.marker = marker
+    return solver
+
+
+@pytest.fixture(scope="module")
+def client2():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def test_same_records_sequential_one_and_two_workers(data, halved, client2):
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+    with cluster, distributed.Client(cluster, set_as_default=False) as client1:
+        one = sweep(make_quiet, CONFIGS, data=data, seed=3, client=client1, keep_params=True, halving=HALVING)
+    two = sweep(make_quiet, CONFIGS, data=data, seed=3, client=client2, keep_params=True, halving=HALVING)
+    for records in (one, two):
         for a, b in zip(records, halved, strict=True):
             assert _text(a, ("seconds", "worker", "best_params")) == _text(b, ("seconds", "worker", "best_params"))
+
+
+def test_a_worker_killed_mid_rung_resumes_to_the_same_records(data, halved, client2, tmp_path):
+    victim = next(r for r in halved if r["rung"] == 2)
+    marker = str(tmp_path / "killed")
+    make = functools.partial(make_killer, victim=victim["config"], marker=marker)
+    records = sweep(make, CONFIGS, data=data, seed=3, client=client2, halving=HALVING, checkpoint_dir=tmp_path / "ck")
+    assert os.path.exists(marker), "the victim's worker was not killed"
+    for a, b in zip(records, halved, strict=True):
+        assert _text(a, ("seconds", "worker", "best_params")) == _text(b, ("seconds", "worker", "best_params"))
 
 
 def test_save_load_table_and_curves(halved, tmp_path):
