@@ -9,8 +9,8 @@ config, and writes best validation accuracy against the learning rate, one line 
     python examples/sweep_cifar.py --lrs 1e-4 1e-3 1e-2 --regs 0 1e-2 --workers 2 --save sweep.json
     python examples/sweep_cifar.py --epochs 9 --halving 1 3      # successive halving: 1, 3, 9 epochs, best third on
 
-With --halving MIN_EPOCHS ETA every run trains MIN_EPOCHS epochs and only the best third (1/ETA) continues, from its
-checkpoint, to ETA times as many, and so on up to --epochs; it also writes validation accuracy against epochs, one
+With --halving MIN_EPOCHS ETA every run trains MIN_EPOCHS epochs and only the best 1/ETA of them continue, from their
+checkpoints, to ETA times as many, and so on up to --epochs; it also writes validation accuracy against epochs, one
 line per run (--curves), where the stopped runs show.
 """
 

@@ -85,8 +85,12 @@ def full(data):
 
 
 @pytest.fixture(scope="module")
-def halved(data, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("halving")
+def halving_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("halving")
+
+
+@pytest.fixture(scope="module")
+def halved(data, halving_dir):
     return sweep(
         make_quiet,
         CONFIGS,
@@ -95,7 +99,7 @@ def halved(data, tmp_path_factory):
         client="sequential",
         keep_params=True,
         halving=HALVING,
-        checkpoint_dir=folder,
+        checkpoint_dir=halving_dir,
     )
 
 
@@ -181,6 +185,42 @@ def client2():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
+
+
+_TRAINED: list[int] = []  # epochs each train() call had left to run, sequential sweeps only
+
+
+class _Counting(_Quiet):
+    def train(self):
+        _TRAINED.append(self.num_epochs - self.epoch)
+        super().train()
+
+
+def make_counting(config, data):
+    solver = make_quiet(config, data)
+    solver.__class__ = _Counting
+    return solver
+
+
+@pytest.mark.parametrize("where", ["again", False])
+def test_a_rerun_in_the_same_folder_or_without_checkpoints_gives_the_same_records(data, halved, halving_dir, where):
+    # "again": the folder holds every rung's checkpoint (and the last), so each rung resumes from its own and trains
+    # nothing; False: a continuing trial trains again from its start, to the same record.
+    folder = halving_dir if where == "again" else False
+    _TRAINED.clear()
+    records = sweep(
+        make_counting, CONFIGS, data=data, seed=3, client="sequential", halving=HALVING, checkpoint_dir=folder
+    )
+    for a, b in zip(records, halved, strict=True):
+        assert _text(a, ("seconds", "worker", "best_params")) == _text(b, ("seconds", "worker", "best_params"))
+    if where == "again":
+        epochs = {int(p.name.rsplit("_", 1)[1][:-4]) for p in halving_dir.glob("trial_*_epoch_*.npz")}
+        assert epochs == {1, 2, 4}, epochs  # the rungs' ends: what a rerun (or the next rung) continues from
+        # 7 + 4 + 2 train() calls (the failing config builds no Solver), none with epochs left, but the diverged
+        # trial's: it diverged before its first checkpoint, so it runs (and diverges) again.
+        assert sorted(_TRAINED) == [0] * 12 + [1], _TRAINED  # 7: the failing config never trains
+    else:
+        assert sorted(_TRAINED) == [1] * 7 + [2] * 4 + [4] * 2, _TRAINED  # from the start at each rung
 
 
 def test_same_records_sequential_one_and_two_workers(data, halved, client2):
