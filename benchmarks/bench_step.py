@@ -30,6 +30,22 @@ Outside the timed rounds, one extra step of each run is measured for:
   reports its buffers to it), the CPU allocator's events of ``torch.profiler`` for torch on the CPU,
   ``torch.cuda.max_memory_allocated`` on CUDA; not measured for CuPy.
 
+With ``--compile`` (the default but for ``--quick``), three compiled runs join the interleaved rounds, and a
+second table gives them with their ratios to native torch eager and to native ``torch.compile``:
+
+* ``xpnet/torch compiled``  ``torch.compile`` (default mode, not ``fullgraph``, so that a graph break shows as a
+  count rather than an error) of the whole xpnet step: ``model.loss``, then ``sgd_momentum`` on every parameter;
+* ``xpnet/jax jit``        ``jax.jit`` of the same step as a pure function of (params, velocities, X, y), the
+  hyperparameters held constant (on JAX's default device: its CPU unless jaxlib has a GPU);
+* ``torch compiled``       native torch with ``torch.compile`` of the module and loss (AOTAutograd compiles the
+  backward too) and of ``SGD.step``.
+
+For each: ``compile s``, the wall time of the first two steps (the first traces and compiles, the second
+recompiles where the step's inputs changed kind: the momentum buffer exists from the second step on); for torch,
+``graphs / breaks`` from dynamo's counters, and ``kernels``: on CUDA the GPU kernels one step launches
+(``torch.profiler``), on the CPU the kernels Inductor generated for the step (``torch._inductor.metrics``; calls
+to BLAS are not among them). A compiled run that fails prints its error type in its cells and the others go on.
+
 NumPy's BLAS and torch both get ``--threads`` threads (2 by default, the CI machine's cores): the environment
 variables of the BLAS libraries are set before NumPy loads, unless already set.
 """
@@ -78,6 +94,12 @@ def _parse(argv):
     )
     parser.add_argument("--only", default="", help="run only the models whose name contains this text")
     parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the compiled runs (torch.compile, jax.jit); default: yes, but for --quick",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help=f"smoke run: batch {QUICK_BATCH}, 2 rounds, 1 warm-up, no pause"
     )
     args = parser.parse_args(argv)
@@ -92,6 +114,8 @@ def _parse(argv):
         args.device = "cuda" if args.backend == "cupy" else "cpu"
     if args.quick:
         args.rounds, args.warmup, args.settle = 2, 1, 0.0
+    if args.compile is None:
+        args.compile = not args.quick
     return args
 
 
@@ -118,18 +142,20 @@ class _XpnetRun(_Run):
     def __init__(self, kind, kwargs, xp, device, X, y):
         import numpy as np
 
-        from xpnet import asarray
+        from xpnet import asarray, load_namespace
         from xpnet.classifiers.cnn import ThreeLayerConvNet
         from xpnet.classifiers.fc_net import FullyConnectedNet
         from xpnet.optim import sgd_momentum
 
+        load_namespace(xp)  # importing JAX draws from NumPy's global random state: before the seed, not after
         np.random.seed(0)  # the same weights for every backend: xpnet draws them on the host
         if kind == "cnn":
             self.model = ThreeLayerConvNet(dtype="float32", xp=xp, device=device, **kwargs)
         else:
             self.model = FullyConnectedNet(input_dim=3 * 32 * 32, dtype="float32", xp=xp, device=device, **kwargs)
         like = self.model.params["W1"]
-        self.X, self.y = asarray(X, like=like), asarray(y, like=like, dtype="int64")
+        labels = "int32" if xp == "jax" else "int64"  # JAX without x64 has no int64 (it would warn and truncate)
+        self.X, self.y = asarray(X, like=like), asarray(y, like=like, dtype=labels)
         self.configs = {k: {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM} for k in self.model.params}
         self._update = sgd_momentum
 
@@ -143,6 +169,49 @@ class _XpnetRun(_Run):
         from xpnet._backend import sync
 
         sync(self.loss)
+
+
+class _CompiledXpnetRun(_XpnetRun):
+    """The xpnet step under ``torch.compile`` (torch tensors) or ``jax.jit`` (JAX arrays)."""
+
+    graphs = breaks = kernels = None
+
+    def __init__(self, kind, kwargs, xp, device, X, y):
+        super().__init__(kind, kwargs, xp, device, X, y)
+        if xp == "torch":
+            import torch
+
+            self._compiled = torch.compile(super().step)
+            self.device = torch.device(device)
+            return
+        import jax
+
+        from xpnet.optim import sgd_momentum
+
+        model = self.model
+        hyper = {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM}
+
+        def pure_step(params, velocities, X, y):
+            model.params = dict(params)  # the tracers, for this trace only; step() puts arrays back
+            loss, grads = model.loss(X, y)
+            new_params, new_velocities = {}, {}
+            for k, w in params.items():
+                new_params[k], config = sgd_momentum(w, grads[k], {**hyper, "velocity": velocities[k]})
+                new_velocities[k] = config["velocity"]
+            return loss, new_params, new_velocities
+
+        import jax.numpy as jnp
+
+        self._params = dict(model.params)
+        self._velocities = {k: jnp.zeros_like(w) for k, w in self._params.items()}
+        self._jitted = jax.jit(pure_step)
+
+    def step(self) -> None:
+        if hasattr(self, "_compiled"):
+            self._compiled()
+            return
+        self.loss, self._params, self._velocities = self._jitted(self._params, self._velocities, self.X, self.y)
+        self.model.params = dict(self._params)
 
 
 class _TorchRun(_Run):
@@ -197,10 +266,14 @@ class _TorchRun(_Run):
         self.opt = torch.optim.SGD(self.net.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
         self._cross_entropy = torch.nn.functional.cross_entropy
         self._torch = torch
+        self._forward = self._loss
+
+    def _loss(self, X, y):
+        return self._cross_entropy(self.net(X), y)
 
     def step(self) -> None:
         self.opt.zero_grad(set_to_none=True)
-        loss = self._cross_entropy(self.net(self.X), self.y)
+        loss = self._forward(self.X, self.y)
         loss.backward()
         self.opt.step()
         self.loss = loss.detach()
@@ -208,6 +281,57 @@ class _TorchRun(_Run):
     def sync(self) -> None:
         if self.device.type == "cuda":
             self._torch.cuda.synchronize(self.device)
+
+
+class _CompiledTorchRun(_TorchRun):
+    """Native torch with ``torch.compile`` of the forward and loss (and so the backward) and of ``SGD.step``."""
+
+    graphs = breaks = kernels = None
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        import torch
+
+        self._forward = torch.compile(self._loss)
+        self.opt.step = torch.compile(self.opt.step)
+
+
+def _compile_counts(run: _Run) -> None:
+    """Run the compiled run's first two steps (compiling) and set its ``compile_s``, dynamo's graph and break counts
+    and the number of kernels (see the module docstring)."""
+    if isinstance(run, _CompiledXpnetRun) and not hasattr(run, "_compiled"):  # jax.jit: nothing of torch's
+        start = time.perf_counter()
+        run.step()
+        run.sync()
+        run.first_loss = run.loss
+        run.step()
+        run.sync()
+        run.compile_s = time.perf_counter() - start
+        return
+    from torch._dynamo.utils import counters
+    from torch._inductor import metrics
+
+    counters.clear()
+    metrics.reset()
+    start = time.perf_counter()
+    run.step()
+    run.sync()
+    run.first_loss = run.loss
+    run.step()
+    run.sync()
+    run.compile_s = time.perf_counter() - start
+    run.graphs = counters["stats"]["unique_graphs"]
+    run.breaks = sum(counters["graph_break"].values())
+    run.kernels = metrics.generated_kernel_count
+    if run.device.type == "cuda":
+        from torch.profiler import ProfilerActivity, profile
+
+        run.step()
+        run.sync()
+        with _without_profiler_noise(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+            run.step()
+            run.sync()
+        run.kernels = sum(1 for e in prof.events() if e.device_type.name == "CUDA")
 
 
 def _count_ops(run: _Run) -> tuple[int, int]:
@@ -304,11 +428,28 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
         runs[f"xpnet/{xp_name}"] = _XpnetRun(kind, kwargs, xp_name, None, X, y)
     runs["xpnet/torch"] = _XpnetRun(kind, kwargs, "torch", args.device, X, y)
     first = next(iter(runs.values()))
-    runs["torch"] = _TorchRun(kind, kwargs, {k: to_numpy(v) for k, v in first.model.params.items()}, args.device, X, y)
+    reference_params = {k: to_numpy(v) for k, v in first.model.params.items()}
+    runs["torch"] = _TorchRun(kind, kwargs, reference_params, args.device, X, y)
     for run in runs.values():
         run.step()
         run.sync()
     losses = {name: float(to_numpy(run.loss)) for name, run in runs.items()}
+    failed: dict[str, str] = {}  # compiled runs that could not compile or run: their error
+    if args.compile:
+        makers = {
+            "xpnet/torch compiled": lambda: _CompiledXpnetRun(kind, kwargs, "torch", args.device, X, y),
+            "xpnet/jax jit": lambda: _CompiledXpnetRun(kind, kwargs, "jax", None, X, y),
+            "torch compiled": lambda: _CompiledTorchRun(kind, kwargs, reference_params, args.device, X, y),
+        }
+        for name, make in makers.items():
+            try:
+                run = make()
+                _compile_counts(run)
+            except Exception as error:  # reported in the table; the other runs go on
+                failed[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+                continue
+            runs[name] = run
+            losses[name] = float(to_numpy(run.first_loss))
     reference = losses["torch"]
     for value in losses.values():
         if not abs(value - reference) <= 1e-4 * abs(reference) + 1e-6:
@@ -327,21 +468,36 @@ def bench_config(label, kind, kwargs, batch, args, xp_name):
             run.synced_step()
             times[name].append(run.synced_step())
 
-    def ratio(name):
-        return statistics.median(a / b for a, b in zip(times[name], times["torch"], strict=True))
+    def ratio(name, to="torch"):
+        return statistics.median(a / b for a, b in zip(times[name], times[to], strict=True))
 
+    eager = [name for name in runs if name in ("torch", f"xpnet/{xp_name}", "xpnet/torch")]
     ops = {name: _count_ops(runs[name]) for name in ("xpnet/torch", "torch")}
     peaks = {
-        name: _peak_bytes(run, xp_name if name == f"xpnet/{xp_name}" else "torch", args.device)
-        for name, run in runs.items()
+        name: _peak_bytes(runs[name], xp_name if name == f"xpnet/{xp_name}" else "torch", args.device) for name in eager
+    }
+    compiled = {
+        name: {
+            "ms": statistics.median(times[name]) * 1e3,
+            "ratio": ratio(name),
+            "ratio_compiled": ratio(name, "torch compiled") if "torch compiled" in runs else None,
+            "compile_s": runs[name].compile_s,
+            "graphs": runs[name].graphs,
+            "breaks": runs[name].breaks,
+            "kernels": runs[name].kernels,
+        }
+        for name in runs
+        if name not in eager
     }
     return {
         "label": f"{label}, batch {batch}",
-        "ms": {name: statistics.median(ts) * 1e3 for name, ts in times.items()},
-        "ratio": {name: ratio(name) for name in runs if name != "torch"},
+        "ms": {name: statistics.median(times[name]) * 1e3 for name in eager},
+        "ratio": {name: ratio(name) for name in eager if name != "torch"},
         "ops": ops,
         "peak": peaks,
         "losses": losses,
+        "compiled": compiled,
+        "failed": failed,
     }
 
 
@@ -366,6 +522,40 @@ def print_table(rows) -> None:
         print(f"| {' | '.join(cells)} |")
 
 
+def _compiled_cells(row, name, fields, fmt) -> str:
+    """The cells of one compiled run in the compiled table: its numbers, or "failed" in each."""
+    if name in row["failed"]:
+        return " | ".join(["failed"] * len(fields))
+    done = row["compiled"][name]
+    return " | ".join("n/a" if done[f] is None else fmt.format(done[f]) for f in fields)
+
+
+def print_compiled_table(rows, device) -> None:
+    cuda = device.startswith("cuda")
+    kernels = "GPU kernels a step (profiler)" if cuda else "Inductor kernels (CPU, BLAS not counted)"
+    names = ["xpnet/torch compiled", "xpnet/jax jit", "torch compiled"]
+    header = ["model", *(f"{n} ms | ÷ torch | ÷ torch compiled" for n in names[:2]), "torch compiled ms | ÷ torch"]
+    header += [f"compile s {' / '.join(names)}"]
+    header += ["graphs / breaks xpnet/torch compiled", "graphs / breaks torch compiled"]
+    header += [f"{kernels} xpnet/torch compiled", "torch compiled", "kernels torch eager (ops count)"]
+    print(f"| {' | '.join(header)} |")
+    print("|" + " --- |" * (len(header) + 5))  # 3 + 3 + 2 cells for the three runs' timings
+    for r in rows:
+        done, failed = r["compiled"], r["failed"]
+        cells = [r["label"]]
+        cells += [_compiled_cells(r, n, ("ms", "ratio", "ratio_compiled"), "{:.2f}") for n in names[:2]]
+        cells += [_compiled_cells(r, names[2], ("ms", "ratio"), "{:.2f}")]
+        cells += [" / ".join("failed" if n in failed else f"{done[n]['compile_s']:.1f}" for n in names)]
+        for n in (names[0], names[2]):
+            cells.append("failed" if n in failed else f"{done[n]['graphs']} / {done[n]['breaks']}")
+        cells += [_compiled_cells(r, n, ("kernels",), "{}") for n in (names[0], names[2])]
+        cells += [str(r["ops"]["torch"][1])]
+        print(f"| {' | '.join(cells)} |")
+    for r in rows:
+        for name, error in r["failed"].items():
+            print(f"  {r['label']}: {name} failed: {error}")
+
+
 def main(argv=None) -> None:
     args = _parse(argv)
     for variable in _THREAD_VARIABLES:  # before NumPy loads its BLAS
@@ -376,6 +566,12 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.compile:
+        import torch._inductor.config
+
+        # Compile cold every run: a graph from Inductor's on-disk cache would hide the compile time, and its
+        # kernels would not be counted as generated.
+        torch._inductor.config.fx_graph_cache = False
     xp_name = args.backend
     print(
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {cpu_name()}, {os.cpu_count()} CPUs, NumPy {np.__version__} "
@@ -390,10 +586,12 @@ def main(argv=None) -> None:
         if args.only not in label:
             continue
         rows.append(bench_config(label, kind, kwargs, QUICK_BATCH if args.quick else batch, args, xp_name))
-    print("check passed: the first-step losses of the three runs agree (relative 1e-4), one model in three forms:")
+    print("check passed: the first-step losses of the runs agree (relative 1e-4), one model in several forms:")
     for r in rows:
         print(f"  {r['label']}: " + ", ".join(f"{name} {loss:.6f}" for name, loss in r["losses"].items()))
     print_table(rows)
+    if args.compile:
+        print_compiled_table(rows, str(args.device))
     print(f"load average {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: other jobs shared the cores)")
 
 

@@ -8,7 +8,9 @@
 #    them); CuPy, torch (CUDA) and JAX come from the machine;
 # 2. the test suite on cupy and torch on cuda (`XPNET_BACKENDS=cupy,torch_cuda`), both required to run, and where JAX
 #    sees a GPU, tests/test_jax.py's accelerator test on it (required to pass);
-# 3. the benchmarks on the GPU: benchmarks/bench_conv.py and benchmarks/bench_step.py on cupy and on torch cuda;
+# 3. the benchmarks on the GPU: benchmarks/bench_conv.py and benchmarks/bench_step.py on cupy and on torch cuda
+#    (the torch run with its compiled columns: xpnet and native torch.compile, xpnet jax.jit, compile times,
+#    graph breaks and GPU kernels a step);
 # 4. the example on `--backend cupy`;
 # then appends a dated section with the device, library versions, per-backend test counts and every benchmark
 # table to REPORT.md (default BENCHMARKS.md). Logs go to $XPNET_GPU_LOGS (default gpu-logs/).
@@ -87,7 +89,8 @@ run() {  # run NAME CMD...: log to $LOGS/NAME.log; a failure is recorded, the ot
 run conv_cupy "$PYTHON" benchmarks/bench_conv.py --backend cupy
 run conv_torch_cuda "$PYTHON" benchmarks/bench_conv.py --backend torch --device cuda
 if [[ -f benchmarks/bench_step.py ]]; then
-    run step_cupy "$PYTHON" benchmarks/bench_step.py --backend cupy
+    # The compiled runs are the same in both, so only the torch run times them (compiling takes minutes).
+    run step_cupy "$PYTHON" benchmarks/bench_step.py --backend cupy --no-compile
     run step_torch_cuda "$PYTHON" benchmarks/bench_step.py --backend torch --device cuda
 fi
 run example_cupy "$PYTHON" examples/train_cnn.py --backend cupy --quiet

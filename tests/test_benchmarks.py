@@ -174,3 +174,27 @@ def test_bench_step_refuses_models_that_differ(bench, monkeypatch, capsys):
     with pytest.raises(RuntimeError, match=r"first-step losses differ, so the models differ"):
         bench("bench_step").main(["--quick", "--threads", "1", "--only", "[512, 256]"])
     assert "| model |" not in capsys.readouterr().out
+
+
+@needs_torch
+def test_bench_step_compiled_table_has_a_cell_per_column_and_reports_failures(bench, capsys):
+    module = bench("bench_step")
+    done = {"ms": 2.0, "ratio": 1.1, "ratio_compiled": 1.05, "compile_s": 9.5, "graphs": 1, "breaks": 0}
+    row = {
+        "label": "FullyConnectedNet [512, 256], batch 4",
+        "ops": {"torch": (73, 42)},
+        "compiled": {
+            "xpnet/torch compiled": {**done, "kernels": 12},
+            "torch compiled": {**done, "ratio_compiled": None, "graphs": 3, "breaks": 1, "kernels": 9},
+        },
+        "failed": {"xpnet/jax jit": "UnexpectedTracerError: a tracer leaked"},
+    }
+    module.print_compiled_table([row], "cpu")
+    lines = capsys.readouterr().out.splitlines()
+    header, rule, cells = (line.strip("|").split("|") for line in lines[:3])
+    assert len(header) == len(rule) == len(cells) == 15, lines
+    assert [c.strip() for c in cells[1:8]] == ["2.00", "1.10", "1.05", "failed", "failed", "failed", "2.00"], lines
+    assert [c.strip() for c in cells[9:]] == ["9.5 / failed / 9.5", "1 / 0", "3 / 1", "12", "9", "42"], lines
+    assert "Inductor kernels" in lines[0], lines
+    failure = "xpnet/jax jit failed: UnexpectedTracerError: a tracer leaked"
+    assert lines[3:] == [f"  FullyConnectedNet [512, 256], batch 4: {failure}"], lines
