@@ -1,7 +1,8 @@
 """Tests that kill mutants mutmut found surviving (tests/MUTATION.md): each pins a behaviour no other test did.
 
-Every test names, in its docstring, the kind of mutant it kills. They run on NumPy (and, where arrays are involved,
-every backend through ``xp``); they are cheap, so mutmut runs them with the rest of the selection.
+Every test names, in its docstring, the kind of mutant it kills; tests/MUTATION.md lists each mutant with its test.
+Most run on NumPy alone (what they pin is host-side: defaults, bounds, messages); the two that take ``xp`` run on
+every backend. They are cheap, and part of mutmut's selection (pyproject.toml, ``[tool.mutmut]``).
 """
 
 from __future__ import annotations
@@ -316,14 +317,19 @@ def test_eval_numerical_gradient_array_refuses_a_list_output():
 
 
 def test_an_output_on_another_backend_is_refused():
-    """``f`` returning a torch tensor for a NumPy ``x`` is refused, not converted (kills ``x`` dropped from the
-    backend check of the output, in eval_numerical_gradient_array and _blobs)."""
+    """``f`` returning a torch tensor for a NumPy ``x``, or a torch ``df`` or ``analytic_grad``, is refused, not
+    converted (kills an array dropped from the backend checks of the gradient functions)."""
     torch = pytest.importorskip("torch")
     message = r"^arrays come from different backends \(x is numpy\.ndarray, {} is torch\.Tensor\)"
     with pytest.raises(TypeError, match=message.format(r"f\(x\)")):
         eval_numerical_gradient_array(lambda a: torch.asarray(a), np.ones(2), np.ones(2))
     with pytest.raises(TypeError, match=message.format(r"f\(\*inputs\)")):
         eval_numerical_gradient_blobs(lambda a: torch.asarray(a), [np.ones(2)], np.ones(2))
+    t = torch.ones(2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=message.format("df")):
+        eval_numerical_gradient_array(lambda a: a, np.ones(2), t)
+    with pytest.raises(TypeError, match=message.format("analytic_grad")):
+        grad_check_sparse(lambda a: 0.0, np.ones(2), t)
 
 
 def test_batchnorm_momentum_zero_is_allowed():
