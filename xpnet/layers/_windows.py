@@ -42,6 +42,13 @@ def gather_windows(x, kh: int, kw: int, stride: int, out_h: int, out_w: int, *, 
 
     With ``x`` of shape (A, B, H, W) and ``axis=2`` the result is (A, B, KH·KW, H', W'); with ``axis=1`` it is
     (A, KH·KW, B, H', W'). The result is a fresh contiguous array, so reshaping it (for im2col) copies nothing.
+
+    One ``stack`` of the KH·KW slices is kept over two other formulations measured for the 7×7 first layer of the
+    default CNN ((3, 50, 38, 38) padded input, 2-core Xeon, 2026-12-06, times relative to the stack): a ``take``
+    with one flat index array is 0.47× under jax.jit (XLA's stack of 49 slices costs ~23 ms there) but 1.4×
+    with NumPy, 6.7× with torch eager and 2.6× under torch.compile; a separable gather (KW column slices, then KH
+    row slices of them) is 0.66× under jax.jit and 2.1-2.5× on the others. No single formulation wins on every
+    backend, and the eager paths and Inductor, which fuses the stack well, come first.
     """
     return xp.stack(window_views(x, kh, kw, stride, out_h, out_w), axis=axis)
 
