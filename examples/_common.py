@@ -131,6 +131,12 @@ def make_parser(doc: str, *, epochs: int, batch_size: int, lr: float, lr_decay: 
         "total, at least the checkpoint's epoch (default: start afresh)",
     )
     p.add_argument("--plot", metavar="PATH", help="write the loss and accuracy curves to this PNG (default: none)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run each training step compiled: torch.compile with --backend torch, jax.jit with --backend jax "
+        "(other backends have no compiler)",
+    )
     return p
 
 
@@ -220,8 +226,11 @@ def train(model, data: dict, args, *, name: str) -> Solver:
             checkpoint_name=checkpoint_name,
             seed=args.seed,
             resume_from=args.resume,
+            compile=getattr(args, "compile", False),
         )
     except (OSError, ValueError) as err:
+        if getattr(args, "compile", False) and "compile=True" in str(err):
+            raise SystemExit(f"--compile: {err}") from None
         if args.resume is None:
             raise
         # A missing file, or a checkpoint of another net, batch size or update rule: the message names it.

@@ -170,3 +170,62 @@ def test_update_rule_traced_state_compiles_once_and_matches_eager(rule):
     torch.testing.assert_close(w, ew, rtol=1e-12, atol=1e-14)
     if rule == "adam":
         assert int(config["t"]) == econfig["t"] == 5
+
+
+def _data(seed=0):
+    import numpy as np
+
+    rs = np.random.RandomState(seed)
+    return {
+        "X_train": rs.randn(40, D),
+        "y_train": rs.randint(0, C, 40),
+        "X_val": rs.randn(10, D),
+        "y_val": rs.randint(0, C, 10),
+    }
+
+
+@pytest.mark.parametrize(("normalization", "keep", "rule"), [("batchnorm", 0.5, "adam"), (None, 1, "sgd_momentum")])
+def test_solver_compile_matches_eager(monkeypatch, normalization, keep, rule):
+    """Solver(compile=True) trains 2 epochs to eager's loss history: dropout masks, batchnorm statistics, Adam's
+    step count and a learning-rate decay all go through the one compiled step."""
+    import numpy as np
+
+    from xpnet import _compiled
+    from xpnet.solver import Solver
+
+    monkeypatch.setattr(_compiled, "TORCH_BACKEND", "aot_eager")  # the same graph, without C++ compilation
+    histories, states = {}, {}
+    for compiled in (False, True):
+        np.random.seed(1)
+        model = _fc(normalization, keep)
+        solver = Solver(
+            model,
+            _data(),
+            update_rule=rule,
+            optim_config={"learning_rate": 1e-2},
+            lr_decay=0.9,
+            batch_size=10,
+            num_epochs=2,
+            verbose=False,
+            seed=0,
+            compile=compiled,
+        )
+        dynamo.reset()
+        solver.train()
+        histories[compiled] = np.array(solver.loss_history)
+        states[compiled] = {k: float(v) for k, v in solver.optim_configs["W1"].items() if not hasattr(v, "shape")}
+    np.testing.assert_allclose(histories[True], histories[False], rtol=1e-5, atol=1e-8)
+    assert len(histories[True]) == 8
+    assert states[True] == states[False]  # hyperparameters (decayed) and step counts stay Python numbers
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_solver_compile_refuses_a_backend_without_a_compiler(backend):
+    from xpnet.solver import Solver
+
+    pytest.importorskip(backend)
+    model = FullyConnectedNet([5], input_dim=D, num_classes=C, dtype="float64", xp=backend)
+    with pytest.raises(
+        ValueError, match=r"compile=True needs a backend with a compiler .* got the model on " + backend
+    ):
+        Solver(model, _data(), compile=True, verbose=False)

@@ -208,3 +208,101 @@ def test_jax_model_trains_checkpoints_reloads_and_matches_numpy(tmp_path):
     for k, v in model.params.items():
         np.testing.assert_array_equal(to_np(loaded.params[k]), to_np(v), err_msg=k)
     np.testing.assert_array_equal(to_np(loaded.loss(data["X_val"])), to_np(model.loss(data["X_val"])))
+
+
+def _jit_fc():
+    return FullyConnectedNet(
+        [5, 5],
+        input_dim=6,
+        num_classes=3,
+        normalization="batchnorm",
+        dropout_keep_ratio=0.5,
+        reg=0.1,
+        dtype="float64",
+        xp="jax",
+    )
+
+
+def test_jitted_step_threads_state_and_gives_eager_numbers():
+    """Batchnorm statistics and Adam's state go in and come out of a jitted step (the layers write tracers into
+    the dicts the step returns, never into anything that outlives it); dropout masks drawn outside are inputs; the
+    learning rate and Adam's t are traced arrays. Three steps give eager's params, statistics and loss."""
+    from xpnet import optim
+
+    model = _jit_fc()
+    rs = np.random.RandomState(0)
+    X, y = jnp.asarray(rs.randn(4, 6)), jnp.asarray([0, 1, 2, 1])
+    names = [f"bn{i}.{k}" for i in (1, 2) for k in ("running_mean", "running_var")]
+
+    def step(params, configs, state, masks):
+        model.params = dict(params)
+        model.set_state(state)
+        loss, grads = model.loss(X, y, dropout_masks=masks)
+        updates = {p: optim.adam(w, grads[p], dict(configs[p])) for p, w in params.items()}
+        new_params = {p: u[0] for p, u in updates.items()}
+        return loss, new_params, {p: u[1] for p, u in updates.items()}, model.get_state()
+
+    jitted = jax.jit(step)
+    params0 = dict(model.params)
+    params, state = dict(params0), {n: jnp.zeros(5) for n in names}
+    configs = {p: {"learning_rate": jnp.asarray(1e-2), "t": jnp.asarray(0)} for p in params}
+    eparams, econfigs = dict(params0), {p: {"learning_rate": 1e-2} for p in params}
+    np.random.seed(3)
+    all_masks = [model.draw_dropout_masks(4) for _ in range(3)]
+    for masks in all_masks:
+        loss, params, configs, state = jitted(params, configs, state, masks)
+    # The layer dicts hold the last trace's tracers now: the state lives in what the step returned, so the caller
+    # writes it back (here: eager's starting state) before the model runs eagerly again.
+    model.set_state({n: jnp.zeros(5) for n in names})
+    for masks in all_masks:
+        model.params = eparams
+        eloss, grads = model.loss(X, y, dropout_masks=masks)
+        for p in list(eparams):
+            eparams[p], econfigs[p] = optim.adam(eparams[p], grads[p], econfigs[p])
+    np.testing.assert_allclose(float(loss), float(eloss), rtol=1e-12)
+    for p in params:
+        # atol: b1 and b2 feed batchnorm, so their gradient is rounding noise (~1e-11) on either path.
+        np.testing.assert_allclose(to_np(params[p]), to_np(eparams[p]), rtol=1e-10, atol=1e-9, err_msg=p)
+    for n in names:
+        np.testing.assert_allclose(to_np(state[n]), to_np(model.get_state()[n]), rtol=1e-10, atol=1e-9, err_msg=n)
+    assert int(configs["W1"]["t"]) == econfigs["W1"]["t"] == 3
+
+
+def test_dropout_under_jit_without_a_mask_raises():
+    """A mask drawn while tracing would be one constant reused at every step: refused, not silently wrong."""
+    model = _jit_fc()
+    X, y = jnp.asarray(np.ones((4, 6))), jnp.asarray([0, 1, 2, 1])
+    with pytest.raises(ValueError, match=r"dropout_param\['mask'\] is required in train mode under a compiler"):
+        jax.jit(lambda X, y: model.loss(X, y))(X, y)
+    # Test mode draws nothing, so it traces.
+    assert jax.jit(lambda X: model.loss(X))(X).shape == (4, 3)
+
+
+def test_solver_compile_on_jax_matches_eager():
+    """Solver(compile=True) with jax.jit: 2 epochs with batchnorm, dropout, Adam and a decay give eager's losses."""
+    histories = {}
+    rs = np.random.RandomState(0)
+    data = {
+        "X_train": rs.randn(40, 6),
+        "y_train": rs.randint(0, 3, 40),
+        "X_val": rs.randn(10, 6),
+        "y_val": rs.randint(0, 3, 10),
+    }
+    for compiled in (False, True):
+        np.random.seed(1)
+        solver = Solver(
+            _jit_fc(),
+            data,
+            update_rule="adam",
+            optim_config={"learning_rate": 1e-2},
+            lr_decay=0.9,
+            batch_size=10,
+            num_epochs=2,
+            verbose=False,
+            seed=0,
+            compile=compiled,
+        )
+        solver.train()
+        histories[compiled] = np.array(solver.loss_history)
+    np.testing.assert_allclose(histories[True], histories[False], rtol=1e-5, atol=1e-8)
+    assert len(histories[True]) == 8

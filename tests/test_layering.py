@@ -168,6 +168,7 @@ FLOORS = {
     "xpnet.layer_utils": 3,
     "xpnet.classifiers": 4,
     "xpnet.solver": 5,
+    "xpnet._compiled": 5,
     "xpnet.sweep": 6,
     "xpnet.data_utils": 6,
     "xpnet": 6,

@@ -114,7 +114,9 @@ def _average(default: float) -> Hyperparameter:
     return Hyperparameter(default, 0.0, 1.0)
 
 
-CONFIG_SPEC: Mapping[str, RuleSpec] = MappingProxyType(
+# A plain dict for the rules' own lookups: torch.compile cannot read a mappingproxy once the trace has written to
+# any dict (a graph break); CONFIG_SPEC is the read-only public face of it.
+_SPECS: dict[str, RuleSpec] = dict(
     {
         "sgd": RuleSpec({"learning_rate": _LEARNING_RATE}),
         "sgd_momentum": RuleSpec({"learning_rate": _LEARNING_RATE, "momentum": _average(0.9)}, arrays=("velocity",)),
@@ -134,6 +136,7 @@ CONFIG_SPEC: Mapping[str, RuleSpec] = MappingProxyType(
         ),
     }
 )
+CONFIG_SPEC: Mapping[str, RuleSpec] = MappingProxyType(_SPECS)
 """Built-in rule name -> :class:`RuleSpec`: the config keys each rule accepts, CS231n's defaults and the range of
 each hyperparameter. :func:`check_config` checks a config against it; checkpoints are checked with it too."""
 
@@ -166,12 +169,12 @@ def check_config(rule: str, config: Mapping, name: str = "config") -> None:
     name : str, default 'config'
         The config's name in the messages.
     """
-    if rule not in CONFIG_SPEC:
+    if rule not in _SPECS:
         raise ValueError(f"rule must be one of {list(CONFIG_SPEC)}, got {rule!r}")
     accepted, fast = _FAST[rule]
     if not config.keys() <= accepted:
         check_keys(config, name, allowed=accepted, owner=rule)
-    spec = CONFIG_SPEC[rule]
+    spec = _SPECS[rule]
     for key, (low, high) in fast.items():
         if key in config:
             value = config[key]
@@ -204,7 +207,7 @@ def _setup(rule: str, w, dw, config: dict | None):
     elif not isinstance(config, dict):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
     check_config(rule, config)
-    for key, h in CONFIG_SPEC[rule].hyperparameters.items():
+    for key, h in _SPECS[rule].hyperparameters.items():
         config.setdefault(key, h.default)
     return xp, config
 

@@ -17,6 +17,7 @@ from typing import Any
 from . import _checkpoint, _progress, optim
 from ._atomic import check_writable
 from ._backend import asarray, backend_name, dtype_name, index_dtype, is_array, namespace, to_numpy
+from ._compiled import CompiledStep
 from ._random import check_seed, host_integers, host_rng, rng_state
 from ._validation import check_int, check_progress, check_real, did_you_mean
 
@@ -38,6 +39,7 @@ _DEFAULTS = {
     "seed": None,
     "resume_from": None,
     "on_nonfinite": "stop",
+    "compile": False,
 }
 _ON_NONFINITE = ("stop", "raise")
 
@@ -227,6 +229,8 @@ def _check_settings(kwargs: dict) -> dict:
     check_progress(settings["progress"])
     if settings["on_nonfinite"] not in _ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be 'stop' or 'raise', got {settings['on_nonfinite']!r}")
+    if not isinstance(settings["compile"], bool):
+        raise TypeError(f"compile must be True or False, got {settings['compile']!r}")
     for name, low in (("batch_size", 1), ("num_epochs", 0), ("print_every", 1)):
         settings[name] = check_int(settings[name], name, low=low)
     for name in ("num_train_samples", "num_val_samples"):
@@ -431,6 +435,12 @@ class Solver:  # numpydoc ignore=PR02
         What :meth:`train` does when the loss becomes NaN or infinite: ``'stop'`` warns with
         :class:`NonFiniteLossWarning` and returns, ``'raise'`` raises :class:`NonFiniteLossError`; either way the
         best params are put back first.
+    compile : bool, default False
+        Run each training step (loss, gradients, every update, batchnorm state) as one compiled function:
+        ``torch.compile`` on torch tensors, ``jax.jit`` on JAX arrays. The numbers are eager's to float rounding
+        (dropout masks are drawn on the host as an eager step draws them and passed in); checkpoints and resume
+        are unchanged. A ``ValueError`` naming ``compile`` on backends without a compiler (NumPy, CuPy,
+        array_api_strict) and for a custom update rule. The first steps pay for compilation.
 
     Notes
     -----
@@ -465,6 +475,9 @@ class Solver:  # numpydoc ignore=PR02
         self._print = print  # train() points it at tqdm.write while a terminal bar is drawn
         self.seed = check_seed(settings["seed"], generator=True)
         self.resume_from = settings["resume_from"]
+        self.compile: bool = settings["compile"]
+        # Built before the data is moved: a backend without a compiler is refused first.
+        self._compiled_step = CompiledStep(model, self.update_rule) if self.compile else None
 
         ref = self._reference()
         num_classes = getattr(model, "num_classes", None)
@@ -523,7 +536,13 @@ class Solver:  # numpydoc ignore=PR02
         """One gradient update of every param on a random minibatch (CS231n's ``_step``)."""
         xp = namespace(self.X_train)
         idx = self._draw(self.X_train.shape[0], self.batch_size)
-        loss, grads = self.model.loss(xp.take(self.X_train, idx, axis=0), xp.take(self.y_train, idx, axis=0))
+        X_batch, y_batch = xp.take(self.X_train, idx, axis=0), xp.take(self.y_train, idx, axis=0)
+        if self._compiled_step is not None:
+            loss, self.optim_configs = self._compiled_step(X_batch, y_batch, self.optim_configs)
+            self._pending_losses.append(loss)
+            self._iteration += 1
+            return
+        loss, grads = self.model.loss(X_batch, y_batch)
         params = self.model.params
         missing = [p for p in params if p not in grads]
         if missing:

@@ -158,7 +158,9 @@ class Model:
         if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
         C = self.num_classes
-        if is_host_resident(y) and not is_tracing(y) and bool(xp.any((y < 0) | (y >= C))):
+        # Asked of the result, not of y: labels closed over by a jitted function are concrete, their comparison is not.
+        out_of_range = xp.any((y < 0) | (y >= C)) if is_host_resident(y) else None
+        if out_of_range is not None and not is_tracing(out_of_range) and bool(out_of_range):
             raise ValueError(
                 f"y must hold class labels in [0, {C}) (num_classes), got values from {int(xp.min(y))} to "
                 f"{int(xp.max(y))}"

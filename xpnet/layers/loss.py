@@ -116,7 +116,9 @@ def _check_scores_and_labels(x, y, *, xp):
     # The range check reads a value back from the array: free in host memory, but on a GPU it would stall the
     # pipeline at every training step, so there it is left out (the Solver checks its labels once, on the host).
     # Under a compiler no value can be read (a graph break in torch.compile, an error in jax.jit): skipped there too.
-    if is_host_resident(y) and not is_tracing(y) and bool(xp.any((y < 0) | (y >= C))):
+    # Tracing is asked of the result, not of y: labels closed over by a jitted function are concrete, not traced.
+    out_of_range = xp.any((y < 0) | (y >= C)) if is_host_resident(y) else None
+    if out_of_range is not None and not is_tracing(out_of_range) and bool(out_of_range):
         raise ValueError(
             f"y must hold labels in [0, C) = [0, {C}), got values from {int(xp.min(y))} to {int(xp.max(y))}"
         )
