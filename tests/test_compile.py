@@ -229,3 +229,42 @@ def test_solver_compile_refuses_a_backend_without_a_compiler(backend):
         ValueError, match=r"compile=True needs a backend with a compiler .* got the model on " + backend
     ):
         Solver(model, _data(), compile=True, verbose=False)
+
+
+def test_solver_compile_checkpoints_and_resumes_exactly(monkeypatch, tmp_path):
+    """A compiled run stopped after epoch 1 and resumed from its checkpoint (compiled again) repeats the
+    uninterrupted compiled run bit for bit: the checkpoint holds what an eager run's holds."""
+    import numpy as np
+
+    from xpnet import _compiled
+    from xpnet.solver import Solver
+
+    monkeypatch.setattr(_compiled, "TORCH_BACKEND", "aot_eager")
+
+    def solver(num_epochs, name, **kwargs):
+        np.random.seed(1)
+        return Solver(
+            _fc("batchnorm", 0.5),
+            _data(),
+            update_rule="adam",
+            optim_config={"learning_rate": 1e-2},
+            lr_decay=0.9,
+            batch_size=10,
+            num_epochs=num_epochs,
+            verbose=False,
+            seed=0,
+            compile=True,
+            checkpoint_name=str(tmp_path / name),
+            **kwargs,
+        )
+
+    whole = solver(2, "whole")
+    whole.train()
+    first = solver(1, "part")
+    first.train()
+    resumed = solver(2, "part", resume_from=str(tmp_path / "part_epoch_1.npz"))
+    resumed.train()
+    assert resumed.loss_history == whole.loss_history
+    assert resumed.optim_configs["W1"]["t"] == whole.optim_configs["W1"]["t"] == 8
+    for p in whole.model.params:
+        torch.testing.assert_close(resumed.model.params[p], whole.model.params[p], rtol=0, atol=0)
