@@ -268,3 +268,27 @@ def test_solver_compile_checkpoints_and_resumes_exactly(monkeypatch, tmp_path):
     assert resumed.optim_configs["W1"]["t"] == whole.optim_configs["W1"]["t"] == 8
     for p in whole.model.params:
         torch.testing.assert_close(resumed.model.params[p], whole.model.params[p], rtol=0, atol=0)
+
+
+def test_is_tracing_is_true_only_under_the_compiler():
+    import numpy as np
+
+    from xpnet._backend import is_tracing
+
+    x = torch.ones(3)
+    assert not is_tracing(x) and not is_tracing(np.ones(3)) and not is_tracing()
+    dynamo.reset()
+    traced = torch.compile(lambda x: x + 1 if is_tracing(x) else x - 1, fullgraph=True, backend="eager")
+    assert traced(x).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_example_compile_flag_refuses_numpy_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_fc.py"
+    args = ["--backend", "numpy", "--compile", "--epochs", "1", "--num-train", "50", "--quiet"]
+    done = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("--compile: compile=True needs a backend with a compiler")
