@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import optim
-from ._backend import backend_name, device, index_dtype, is_array, namespace
+from ._backend import backend_name, device, index_dtype, is_array, max_float_dtype, namespace
 
 __all__ = ["CompiledStep", "COMPILERS"]
 
@@ -69,7 +69,7 @@ class CompiledStep:
                 f"compile=True needs one of xpnet.optim's update rules {list(optim.CONFIG_SPEC)}, got "
                 f"{getattr(update_rule, '__name__', update_rule)!r}; use compile=False for a custom rule"
             )
-        self.model, self.update_rule, self.spec = model, update_rule, spec
+        self.model, self.update_rule, self.spec, self.backend = model, update_rule, spec, backend
         if backend == "torch":
             import torch
 
@@ -96,20 +96,22 @@ class CompiledStep:
         return loss, new_params, new_configs, new_state
 
     def _traced_config(self, config: dict, w) -> dict:
-        """``config`` with its Python numbers as 0-d arrays on w's device (hyperparameters in w's dtype, counts as
-        integers), so that the trace takes them as inputs."""
+        """``config`` with its missing state arrays as zeros and, on torch, its Python numbers as 0-d tensors on
+        w's device (hyperparameters in the widest float, which a 0-d tensor never promotes w to; counts as
+        integers), so that the trace takes them as inputs. jax.jit traces Python numbers by itself, weakly typed
+        as the Python numbers of an eager step are (a float64 array would promote a float32 w)."""
         out = {}
         for key in self.spec.arrays:
             if config.get(key) is None:
                 # Zeros, as the rule starts a missing state: the first step then traces what every later one runs.
                 config = {**config, key: self.xp.zeros_like(w)}
         for key, value in config.items():
-            if is_array(value) or value is None:
+            if is_array(value) or value is None or self.backend == "jax":
                 out[key] = value
             elif key in self.spec.counts:
                 out[key] = self.xp.asarray(value, dtype=index_dtype(self.xp), device=device(w))
             else:
-                out[key] = self.xp.asarray(value, dtype=w.dtype, device=device(w))
+                out[key] = self.xp.asarray(value, dtype=max_float_dtype(self.xp, device(w)), device=device(w))
         return out
 
     def __call__(self, X, y, configs: dict[str, dict]) -> tuple[Any, dict[str, dict]]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ._backend import Array, device, is_array, is_tracing, namespace
+from ._backend import Array, device, is_array, is_tracing, max_float_dtype, namespace
 from ._validation import check_int, check_keys, check_real
 
 # The update rules (CS231n's names), then the table of their configs and its check.
@@ -348,8 +348,12 @@ def adam(w: Array, dw: Array, config: dict | None = None) -> tuple[Array, dict]:
     v = beta2 * _state(xp, config, "v", w) + (1 - beta2) * (dw * dw)
     config.update(t=t, m=m, v=v)
     if is_array(t):
-        # A traced step count: the powers are taken in w's dtype (a float ** an int64 tensor would be float32).
-        t = xp.astype(t, w.dtype)
-    mt = m / (1 - beta1**t)
-    vt = v / (1 - beta2**t)
+        # A traced step count: the bias corrections are computed in the widest float, as the Python numbers of an
+        # eager step are (in float32, 1 - 0.999**1 would be off by 1e-5), then used in w's dtype.
+        t = xp.astype(t, max_float_dtype(xp, device(w)))
+        c1, c2 = (xp.astype(1 - beta**t, w.dtype) for beta in (beta1, beta2))
+    else:
+        c1, c2 = 1 - beta1**t, 1 - beta2**t
+    mt = m / c1
+    vt = v / c2
     return w - config["learning_rate"] * mt / (xp.sqrt(vt) + config["epsilon"]), config
