@@ -43,8 +43,10 @@ second table gives them with their ratios to native torch eager and to native ``
 For each: ``compile s``, the wall time of the first two steps (the first traces and compiles, the second
 recompiles where the step's inputs changed kind: the momentum buffer exists from the second step on); for torch,
 ``graphs / breaks`` from dynamo's counters, and ``kernels``: on CUDA the GPU kernels one step launches
-(``torch.profiler``), on the CPU the kernels Inductor generated for the step (``torch._inductor.metrics``; calls
-to BLAS are not among them). A compiled run that fails prints its error type in its cells and the others go on.
+(``torch.profiler``), on the CPU the kernels Inductor generated while compiling the first two steps
+(``torch._inductor.metrics``: every graph the ``graphs`` column counts, so a step that recompiled is counted
+twice; calls to BLAS are not among them). A compiled run that fails prints its error type in its cells and the
+others go on.
 
 NumPy's BLAS and torch both get ``--threads`` threads (2 by default, the CI machine's cores): the environment
 variables of the BLAS libraries are set before NumPy loads, unless already set.
@@ -532,7 +534,7 @@ def _compiled_cells(row, name, fields, fmt) -> str:
 
 def print_compiled_table(rows, device) -> None:
     cuda = device.startswith("cuda")
-    kernels = "GPU kernels a step (profiler)" if cuda else "Inductor kernels (CPU, BLAS not counted)"
+    kernels = "GPU kernels a step (profiler)" if cuda else "Inductor kernels generated in 2 steps (CPU)"
     names = ["xpnet/torch compiled", "xpnet/jax jit", "torch compiled"]
     header = ["model", *(f"{n} ms | ÷ torch | ÷ torch compiled" for n in names[:2]), "torch compiled ms | ÷ torch"]
     header += [f"compile s {' / '.join(names)}"]
