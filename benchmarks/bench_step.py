@@ -33,15 +33,17 @@ Outside the timed rounds, one extra step of each run is measured for:
 With ``--compile`` (the default but for ``--quick``), three compiled runs join the interleaved rounds, and a
 second table gives them with their ratios to native torch eager and to native ``torch.compile``:
 
-* ``xpnet/torch compiled``  ``torch.compile`` (default mode, not ``fullgraph``, so that a graph break shows as a
-  count rather than an error) of the whole xpnet step: ``model.loss``, then ``sgd_momentum`` on every parameter;
-* ``xpnet/jax jit``        ``jax.jit`` of the same step as a pure function of (params, velocities, X, y), the
-  hyperparameters held constant (on JAX's default device: its CPU unless jaxlib has a GPU);
+* ``xpnet/torch compiled``  the whole xpnet step (``model.loss``, ``sgd_momentum`` on every parameter, the
+  batchnorm statistics) compiled as ``Solver(compile=True)`` does it: ``torch.compile(fullgraph=True)`` of one pure
+  function (so a graph break fails the run, which then prints its error);
+* ``xpnet/jax jit``        the same pure step under ``jax.jit`` (on JAX's default device: its CPU unless jaxlib
+  has a GPU);
 * ``torch compiled``       native torch with ``torch.compile`` of the module and loss (AOTAutograd compiles the
   backward too) and of ``SGD.step``.
 
-For each: ``compile s``, the wall time of the first two steps (the first traces and compiles, the second
-recompiles where the step's inputs changed kind: the momentum buffer exists from the second step on); for torch,
+For each: ``compile s``, the wall time of the first two steps (the first traces and compiles; the second runs the
+compiled step, or recompiles where its inputs changed kind: native SGD's momentum buffers exist from the second
+step on, while xpnet's compiled step starts its state as zeros and traces once); for torch,
 ``graphs / breaks`` from dynamo's counters, and ``kernels``: on CUDA the GPU kernels one step launches
 (``torch.profiler``), on the CPU the kernels Inductor generated while compiling the first two steps
 (``torch._inductor.metrics``: every graph the ``graphs`` column counts, so a step that recompiled is counted
@@ -174,46 +176,24 @@ class _XpnetRun(_Run):
 
 
 class _CompiledXpnetRun(_XpnetRun):
-    """The xpnet step under ``torch.compile`` (torch tensors) or ``jax.jit`` (JAX arrays)."""
+    """The xpnet step compiled as ``Solver(compile=True)`` compiles it (``xpnet._compiled.CompiledStep``: loss,
+    gradients, updates and batchnorm state in one pure function): ``torch.compile`` with ``fullgraph`` on torch
+    tensors, ``jax.jit`` on JAX arrays."""
 
     graphs = breaks = kernels = None
 
     def __init__(self, kind, kwargs, xp, device, X, y):
         super().__init__(kind, kwargs, xp, device, X, y)
+        from xpnet._compiled import CompiledStep
+
+        self._compiled = CompiledStep(self.model, self._update)
         if xp == "torch":
             import torch
 
-            self._compiled = torch.compile(super().step)
             self.device = torch.device(device)
-            return
-        import jax
-
-        from xpnet.optim import sgd_momentum
-
-        model = self.model
-        hyper = {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM}
-
-        def pure_step(params, velocities, X, y):
-            model.params = dict(params)  # the tracers, for this trace only; step() puts arrays back
-            loss, grads = model.loss(X, y)
-            new_params, new_velocities = {}, {}
-            for k, w in params.items():
-                new_params[k], config = sgd_momentum(w, grads[k], {**hyper, "velocity": velocities[k]})
-                new_velocities[k] = config["velocity"]
-            return loss, new_params, new_velocities
-
-        import jax.numpy as jnp
-
-        self._params = dict(model.params)
-        self._velocities = {k: jnp.zeros_like(w) for k, w in self._params.items()}
-        self._jitted = jax.jit(pure_step)
 
     def step(self) -> None:
-        if hasattr(self, "_compiled"):
-            self._compiled()
-            return
-        self.loss, self._params, self._velocities = self._jitted(self._params, self._velocities, self.X, self.y)
-        self.model.params = dict(self._params)
+        self.loss, self.configs = self._compiled(self.X, self.y, self.configs)
 
 
 class _TorchRun(_Run):
@@ -301,7 +281,7 @@ class _CompiledTorchRun(_TorchRun):
 def _compile_counts(run: _Run) -> None:
     """Run the compiled run's first two steps (compiling) and set its ``compile_s``, dynamo's graph and break counts
     and the number of kernels (see the module docstring)."""
-    if isinstance(run, _CompiledXpnetRun) and not hasattr(run, "_compiled"):  # jax.jit: nothing of torch's
+    if isinstance(run, _CompiledXpnetRun) and run._compiled.backend == "jax":  # jax.jit: nothing of torch's
         start = time.perf_counter()
         run.step()
         run.sync()
