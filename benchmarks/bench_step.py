@@ -551,8 +551,8 @@ def main(argv=None) -> None:
     if args.compile:
         import torch._inductor.config
 
-        # Compile cold every run: a graph from Inductor's on-disk cache would hide the compile time, and its
-        # kernels would not be counted as generated.
+        # Trace and lower every graph in each run: a graph from Inductor's FX graph cache would hide most of the
+        # compile time, and its kernels would not be counted as generated.
         torch._inductor.config.fx_graph_cache = False
     xp_name = args.backend
     print(
