@@ -123,7 +123,10 @@ def test_numpy_integer_seeds_give_the_int_seed_mask_and_other_seeds_are_refused_
 
 
 def test_a_misspelled_key_is_refused_by_name(xp):
-    message = r"^dropout_param has unknown key 'sed' \(did you mean 'seed'\?\); accepted keys: \['mask', 'mode', 'p', 'seed'\]$"
+    message = (
+        r"^dropout_param has unknown key 'sed' \(did you mean 'seed'\?\); "
+        r"accepted keys: \['mask', 'mode', 'p', 'seed'\]$"
+    )
     with pytest.raises(ValueError, match=message):
         dropout_forward(_x(xp, (2, 2), dtype=widest_float(xp)), {"mode": "train", "p": 0.5, "sed": 0})
 

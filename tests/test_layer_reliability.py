@@ -634,7 +634,8 @@ BAD_DROPOUT = {
     "bad p with a seed": (np.ones((3, 3)), {"mode": "train", "p": 2.0, "seed": 3}, ValueError, _KEEP_P + "2"),
     "unknown key": (
         np.ones((3, 3)), {"mode": "train", "p": 0.5, "sed": 1}, ValueError,
-        r"^dropout_param has unknown key 'sed' \(did you mean 'seed'\?\); accepted keys: \['mask', 'mode', 'p', 'seed'\]",
+        r"^dropout_param has unknown key 'sed' \(did you mean 'seed'\?\); "
+        r"accepted keys: \['mask', 'mode', 'p', 'seed'\]",
     ),
     "bad p": (np.ones((3, 3)), {"mode": "train", "p": 0.0}, ValueError, _KEEP_P + "0"),
     "bad mode": (
