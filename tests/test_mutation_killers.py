@@ -14,7 +14,7 @@ import pytest
 
 from xpnet import optim
 from xpnet._npz import read_npz, write_npz
-from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
+from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
 from xpnet.gradient_check import (
     directional_grad_check,
     eval_numerical_gradient,
@@ -25,17 +25,20 @@ from xpnet.gradient_check import (
     rel_error,
 )
 from xpnet.layers import (
+    affine_forward,
     batchnorm_forward,
     layernorm_forward,
     max_pool_backward_fast,
     max_pool_backward_naive,
     max_pool_forward_fast,
     max_pool_forward_naive,
+    relu_backward,
+    relu_forward,
     softmax_loss,
     spatial_groupnorm_forward,
     svm_loss,
 )
-from xpnet.solver import Solver, checkpoint_epoch
+from xpnet.solver import NonFiniteLossError, Solver, checkpoint_epoch
 
 from helpers import to_np, to_xp
 
@@ -414,3 +417,78 @@ def test_eval_numerical_gradient_prints_only_when_verbose(capsys):
     assert capsys.readouterr().out == ""
     eval_numerical_gradient(lambda a: float(np.sum(a**2)), x)
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_an_integer_operand_takes_a_float32_layers_dtype():
+    """An int ``b`` (or int ``dout``) meeting float32 arrays is cast to float32, not to the default float64 (kills
+    ``xp.astype(a, None)`` in ``promote`` and ``as_common_dtype``)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    out, _ = affine_forward(x, w, np.arange(4))
+    assert out.dtype == np.float32
+    _, cache = relu_forward(x)
+    dx = relu_backward(np.ones((2, 3), dtype=np.int64), cache)
+    assert dx.dtype == np.float32
+
+
+def test_a_model_file_with_a_non_string_dtype_is_refused(tmp_path):
+    """``config['dtype']`` must be a dtype name; a number is named as damage (kills ``in`` -> ``not in``)."""
+    path = tmp_path / "m.npz"
+    FullyConnectedNet([4], input_dim=3, num_classes=2, dtype=np.float32).save(path)
+    arrays, meta = read_npz(path)
+    write_npz(path, arrays, {**meta, "config": {**meta["config"], "dtype": 32}})
+    with pytest.raises(ValueError, match=r"config\['dtype'\] must be a dtype name such as 'float32', got 32"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_the_solvers_own_x_with_other_labels_is_checked(split):
+    """Only the Solver's own (X, y) pairs skip the labels' check: its X with out-of-range labels is refused (kills
+    ``y is self.y_*`` -> ``y is not self.y_*``)."""
+    solver = _solver()
+    X = solver.X_train if split == "train" else solver.X_val
+    with pytest.raises(ValueError, match="y"):
+        solver.check_accuracy(X, np.full(X.shape[0], 7))
+
+
+def test_ties_in_val_accuracy_keep_the_first_best_params():
+    """With a learning rate too small to change any prediction every val accuracy ties, so the best params stay
+    those of the first check: 1 and 2 epochs end with the same params (kills ``>`` -> ``>=``)."""
+    finals = []
+    for epochs in (1, 2):
+        solver = _solver(optim_config={"learning_rate": 1e-9})
+        solver.num_epochs = epochs
+        solver.train()
+        assert len(set(solver.val_acc_history)) == 1 and solver.val_acc_history[0] > 0
+        finals.append({k: np.asarray(v).copy() for k, v in solver.model.params.items()})
+    for k in finals[0]:
+        np.testing.assert_array_equal(finals[0][k], finals[1][k])
+
+
+class _PoisonedNet(FullyConnectedNet):
+    """A FullyConnectedNet whose training loss becomes NaN from its ``at``-th call on."""
+
+    def __init__(self, at: int):
+        np.random.seed(0)
+        super().__init__([8], input_dim=5, num_classes=3, dtype=np.float64)
+        self.at, self.calls = at, 0
+
+    def loss(self, X, y=None):
+        if y is None:
+            return super().loss(X)
+        self.calls += 1
+        loss, grads = super().loss(X, y)
+        return (loss * math.nan, grads) if self.calls >= self.at else (loss, grads)
+
+
+@pytest.mark.parametrize(("at", "held"), [(1, "the params training started from"), (6, "the best params so far")])
+def test_the_divergence_names_the_params_held_and_sets_the_iteration(tmp_path, at, held):
+    """The error says which params the model holds (best ones only once a check kept some), and the iteration
+    counter (saved in a checkpoint) stops at the bad iteration (kills the 'held' clause's mutants and
+    ``_iteration = None``)."""
+    solver = Solver(_PoisonedNet(at), _data(), num_epochs=3, batch_size=10, verbose=False, seed=0, on_nonfinite="raise")
+    with pytest.raises(NonFiniteLossError, match=f"model.params holds {held}"):
+        solver.train()
+    solver.save_checkpoint(tmp_path / "ckpt.npz")
+    assert read_npz(tmp_path / "ckpt.npz")[1]["iteration"] == at
