@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from xpnet import optim
+from xpnet import _progress, optim
 from xpnet._npz import read_npz, write_npz
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
 from xpnet.gradient_check import (
@@ -492,3 +492,16 @@ def test_the_divergence_names_the_params_held_and_sets_the_iteration(tmp_path, a
         solver.train()
     solver.save_checkpoint(tmp_path / "ckpt.npz")
     assert read_npz(tmp_path / "ckpt.npz")[1]["iteration"] == at
+
+
+def test_verbose_lines_go_through_the_terminal_bars_write(monkeypatch, capsys):
+    """While a terminal bar is drawn, verbose lines go through ``tqdm.write`` (which keeps the bar whole), not a
+    plain print (kills the ``is`` -> ``is not`` and ``_print = None`` mutants of the bar's opening)."""
+    written: list[str] = []
+    monkeypatch.setattr(_progress.terminal_tqdm, "write", lambda s, *args, **kwargs: written.append(s))
+    solver = _solver(progress=True)
+    solver.verbose = True
+    solver.train()
+    assert any(s.startswith("(Iteration 1 / 4) loss: ") for s in written), written
+    assert any(s.startswith("(Epoch 1 / 1) train acc: ") for s in written), written
+    assert "(Iteration" not in capsys.readouterr().out
