@@ -2,13 +2,15 @@
 
 Every test names, in its docstring, the kind of mutant it kills; tests/MUTATION.md lists each mutant with its test.
 Most run on NumPy alone (what they pin is host-side: defaults, bounds, messages); the two that take ``xp`` run on
-every backend. They are cheap, and part of mutmut's selection (pyproject.toml, ``[tool.mutmut]``).
+every backend, and the compiled step's on JAX when it is selected. They are cheap, and part of mutmut's selection
+(pyproject.toml, ``[tool.mutmut]``).
 """
 
 from __future__ import annotations
 
 import math
 
+import conftest
 import numpy as np
 import pytest
 
@@ -505,3 +507,25 @@ def test_verbose_lines_go_through_the_terminal_bars_write(monkeypatch, capsys):
     assert any(s.startswith("(Iteration 1 / 4) loss: ") for s in written), written
     assert any(s.startswith("(Epoch 1 / 1) train acc: ") for s in written), written
     assert "(Iteration" not in capsys.readouterr().out
+
+
+def test_a_compiled_step_counts_its_iterations(tmp_path):
+    """The compiled step advances the iteration counter by one, which a checkpoint saves (kills ``+= 1`` ->
+    ``= 1`` and ``-= 1`` on the compiled path). JAX's jit compiles a tiny net in about a second."""
+    if "jax" not in conftest.BACKENDS:
+        pytest.skip(f"jax is not selected by XPNET_BACKENDS ({conftest.BACKENDS})")
+    xp = conftest.load_backend("jax")
+    np.random.seed(0)
+    model = FullyConnectedNet([4], input_dim=5, num_classes=3, dtype="float64", xp=xp)
+    solver = Solver(model, _data(), num_epochs=1, batch_size=10, verbose=False, seed=0, compile=True)
+    step, calls = solver._step, []
+
+    def counted_step():  # a miscounting step would never end the epoch: fail instead of hanging
+        calls.append(1)
+        assert len(calls) <= 4, "4 steps did not end the 4-iteration epoch"
+        step()
+
+    solver._step = counted_step
+    solver.train()
+    solver.save_checkpoint(tmp_path / "ckpt.npz")
+    assert read_npz(tmp_path / "ckpt.npz")[1]["iteration"] == 4
