@@ -529,3 +529,20 @@ def test_a_compiled_step_counts_its_iterations(tmp_path):
     solver.train()
     solver.save_checkpoint(tmp_path / "ckpt.npz")
     assert read_npz(tmp_path / "ckpt.npz")[1]["iteration"] == 4
+
+
+def test_a_model_file_with_an_unknown_state_name_is_refused_by_name(tmp_path):
+    """A state array the model has no slot for is named as damage, a ValueError before any array is read (kills
+    ``unknown = None``, which ends in a KeyError)."""
+    path = tmp_path / "m.npz"
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, normalization="batchnorm", dtype=np.float64)
+    model.loss(np.zeros((2, 3)), np.zeros(2, dtype=np.int64))  # a training pass creates the running averages
+    model.save(path)
+    arrays, meta = read_npz(path)
+    state = [k for k in arrays if k.startswith("state.")]
+    assert state, list(arrays)
+    write_npz(path, {**arrays, "state.bn_params.9.running_mean": arrays[state[0]]}, meta)
+    with pytest.raises(
+        ValueError, match=r"m\.npz holds state \['bn_params\.9\.running_mean'\], but a FullyConnectedNet"
+    ):
+        load_model(path)
