@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from _check import scaled_errors
 from _machine import cpu_name, openblas_kernels
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -48,7 +49,6 @@ QUICK_GEOMETRIES = [((4, 3, 8, 8), (4, 3, 3), 1, 1), ((2, 5, 9, 9), (3, 3, 3), 2
 # float32 against a float64 reference, as a fraction of the reference's largest magnitude: float32's rounding over
 # the longest sum here (dw: N·H'·W' = 65536 terms) stays under 1e-5; a wrong pad, stride, flip, bias or gradient
 # is off by order 1.
-TOLERANCE = 1e-4
 
 
 class ConvMismatch(RuntimeError):
@@ -123,15 +123,7 @@ def check_conv(x, w, b, dout, host, stride, pad) -> str:
         expected, source = _torch_reference(host, stride, pad), "torch conv2d float64"
     except ImportError:
         expected, source = _numpy_reference(host, stride, pad), "NumPy float64 (torch not installed)"
-    errors, wrong = {}, []
-    for name, ref in expected.items():
-        value = to_numpy(got[name]).astype(np.float64)
-        if value.shape != ref.shape:
-            wrong.append(f"{name} has shape {value.shape}, expected {ref.shape}")
-            continue
-        errors[name] = float(np.max(np.abs(value - ref))) / max(float(np.max(np.abs(ref))), 1e-30)
-        if not errors[name] <= TOLERANCE:  # NaN fails too
-            wrong.append(f"{name} is off by {errors[name]:.2e} of its scale (tolerance {TOLERANCE:.0e})")
+    errors, wrong = scaled_errors(got, expected, to_numpy)
     if wrong:
         raise ConvMismatch(f"xpnet's convolution differs from {source}: " + "; ".join(wrong))
     summary = ", ".join(f"{name} {err:.1e}" for name, err in errors.items())

@@ -32,13 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from _check import TOLERANCE, scaled_errors
 from _machine import cpu_name, openblas_kernels
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # float32 against float64, as a fraction of the reference's largest magnitude (see bench_conv.py): rounding stays
 # under 1e-5 at these sizes, a wrong layer is off by order 1.
-TOLERANCE = 1e-4
 QUICK_BATCH = 2
 
 
@@ -151,7 +151,6 @@ class LayerMismatch(RuntimeError):
 def _check(layer: Layer, xp_inputs: dict, xp_dout, host: dict, dout_host) -> str:
     """Compare xpnet's output and gradients with torch float64 on the same inputs; raise LayerMismatch naming
     what is off by more than TOLERANCE of the reference's scale; return the largest error."""
-    import numpy as np
     import torch
     import torch.nn.functional as F_
 
@@ -165,15 +164,7 @@ def _check(layer: Layer, xp_inputs: dict, xp_dout, host: dict, dout_host) -> str
     got_out, cache = layer.xpnet_forward(xp_inputs)
     got_grads = layer.xpnet_backward(xp_dout, cache)
     got = {"out": got_out} | {f"d{k}": g for k, g in zip(layer.grads, got_grads, strict=True)}
-    errors, wrong = {}, []
-    for name, ref in expected.items():
-        value = to_numpy(got[name]).astype(np.float64)
-        if value.shape != ref.shape:
-            wrong.append(f"{name} has shape {value.shape}, expected {ref.shape}")
-            continue
-        errors[name] = float(np.max(np.abs(value - ref))) / max(float(np.max(np.abs(ref))), 1e-30)
-        if not errors[name] <= TOLERANCE:  # NaN fails too
-            wrong.append(f"{name} is off by {errors[name]:.2e} of its scale (tolerance {TOLERANCE:.0e})")
+    errors, wrong = scaled_errors(got, expected, to_numpy)
     if wrong:
         raise LayerMismatch(f"{layer.name}: xpnet differs from torch float64: " + "; ".join(wrong))
     return f"{max(errors.values()):.1e}"
