@@ -283,6 +283,71 @@ def test_solver_compile_checkpoints_and_resumes_exactly(monkeypatch, tmp_path):
         torch.testing.assert_close(resumed.model.params[p], whole.model.params[p], rtol=0, atol=0)
 
 
+def test_compiled_step_reuses_hyperparameter_tensors_and_keeps_only_the_last_steps(monkeypatch):
+    """The 0-d tensors for Python-number hyperparameters are made once per value, not per param per step (on a GPU
+    each would be a copy to the device), and reused while the number stays the same; a new number gets a new tensor
+    and the step uses it; Adam's rising t leaves only the last step's tensors behind. -0.0 is not 0.0's tensor."""
+    import numpy as np
+
+    from xpnet import _compiled
+
+    monkeypatch.setattr(_compiled, "TORCH_BACKEND", "aot_eager")
+    np.random.seed(1)
+    model = _fc(None, 1)
+    step = _compiled.CompiledStep(model, optim.adam)
+    X, y = _batch(model)
+    configs = {p: {"learning_rate": 1e-2} for p in model.params}
+    dynamo.reset()
+    for _ in range(3):
+        _, configs = step(X, y, configs)
+    kept = dict(step._scalars)
+    # learning rate, beta1, beta2 and epsilon: one tensor each for all six params; t: one, the last step's.
+    assert len(kept) == 5, sorted(kept)
+    lr = next(v for (count, _, text, _), v in kept.items() if text == "0.01")
+    _, configs = step(X, y, configs)
+    assert next(v for (_, _, text, _), v in step._scalars.items() if text == "0.01") is lr
+    before = {p: w.clone() for p, w in model.params.items()}
+    for config in configs.values():
+        config["learning_rate"] = -0.0
+    _, configs = step(X, y, configs)
+    assert not any(text == "0.01" for _, _, text, _ in step._scalars)
+    zero = next(v for (_, _, text, _), v in step._scalars.items() if text == "-0.0")
+    assert zero is not lr and float(zero) == 0.0
+    for p, w in model.params.items():  # a zero learning rate: Adam moves nothing
+        torch.testing.assert_close(w, before[p], rtol=0, atol=0)
+
+
+def test_compiled_step_state_is_adopted_not_copied_and_matches_eager(monkeypatch):
+    """The batchnorm running statistics go into the compiled step as they are and its new ones are put in place;
+    they equal an eager step's, and a state array held before the step is not written into."""
+    import numpy as np
+
+    from xpnet import _compiled
+
+    monkeypatch.setattr(_compiled, "TORCH_BACKEND", "aot_eager")
+    models = []
+    for _ in range(2):
+        np.random.seed(1)
+        models.append(_fc("batchnorm", 1))
+    eager, compiled = models
+    X, y = _batch(eager)
+    step = _compiled.CompiledStep(compiled, optim.sgd)
+    configs = {p: {"learning_rate": 1e-2} for p in compiled.params}
+    dynamo.reset()
+    step(X, y, configs)
+    held = compiled._state_arrays()
+    copies = {k: v.clone() for k, v in held.items()}
+    step(X, y, configs)
+    for _ in range(2):
+        _, grads = eager.loss(X, y)
+        for p, w in eager.params.items():
+            eager.params[p], _ = optim.sgd(w, grads[p], {"learning_rate": 1e-2})
+    for name, value in compiled.get_state().items():
+        torch.testing.assert_close(value, eager.get_state()[name], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(held[name], copies[name], rtol=0, atol=0)
+        assert compiled._state_arrays()[name] is not held[name]
+
+
 def test_is_tracing_is_true_only_under_the_compiler():
     import numpy as np
 

@@ -70,6 +70,10 @@ class CompiledStep:
                 f"{getattr(update_rule, '__name__', update_rule)!r}; use compile=False for a custom rule"
             )
         self.model, self.update_rule, self.spec, self.backend = model, update_rule, spec, backend
+        # The 0-d arrays the last step passed for Python-number hyperparameters, by (kind, type, repr, device): a
+        # step reuses them while the numbers stay the same, rather than making (on a GPU: copying to the device)
+        # one per number per param per step. Only the last step's are kept, so Adam's rising t leaves no trail.
+        self._scalars: dict = {}
         if backend == "torch":
             import torch
 
@@ -95,11 +99,12 @@ class CompiledStep:
             model.params = saved
         return loss, new_params, new_configs, new_state
 
-    def _traced_config(self, config: dict, w) -> dict:
+    def _traced_config(self, config: dict, w, scalars: dict) -> dict:
         """``config`` with its missing state arrays as zeros and, on torch, its Python numbers as 0-d tensors on
         w's device (hyperparameters in the widest float, which a 0-d tensor never promotes w to; counts as
         integers), so that the trace takes them as inputs. jax.jit traces Python numbers by itself, weakly typed
-        as the Python numbers of an eager step are (a float64 array would promote a float32 w)."""
+        as the Python numbers of an eager step are (a float64 array would promote a float32 w). The 0-d tensors
+        made go into ``scalars``, and those of the last step are reused."""
         out = {}
         for key in self.spec.arrays:
             if config.get(key) is None:
@@ -108,10 +113,15 @@ class CompiledStep:
         for key, value in config.items():
             if is_array(value) or value is None or self.backend == "jax":
                 out[key] = value
-            elif key in self.spec.counts:
-                out[key] = self.xp.asarray(value, dtype=index_dtype(self.xp), device=device(w))
-            else:
-                out[key] = self.xp.asarray(value, dtype=max_float_dtype(self.xp, device(w)), device=device(w))
+                continue
+            count = key in self.spec.counts
+            # repr, not the value: -0.0 == 0.0, and 1 == 1.0 == True, but they are different hyperparameters.
+            cache_key = (count, type(value), repr(value), device(w))
+            scalar = scalars.get(cache_key, self._scalars.get(cache_key))
+            if scalar is None:
+                dtype = index_dtype(self.xp) if count else max_float_dtype(self.xp, device(w))
+                scalar = self.xp.asarray(value, dtype=dtype, device=device(w))
+            out[key] = scalars[cache_key] = scalar
         return out
 
     def __call__(self, X, y, configs: dict[str, dict]) -> tuple[Any, dict[str, dict]]:
@@ -126,8 +136,9 @@ class CompiledStep:
             full[p] = {**self.spec.defaults(), **config}
             for key in self.spec.counts:
                 full[p].setdefault(key, 0)  # as adam's config.setdefault("t", 0)
-        traced = {p: self._traced_config(full[p], params[p]) for p in params}
-        state = model.get_state()
+        scalars: dict = {}
+        traced = {p: self._traced_config(full[p], params[p], scalars) for p in params}
+        state = model._state_arrays()  # not copies: the trace reads them and returns new ones
         missing = {name: shape for name, shape in model.state_shapes().items() if name not in state}
         if missing:
             # Missing running statistics are zeros to the layers too; written into the model now (not inside the
@@ -140,8 +151,9 @@ class CompiledStep:
             # which are the same at every step): a warning per lookup on the first step, nothing the user can act on.
             warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`")
             loss, new_params, new_configs, new_state = self._compiled(params, traced, state, X, y, masks)
+        self._scalars = scalars
         model.params.update(new_params)
-        model.set_state(new_state)
+        model._adopt_state(new_state)
         out = {}
         for p, config in full.items():
             # Hyperparameters stay the caller's Python numbers; each step count advances by one, as the rule's does;

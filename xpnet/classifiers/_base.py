@@ -192,6 +192,18 @@ class Model:
                     state[f"{prefix}.{key}"] = self.xp.asarray(slot[key], copy=True)
         return state
 
+    def _state_arrays(self) -> dict:
+        """The non-trainable arrays themselves, not copies: for a compiled step, which reads them and never writes
+        into them (its new state comes back as new arrays, which :meth:`_adopt_state` puts in place)."""
+        return {f"{p}.{key}": slot[key] for p, slot, keys, _ in self._state_slots() for key in keys if key in slot}
+
+    def _adopt_state(self, state: dict) -> None:
+        """Put ``state``'s arrays in place without copying: new arrays on the model's backend, device and dtype
+        with the names and shapes of :meth:`_state_arrays` (a compiled step's output), never the caller's."""
+        slots = {f"{p}.{key}": slot for p, slot, keys, _ in self._state_slots() for key in keys}
+        for name, value in state.items():
+            slots[name][name.rsplit(".", 1)[1]] = value
+
     def set_state(self, state: dict) -> None:
         """Make :meth:`get_state` equal ``state`` (arrays of any backend are copied onto the model's).
 
