@@ -306,3 +306,23 @@ def test_solver_compile_on_jax_matches_eager():
         histories[compiled] = np.array(solver.loss_history)
     np.testing.assert_allclose(histories[True], histories[False], rtol=1e-5, atol=1e-8)
     assert len(histories[True]) == 8
+
+
+@pytest.mark.parametrize(("layer", "kernel", "stride"), [("conv", 3, 1), ("conv", 5, 2), ("pool", 3, 2)])
+def test_backward_passes_under_jit_equal_eager(layer, kernel, stride):
+    """Under jax.jit the convolution's dx and the overlapping pool's dx are sums of padded windows (a compiler's
+    formulation; eagerly they are accumulated in place): the same numbers."""
+    from xpnet.layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
+
+    rng = np.random.default_rng(0)
+    x, w, b = (B.asarray(rng.standard_normal(s), xp="jax") for s in ((2, 3, 9, 9), (4, 3, kernel, kernel), (4,)))
+
+    def backward(x, w, b):
+        if layer == "conv":
+            out, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": (kernel - 1) // 2})
+            return conv_backward_fast(out * out, cache)
+        out, cache = max_pool_forward_fast(x, {"pool_height": kernel, "pool_width": kernel, "stride": stride})
+        return (max_pool_backward_fast(out * out, cache),)
+
+    for got, expected in zip(jax.jit(backward)(x, w, b), backward(x, w, b), strict=True):
+        np.testing.assert_allclose(to_np(got), to_np(expected), rtol=1e-12, atol=1e-12)

@@ -9,7 +9,7 @@ slice stops never pass the end of the array (array_api_strict rejects out-of-bou
 
 from __future__ import annotations
 
-from .._backend import at, device
+from .._backend import at, device, is_tracing, pad
 
 __all__ = ["conv_output_size", "window_views", "gather_windows", "scatter_windows"]
 
@@ -57,11 +57,43 @@ def scatter_windows(windows, shape, kh: int, kw: int, stride: int, *, xp):
     """Adjoint of :func:`window_views`: sum KH·KW window arrays (..., H', W') back into a zero array ``shape``.
 
     ``windows`` is a sequence in window order (a list, or ``xp.unstack`` of a stacked array); overlapping windows
-    accumulate. The accumulation goes through ``at`` (in place on mutable backends, a new array on JAX).
+    accumulate, in window order. Eagerly the accumulation goes through ``at`` (in place on mutable backends, a new
+    array on JAX). Under a compiler each window is instead zero-padded to ``shape`` and the padded arrays summed
+    (:func:`_scatter_by_padding`): compilers turn a chain of KH·KW writes into slices into one kernel that
+    evaluates each write's input once per branch, 2**(KH·KW) times over (Inductor, 2026-12-06: 1.07 s for a 3×3
+    convolution's dx on (50, 32, 16, 16) that takes 4.3 ms eagerly, and a 7×7 one never finished), where a sum of
+    padded arrays is one kernel with KH·KW reads per element (4.2 ms). Eagerly the padding would copy each window
+    to full size. Both add the same numbers in the same order.
     """
     first = windows[0]
+    if is_tracing(first):
+        return _scatter_by_padding(windows, shape, kh, kw, stride, xp=xp)
     out_h, out_w = first.shape[-2], first.shape[-1]
     out = xp.zeros(shape, dtype=first.dtype, device=device(first))
     for window, (rows, columns) in zip(windows, _offsets(kh, kw, stride, out_h, out_w), strict=True):
         out = at(out, (..., rows, columns), xp=xp).add(window)
     return out
+
+
+def _dilate(a, stride: int, axis: int, *, xp):
+    """``a`` with ``stride - 1`` zeros between neighbours along ``axis`` (-1 or -2): length n becomes s·(n-1)+1."""
+    n = a.shape[axis]
+    spread = xp.stack([a] + [xp.zeros_like(a)] * (stride - 1), axis=axis)  # (..., n, s) or (..., n, s, W)
+    merged = xp.reshape(spread, (*a.shape[: a.ndim + axis], n * stride, *a.shape[a.ndim + axis + 1 :]))
+    keep = slice(0, stride * (n - 1) + 1)
+    return merged[..., keep] if axis == -1 else merged[..., keep, :]
+
+
+def _scatter_by_padding(windows, shape, kh: int, kw: int, stride: int, *, xp):
+    """:func:`scatter_windows` as a sum of the windows, each spread by ``stride`` and zero-padded to ``shape``."""
+    height, width = shape[-2], shape[-1]
+    total = None
+    for k, window in enumerate(windows):
+        i, j = divmod(k, kw)
+        if stride > 1:
+            window = _dilate(_dilate(window, stride, -1, xp=xp), stride, -2, xp=xp)
+        span_h, span_w = window.shape[-2], window.shape[-1]
+        widths = ((0, 0),) * (window.ndim - 2) + ((i, height - i - span_h), (j, width - j - span_w))
+        term = pad(window, widths, xp=xp)
+        total = term if total is None else total + term
+    return total
