@@ -231,3 +231,22 @@ def fixed_examples(max_examples: int):
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
+
+
+WINDOW_BACKWARD_CASES = [("conv", 3, 1), ("conv", 5, 2), ("conv", 7, 1), ("pool", 3, 2), ("pool", 2, 1)]
+"""(layer, kernel, stride) of :func:`window_backward`: the passes whose dx scatters windows back."""
+
+
+def window_backward(layer: str, kernel: int, stride: int):
+    """``f(x, w, b)``: a convolution (``layer="conv"``, 'same' padding) or a max pooling of x, then its backward
+    pass with ``out * out`` as the upstream gradient; the tuple of gradients (the pool's has dx only)."""
+    from xpnet.layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
+
+    def backward(x, w, b):
+        if layer == "conv":
+            out, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": (kernel - 1) // 2})
+            return conv_backward_fast(out * out, cache)
+        out, cache = max_pool_forward_fast(x, {"pool_height": kernel, "pool_width": kernel, "stride": stride})
+        return (max_pool_backward_fast(out * out, cache),)
+
+    return backward

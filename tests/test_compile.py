@@ -11,6 +11,8 @@ import pytest
 from xpnet import optim
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet
 
+from helpers import WINDOW_BACKWARD_CASES, window_backward
+
 torch = pytest.importorskip("torch", reason="torch is not installed")
 dynamo = pytest.importorskip("torch._dynamo")
 
@@ -348,9 +350,7 @@ def test_compiled_step_state_is_adopted_not_copied_and_matches_eager(monkeypatch
         assert compiled._state_arrays()[name] is not held[name]
 
 
-@pytest.mark.parametrize(
-    ("layer", "kernel", "stride"), [("conv", 3, 1), ("conv", 5, 2), ("conv", 7, 1), ("pool", 3, 2), ("pool", 2, 1)]
-)
+@pytest.mark.parametrize(("layer", "kernel", "stride"), WINDOW_BACKWARD_CASES)
 def test_backward_passes_write_into_no_array_under_compile(layer, kernel, stride):
     """Under torch.compile the convolution's dx and the overlapping pool's dx are sums of padded windows, not
     KH·KW writes into slices of one array: Inductor compiled such a chain into a kernel that evaluates each write's
@@ -358,20 +358,11 @@ def test_backward_passes_write_into_no_array_under_compile(layer, kernel, stride
     The traced graph has no setitem, and the compiled gradients are eager's."""
     import operator
 
-    from xpnet.layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
-
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 9, 9, generator=gen, dtype=torch.float64)
     w = torch.randn(4, 3, kernel, kernel, generator=gen, dtype=torch.float64)
     b = torch.randn(4, generator=gen, dtype=torch.float64)
-
-    def backward(x, w, b):
-        if layer == "conv":
-            out, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": (kernel - 1) // 2})
-            return conv_backward_fast(out * out, cache)
-        out, cache = max_pool_forward_fast(x, {"pool_height": kernel, "pool_width": kernel, "stride": stride})
-        return (max_pool_backward_fast(out * out, cache),)
-
+    backward = window_backward(layer, kernel, stride)
     targets = []
 
     def record(gm, inputs):

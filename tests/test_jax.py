@@ -14,7 +14,7 @@ from xpnet import _backend as B
 from xpnet.classifiers import FullyConnectedNet, ThreeLayerConvNet, load_model
 from xpnet.solver import Solver
 
-from helpers import blobs, to_np
+from helpers import WINDOW_BACKWARD_CASES, blobs, to_np, window_backward
 
 jax = pytest.importorskip("jax", reason="jax is not installed (pip install xpnet[jax])")
 jnp = pytest.importorskip("jax.numpy")
@@ -308,21 +308,12 @@ def test_solver_compile_on_jax_matches_eager():
     assert len(histories[True]) == 8
 
 
-@pytest.mark.parametrize(("layer", "kernel", "stride"), [("conv", 3, 1), ("conv", 5, 2), ("pool", 3, 2)])
+@pytest.mark.parametrize(("layer", "kernel", "stride"), WINDOW_BACKWARD_CASES)
 def test_backward_passes_under_jit_equal_eager(layer, kernel, stride):
     """Under jax.jit the convolution's dx and the overlapping pool's dx are sums of padded windows (a compiler's
     formulation; eagerly they are accumulated in place): the same numbers."""
-    from xpnet.layers import conv_backward_fast, conv_forward_fast, max_pool_backward_fast, max_pool_forward_fast
-
     rng = np.random.default_rng(0)
     x, w, b = (B.asarray(rng.standard_normal(s), xp="jax") for s in ((2, 3, 9, 9), (4, 3, kernel, kernel), (4,)))
-
-    def backward(x, w, b):
-        if layer == "conv":
-            out, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": (kernel - 1) // 2})
-            return conv_backward_fast(out * out, cache)
-        out, cache = max_pool_forward_fast(x, {"pool_height": kernel, "pool_width": kernel, "stride": stride})
-        return (max_pool_backward_fast(out * out, cache),)
-
+    backward = window_backward(layer, kernel, stride)
     for got, expected in zip(jax.jit(backward)(x, w, b), backward(x, w, b), strict=True):
         np.testing.assert_allclose(to_np(got), to_np(expected), rtol=1e-12, atol=1e-12)
