@@ -718,6 +718,43 @@ def test_numpy_integer_and_generator_seeds_are_accepted():
     assert a.loss_history == b.loss_history
 
 
+class _ThirdPartyBitGenerator(np.random.PCG64):
+    """A bit generator that is not NumPy's own, as a third-party package's would be: its state names another
+    kind, which no resume can rebuild."""
+
+    @property
+    def state(self):
+        return {**super().state, "bit_generator": "Xoshiro256"}
+
+
+def test_a_generator_no_resume_could_restore_is_refused_with_checkpoints_and_trains_without(tmp_path):
+    """Before, its state went into every checkpoint, and resuming from one was refused; now a checkpoint_name is
+    refused at once, naming seed, before the folder is touched. Without checkpoints it trains as any Generator."""
+    foreign = np.random.Generator(_ThirdPartyBitGenerator(3))
+    target = tmp_path / "runs" / "net"
+    with pytest.raises(
+        ValueError,
+        match=r"seed must be a numpy.random.Generator on one of NumPy's bit generators "
+        r"\['MT19937', 'PCG64', 'PCG64DXSM', 'Philox', 'SFC64'\] .* got one on 'Xoshiro256'",
+    ):
+        make_solver(TinyNet(np), seed=foreign, num_epochs=1, checkpoint_name=str(target))
+    assert not (tmp_path / "runs").exists()
+    solver = make_solver(TinyNet(np), seed=foreign, num_epochs=1)
+    with pytest.raises(ValueError, match="seed must be a numpy.random.Generator"):
+        solver.checkpoint_name = str(target)
+    assert solver.checkpoint_name is None
+    solver.train()
+    assert len(solver.loss_history) > 0
+    for kind in ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"):  # NumPy's own are all resumable
+        make_solver(TinyNet(np), seed=np.random.Generator(getattr(np.random, kind)(1)), checkpoint_name=str(target))
+
+
+def test_the_resumable_bit_generators_are_those_a_checkpoint_load_checks():
+    from xpnet import _metadata, _random
+
+    assert set(_random.BIT_GENERATORS) == set(_metadata._BIT_GENERATOR_STATES)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

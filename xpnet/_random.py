@@ -123,6 +123,24 @@ def _unplain(obj: Any) -> Any:
     return obj
 
 
+BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
+"""The bit generators whose state a checkpoint saves and a resume restores (NumPy's own; the state's
+``bit_generator`` field names one). ``_metadata`` checks every field of each on load."""
+
+
+def check_resumable(rng: Any, name: str = "seed") -> None:
+    """Refuse a ``Generator`` whose state a checkpoint would save but no resume could restore: one on a bit
+    generator other than :data:`BIT_GENERATORS` (a third-party one). A ValueError naming ``name``; ints and None
+    pass."""
+    if isinstance(rng, np.random.Generator):
+        kind = rng.bit_generator.state.get("bit_generator")
+        if kind not in BIT_GENERATORS:
+            raise ValueError(
+                f"{name} must be a numpy.random.Generator on one of NumPy's bit generators {list(BIT_GENERATORS)} "
+                f"for its state to go into checkpoints, got one on {kind!r}; use one of those, or no checkpoint_name"
+            )
+
+
 def rng_state(rng: np.random.Generator | None = None) -> dict:
     """The state of ``rng`` (NumPy's global state if ``None``) as a JSON-able dict, for checkpoints."""
     if rng is None:

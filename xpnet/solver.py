@@ -18,7 +18,7 @@ from . import _checkpoint, _progress, optim
 from ._atomic import check_writable
 from ._backend import asarray, backend_name, dtype_name, index_dtype, is_array, namespace, to_numpy
 from ._compiled import CompiledStep
-from ._random import check_seed, host_integers, host_rng, rng_state
+from ._random import check_resumable, check_seed, host_integers, host_rng, rng_state
 from ._validation import check_int, check_progress, check_real, did_you_mean
 
 __all__ = ["Solver", "NonFiniteLossError", "NonFiniteLossWarning", "check_data", "checkpoint_epoch"]
@@ -422,7 +422,8 @@ class Solver:  # numpydoc ignore=PR02
     seed : int, numpy.random.Generator or None, default None
         Seeds the Solver's own minibatch sampler (an int >= 0, a NumPy integer or a ``Generator``). None draws
         from NumPy's global state with ``np.random.choice``, as CS231n does, so ``np.random.seed(231)``
-        reproduces CS231n's batches.
+        reproduces CS231n's batches. With a ``checkpoint_name``, a Generator must be on one of NumPy's bit
+        generators (MT19937, PCG64, PCG64DXSM, Philox, SFC64), whose state checkpoints save and restore.
     resume_from : str or path, optional
         A checkpoint written by this class, given to :meth:`load_checkpoint`: training continues where it
         stopped (params, optimizer state, model state, histories, epoch, both random states) and ``train()`` runs
@@ -498,12 +499,14 @@ class Solver:  # numpydoc ignore=PR02
         """Prefix of the files :meth:`train` writes at each epoch end, ``{checkpoint_name}_epoch_{epoch}.npz``, or
         None for none. Setting it (in the constructor or later, as a sweep does) creates missing folders and writes
         and removes a file there, so an unwritable path is an ``OSError`` naming ``checkpoint_name`` at once rather
-        than after the first epoch; the name is kept only when that succeeds."""
+        than after the first epoch; the name is kept only when that succeeds. A ``seed`` Generator on a bit generator
+        no resume could restore (not one of NumPy's own) is a ValueError here, before the folder is touched."""
         return self._checkpoint_name
 
     @checkpoint_name.setter
     def checkpoint_name(self, value) -> None:
         if value is not None:
+            check_resumable(self.seed, "seed")  # before the folder is touched
             check_writable(value, name="checkpoint_name", suffix="_epoch_0.npz")
         self._checkpoint_name = value
 
