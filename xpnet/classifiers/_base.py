@@ -185,12 +185,7 @@ class Model:
 
         Only arrays that exist are returned: batchnorm running statistics appear after the first training pass.
         """
-        state = {}
-        for prefix, slot, keys, _ in self._state_slots():
-            for key in keys:
-                if key in slot:
-                    state[f"{prefix}.{key}"] = self.xp.asarray(slot[key], copy=True)
-        return state
+        return {name: self.xp.asarray(value, copy=True) for name, value in self._state_arrays().items()}
 
     def _state_arrays(self) -> dict:
         """The non-trainable arrays themselves, not copies: for a compiled step, which reads them and never writes
